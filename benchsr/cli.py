@@ -1,0 +1,143 @@
+"""The `benchsr` command: list, run, leaderboard."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import config, registry, tables
+from .contracts import BenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Super-resolution benchmark suite for CT.")
+# wide tables stay readable when the output is a file or a CI log
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True)
+
+
+def _plugin_table(kind: str) -> Table:
+    t = Table(title=kind)
+    cols = (["name", "presets", "data", "scales", "description", "origin"] if kind == "methods"
+            else ["name", "scale", "description", "origin"])
+    for col in cols:
+        t.add_column(col, overflow="fold")
+    for name, entry in sorted(registry.discover(kind).items()):
+        if entry.broken:
+            t.add_row(name, *[""] * (len(cols) - 3), f"[red]BROKEN: {entry.error}[/]", entry.origin)
+            continue
+        c = entry.cls
+        if kind == "methods":
+            t.add_row(name, ", ".join(config.preset_names(c)), c.data,
+                      ",".join(map(str, c.scales)), c.description, entry.origin)
+        else:
+            label = c.description + (" [SIMULATED]" if c.simulated else "")
+            t.add_row(name, f"{c.scale}x", label, entry.origin)
+    return t
+
+
+@app.command("list")
+def list_plugins() -> None:
+    """Every method (with presets, data needs, scales) and every dataset."""
+    console.print(_plugin_table("methods"))
+    console.print(_plugin_table("datasets"))
+
+
+def _parse_methods(spec: str) -> list[tuple[type, str]]:
+    """'all' or 'name[:preset],...' -> [(class, preset)]; validated before anything is written."""
+    table = registry.discover("methods")
+    names = ([n for n, e in sorted(table.items()) if not e.broken] if spec.strip() == "all"
+             else [s.strip() for s in spec.split(",") if s.strip()])
+    if not names:
+        raise BenchError("--methods is empty")
+    out = []
+    for item in names:
+        name, _, preset = item.partition(":")
+        cls = registry.get("methods", name)
+        preset = preset or "default"
+        if preset not in config.preset_names(cls):
+            raise BenchError(f"unknown preset '{preset}' for method '{name}' "
+                             f"(available: {', '.join(config.preset_names(cls))})")
+        out.append((cls, preset))
+    return out
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@app.command()
+def run(
+    methods: str = typer.Option("all", help="'all' or a comma list of METHOD[:PRESET]"),
+    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    profile: str = typer.Option("quick", help="smoke | quick | paper"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast)"),
+    seed: Optional[int] = typer.Option(None),
+    out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
+    resume: bool = typer.Option(False, help="continue the newest unfinished run of the same config"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Train (where the method trains) and evaluate methods on a dataset; write run folders and
+    the leaderboard."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    chosen = _parse_methods(methods)
+    ds_cls = registry.get("datasets", dataset)
+    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    extra = list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
+                                                  ("seed", seed)) if v is not None]
+    configs = [config.resolve(cls, preset, ds_cls, profile, extra) for cls, preset in chosen]
+    with console.status(f"loading {dataset} ..."):
+        data = ds_cls(configs[0], data_dir).load()
+    from .runner import Runner  # torch-heavy: imported once the arguments are known good
+    outcomes = []
+    with _progress() as progress:
+        runner = Runner(data, out, progress)
+        for (cls, _), cfg in zip(chosen, configs):
+            outcome = runner.run(cls, cfg, resume=resume)
+            colour = "green" if outcome.status == "complete" else "red"
+            progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
+                                   f"{outcome.reason} -> {outcome.run_dir}")
+            outcomes.append(outcome)
+    _show_leaderboard(out)
+    if any(o.status != "complete" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _show_leaderboard(root: Path) -> None:
+    _, frames = tables.build(root)
+    for table in tables.rich_tables(frames):
+        console.print(table)
+    console.print(f"leaderboard: {root / 'leaderboard.md'}")
+
+
+@app.command()
+def leaderboard(root: Path = typer.Option(Path("results"), help="results root holding runs/")) -> None:
+    """Rebuild the leaderboard (Markdown + CSV) from the run folders under ROOT/runs."""
+    if not (root / "runs").is_dir():
+        raise BenchError(f"{root}: no runs/ folder (run `benchsr run` first)")
+    _show_leaderboard(root)
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as exc:
+        if os.environ.get("BENCHSR_DEBUG"):
+            raise
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Typed-enough configuration: harness defaults, profiles, plugin presets and --set overrides.
+
+Resolution order (later wins): harness defaults -> harness profile -> dataset presets.yaml
+(base, then its profile) -> method presets.yaml (base, its profile, the chosen preset) ->
+`by_scale[k]` blocks for the dataset's scale -> `--set key=value`.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .contracts import BenchError
+
+PROFILES = ("smoke", "quick", "paper")
+
+HARNESS_DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "device": "auto",          # auto = cuda when available, else cpu
+    "precision": "fp32",       # fp32 | bf16 | fp16 (fp16 on cuda only)
+    "train": {"epochs": 1, "steps_per_epoch": 10, "batch_size": 4, "lr_patch": 24},
+    "eval": {
+        "max_images": 0,       # 0 = all evaluation images
+        "crop": 0,             # HR centre crop (pixels, multiple of k); 0 = whole slice
+        "tile": 0,             # LR tile size for tiled SR; 0 = whole image at once
+        "overlap": 0.5,
+        "border_crop": None,   # None = k pixels, as SR papers do
+        "lpips": True,
+        "samples": 3,          # sample PNGs written per run
+    },
+    "model": {},
+    "data": {},
+}
+
+HARNESS_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "lr_patch": 24},
+              "eval": {"max_images": 2, "crop": 128, "samples": 1}},
+    "quick": {"train": {"epochs": 4, "steps_per_epoch": 60, "batch_size": 4, "lr_patch": 24},
+              "eval": {"max_images": 12}},
+    "paper": {"train": {"epochs": 200, "steps_per_epoch": 2500, "batch_size": 4}},
+}
+
+
+def deep_merge(base: dict, extra: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # safe: no object construction
+    except yaml.YAMLError as exc:
+        raise BenchError(f"{path}: invalid YAML ({exc.problem})") from None
+    if data is not None and not isinstance(data, dict):
+        raise BenchError(f"{path}: expected a mapping at the top level")
+    return data or {}
+
+
+def plugin_presets(cls) -> dict:
+    return read_yaml(cls.presets_file())
+
+
+def preset_names(cls) -> list[str]:
+    return list(plugin_presets(cls).get("presets", {}) or {"default": {}})
+
+
+def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
+    doc = plugin_presets(cls)
+    base = {k: v for k, v in doc.items() if k not in ("profiles", "presets")}
+    layers = [base, (doc.get("profiles") or {}).get(profile) or {}]
+    if preset is not None:
+        presets = doc.get("presets") or {"default": {}}
+        if preset not in presets:
+            raise BenchError(f"unknown preset '{preset}' for method '{cls.name}' "
+                             f"(available: {', '.join(presets)})")
+        layers.append({k: v for k, v in (presets[preset] or {}).items() if k != "description"})
+    return layers
+
+
+def parse_set(items: list[str]) -> dict:
+    """['train.epochs=3', 'model.recon_loss=l1'] -> nested dict; values parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise BenchError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def _check_known(overrides: dict, cfg: dict, prefix: str = "") -> None:
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if key not in cfg:
+            raise BenchError(f"unknown config key '{path}'")
+        if isinstance(value, dict) and isinstance(cfg[key], dict):
+            _check_known(value, cfg[key], path + ".")
+
+
+def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[str]) -> dict:
+    if profile not in PROFILES:
+        raise BenchError(f"unknown profile '{profile}' (available: {', '.join(PROFILES)})")
+    cfg = deep_merge(HARNESS_DEFAULTS, HARNESS_PROFILES[profile])
+    layers = _plugin_layers(dataset_cls, profile) + _plugin_layers(method_cls, profile, preset)
+    for layer in layers:
+        cfg = deep_merge(cfg, {k: v for k, v in layer.items() if k != "by_scale"})
+    scale = int(cfg["data"].get("scale", dataset_cls.scale))
+    for layer in layers:
+        by_scale = layer.get("by_scale") or {}
+        cfg = deep_merge(cfg, by_scale.get(scale) or by_scale.get(str(scale)))
+    extra = parse_set(overrides)
+    _check_known(extra, cfg)
+    cfg = deep_merge(cfg, extra)
+    cfg.update(method=method_cls.name, preset=preset, dataset=dataset_cls.name, profile=profile)
+    return cfg

@@ -1,0 +1,207 @@
+"""The two plugin contracts: a Method and a Dataset. This is the one page a plugin author reads.
+
+Conventions shared by every plugin (the harness relies on them):
+- Images are float32 tensors shaped (batch, channels, height, width) with values in [0, 1]:
+  the dataset's intensity window mapped to [0, 1]. A method that works in another range (e.g. tanh
+  networks in [-1, 1]) converts inside itself and hands back [0, 1].
+- The scale k is an integer; an LR image of h x w super-resolves to k*h x k*w.
+- Numpy arrays of volumes are (z, y, x), as SimpleITK's GetArrayFromImage gives them; spacing is
+  recorded (x, y, z) in mm, as SimpleITK's GetSpacing gives it.
+
+A Method plugin subclasses `Method`, sets the class attributes, and implements `build`,
+`train_step` and `super_resolve`. Its defaults, profiles and presets live in a `presets.yaml`
+beside its module (see methods/srcyclegan/presets.yaml). The runner owns data, device, precision,
+epochs, checkpoints, timing and evaluation; the method owns its networks, losses and optimisers.
+
+A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class BenchError(Exception):
+    """A problem the user can fix. The CLI prints its message as one line and exits non-zero."""
+
+
+# --------------------------------------------------------------------------------------------
+# Method
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainBatch:
+    """One training batch. `lr` and `hr` are unpaired unless the dataset says `paired`."""
+    lr: torch.Tensor            # (B, C, p, p) in [0, 1]
+    hr: torch.Tensor            # (B, C, k*p, k*p) in [0, 1]
+    paired: bool = False
+
+
+@dataclass
+class RunContext:
+    """What the runner gives a method: where to put tensors and how to run mixed precision."""
+    device: torch.device
+    precision: str = "fp32"     # fp32 | bf16 | fp16
+    scale: int = 4
+    channels: int = 1
+    epochs: int = 1             # total epochs planned, for schedules
+    notes: list[str] = field(default_factory=list)   # the method appends honest remarks here
+    scaler: Any = None          # torch.amp.GradScaler for fp16, set by the runner
+
+    def autocast(self):
+        """Context manager for the forward pass: autocast in bf16/fp16, nothing in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, step: int,
+                 what: str = "loss") -> None:
+        """zero_grad, backward, step (through the fp16 grad scaler when there is one).
+        A NaN/Inf loss stops the run with the step number instead of poisoning the weights."""
+        if not torch.isfinite(loss.detach()).all():
+            raise FloatingPointError(f"{what} loss is {float(loss.detach())} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+class Method:
+    """Base class of every SR method plugin."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    data: ClassVar[str] = "unpaired"             # unpaired | paired | none (no training)
+    scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
+    inference_network: ClassVar[str | None] = None  # key in self.nets used by super_resolve
+
+    def __init__(self, config: dict[str, Any], ctx: RunContext):
+        self.cfg = config
+        self.ctx = ctx
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+
+    # -- what a plugin implements ------------------------------------------------------------
+    def build(self) -> None:
+        """Create self.nets (name -> module, on ctx.device), self.optimizers, self.schedulers."""
+
+    def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
+        """One optimisation step; returns named losses (floats). `total_g` is plotted and checked."""
+        raise NotImplementedError
+
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) in [0, 1] -> (B, C, k*h, k*w) in [0, 1]. Called under torch.no_grad()."""
+        raise NotImplementedError
+
+    # -- optional hooks ------------------------------------------------------------------------
+    def end_epoch(self, epoch: int) -> None:
+        """Called after each epoch; the default steps every scheduler once."""
+        for sched in self.schedulers.values():
+            sched.step()
+
+    def extra_state(self) -> dict[str, Any]:
+        """Tensors beyond nets/optimisers/schedulers that a resume needs (e.g. a history pool)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- provided: checkpoints and defaults ----------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for group, target in (("nets", self.nets), ("optimizers", self.optimizers),
+                              ("schedulers", self.schedulers)):
+            for key, obj in target.items():
+                obj.load_state_dict(state[group][key])
+        self.load_extra_state(state.get("extra", {}))
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.nets.values():
+            net.train(mode)
+
+    @classmethod
+    def presets_file(cls) -> Path:
+        """presets.yaml beside the module that defines the class."""
+        return Path(inspect.getfile(cls)).with_name("presets.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SliceStack:
+    """2D images a patch sampler draws from: (n, H, W) float32 in [0, 1].
+
+    `mask` (same shape, bool) restricts where patches may be taken (`mask_rule` says how:
+    `center` = patch centre inside, `all` = whole patch inside). `sources[i]` names slice i's
+    origin (file and slice index), so every patch can be traced back.
+    """
+    images: np.ndarray
+    sources: list[str]
+    mask: np.ndarray | None = None
+    mask_rule: str = "center"
+
+
+@dataclass
+class EvalImage:
+    """One evaluation pair: LR input, HR reference (None when the modality has no HR)."""
+    name: str
+    lr: np.ndarray                # (h, w) in [0, 1]
+    hr: np.ndarray | None         # (k*h, k*w) in [0, 1]
+    source: str
+
+
+@dataclass
+class PreparedData:
+    """Everything a dataset adapter yields; the runner needs nothing else."""
+    scale: int
+    train_lr: SliceStack          # domain X, already at LR resolution
+    train_hr: SliceStack          # domain Y, at HR resolution
+    eval_images: list[EvalImage]
+    protocol: dict[str, Any]      # window, units, degradation, patch sizes: recorded with every run
+    metadata: dict[str, Any]      # spacing, source files, licence/credit
+    lr_only: list[EvalImage] = field(default_factory=list)  # real LR modality, no reference
+    paired: bool = False
+    simulated: bool = False       # any simulated content: labels every table and picture
+
+
+class Dataset:
+    """Base class of every dataset adapter."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    scale: ClassVar[int] = 4
+    simulated: ClassVar[bool] = False
+    needs_data_dir: ClassVar[bool] = False
+
+    def __init__(self, config: dict[str, Any], data_dir: Path | None = None):
+        self.cfg = config
+        self.data_dir = data_dir
+
+    def load(self) -> PreparedData:
+        """Read, normalise and split the data. Raise BenchError with one line on bad input."""
+        raise NotImplementedError
+
+    @classmethod
+    def presets_file(cls) -> Path:
+        return Path(inspect.getfile(cls)).with_name("presets.yaml")

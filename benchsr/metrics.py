@@ -1,0 +1,124 @@
+"""Image-quality metrics. Higher is better for all but LPIPS; `DIRECTION` declares it once.
+
+All metrics take float arrays/tensors in the stated data range; nothing is quantised to uint8.
+The windowed SSIM is the same function the SR-CycleGAN loss differentiates, and tests check it
+against skimage.metrics and basicsr on the same arrays.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower"}
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
+    # built once per (size, sigma, device, dtype): SSIM is called every training step
+    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(ax ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).to(device=device, dtype=dtype)[None, None]
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win: int = 11,
+             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """Windowed SSIM map over the 'valid' region (no padding), per channel. a, b: (B, C, H, W)."""
+    c = a.shape[1]
+    w = _gaussian_window(win, sigma, str(a.device), a.dtype).expand(c, 1, win, win)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
+    var_a = F.conv2d(a * a, w, groups=c) - mu_a ** 2
+    var_b = F.conv2d(b * b, w, groups=c) - mu_b ** 2
+    cov = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, **kw) -> torch.Tensor:
+    """Mean windowed SSIM per image: (B,)."""
+    return ssim_map(a, b, data_range, **kw).flatten(1).mean(1)
+
+
+def _as_tensor(x) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return t[None, None] if t.ndim == 2 else t
+
+
+def crop_border(img: np.ndarray, border: int) -> np.ndarray:
+    return img[border:-border, border:-border] if border > 0 else img
+
+
+def psnr(ref: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
+    mse = float(np.mean((np.asarray(ref, np.float64) - np.asarray(test, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(data_range ** 2 / mse)
+
+
+def ssim_windowed(ref: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
+    """Gaussian window 11, sigma 1.5, standard constants for `data_range` (Wang et al. 2004)."""
+    return float(ssim(_as_tensor(ref), _as_tensor(test), data_range)[0])
+
+
+def ssim_global(ref: np.ndarray, test: np.ndarray, c1: float = 1e-4, c2: float = 1e-4) -> float:
+    """The SR-CycleGAN authors' SSIM: one window over the whole image (means, variances,
+    covariance of all pixels), c1 = c2 = 1e-4. Not the windowed SSIM: kept so paper numbers
+    can be compared like for like."""
+    a, b = np.asarray(ref, np.float64).ravel(), np.asarray(test, np.float64).ravel()
+    ma, mb = a.mean(), b.mean()
+    va, vb = a.var(), b.var()
+    cov = ((a - ma) * (b - mb)).mean()
+    return float(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+
+
+class LPIPSMetric:
+    """LPIPS from the `lpips` package, only when its backbone weights are already on disk.
+
+    The backbone (AlexNet) comes from torchvision's ImageNet weights in the torch hub cache.
+    We never download: when the file is absent, `available` is False and `reason` says why.
+    """
+
+    BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.model = None
+        self.reason = self.detail = ""
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / self.BACKBONE_FILE
+        if not cached.is_file():
+            self.reason = "n/a: weights not found"
+            self.detail = f"AlexNet backbone {cached} absent and never downloaded (offline)"
+            return
+        try:
+            import lpips
+            self.model = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not computed", with why
+            self.reason = "n/a: LPIPS failed to load"
+            self.detail = f"{type(exc).__name__}: {exc}"
+        self.device = device
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @torch.no_grad()
+    def __call__(self, ref: np.ndarray, test: np.ndarray) -> float:
+        # lpips wants 3 channels in [-1, 1]: repeat the grayscale slice
+        to = lambda x: (_as_tensor(x).float() * 2 - 1).repeat(1, 3, 1, 1).to(self.device)  # noqa: E731
+        return float(self.model(to(ref), to(test)).item())
+
+
+def bootstrap_summary(values, seed: int = 0) -> dict:
+    """mean, std, n and a 95 % bootstrap CI (scipy.stats.bootstrap, percentile) of per-image values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    out = {"n": int(v.size), "mean": None, "std": None, "ci95": None}
+    if v.size == 0:
+        return out
+    out["mean"], out["std"] = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    if v.size > 1 and v.std() > 0:
+        from scipy.stats import bootstrap
+        res = bootstrap((v,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
+                        random_state=np.random.default_rng(seed))
+        out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    return out

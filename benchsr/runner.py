@@ -1,0 +1,236 @@
+"""The loop every method shares: device, precision, seeds, training with checkpoints and resume,
+evaluation, costs, and the self-describing run folder."""
+from __future__ import annotations
+
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+import torch
+
+from . import cost, metrics, results
+from .contracts import BenchError, PreparedData, RunContext, TrainBatch
+from .evaluate import evaluate
+from .patches import PatchSampler
+
+CRASH_ENV = "BENCHSR_CRASH_AFTER_EPOCH"   # tests: simulate a crash after this epoch's checkpoint
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise BenchError(f"unknown precision '{precision}' (fp32, bf16, fp16)")
+    if precision == "fp16" and device.type != "cuda":
+        raise BenchError("fp16 autocast needs CUDA; use bf16 on the CPU")
+
+
+def seed_epoch(seed: int, epoch: int) -> np.random.Generator:
+    """Every epoch starts from a seed of its own, so a resumed run replays it exactly."""
+    s = seed * 100_003 + epoch + 1   # epoch -1 seeds the network initialisation
+    random.seed(s)
+    torch.manual_seed(s)
+    return np.random.default_rng([seed, epoch + 1])
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    sitk.WriteImage(sitk.GetImageFromArray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)),
+                    str(tmp))
+    os.replace(tmp, path)
+
+
+def save_samples(run_dir: Path, kept, scale: int) -> None:
+    """LR (nearest-enlarged) | SR | HR side by side, one PNG per sample image."""
+    (run_dir / "samples").mkdir(exist_ok=True)
+    for img, sr in kept:
+        lr_big = np.kron(img.lr, np.ones((scale, scale), np.float32))
+        panels = [lr_big, sr] + ([img.hr] if img.hr is not None else [])
+        gap = np.ones((sr.shape[0], 4), np.float32)
+        _png(run_dir / "samples" / f"{img.name}.png",
+             np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
+
+
+@dataclass
+class RunOutcome:
+    label: str
+    run_dir: Path
+    status: str
+    reason: str = ""
+
+
+class Runner:
+    def __init__(self, data: PreparedData, out_root: Path, progress=None):
+        self.data, self.out_root, self.progress = data, out_root, progress
+        self._lpips = None
+
+    def lpips_metric(self, device):
+        if self._lpips is None:
+            self._lpips = metrics.LPIPSMetric(device)
+        return self._lpips
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, method_cls, cfg: dict, resume: bool = False) -> RunOutcome:
+        device = pick_device(cfg["device"])
+        check_precision(cfg["precision"], device)
+        label = results.run_label(cfg["method"], cfg["preset"])
+        run_dir = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
+        run_dir = run_dir or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
+        manifest = {"label": label, "method": cfg["method"], "preset": cfg["preset"],
+                    "dataset": cfg["dataset"], "profile": cfg["profile"], "seed": cfg["seed"],
+                    "precision": cfg["precision"], "status": "running", "started": results.now(),
+                    "protocol": self.data.protocol, "simulated": self.data.simulated,
+                    "data_metadata": self.data.metadata, "notes": [],
+                    "provenance": results.provenance(device), "resumed_from_epoch": None}
+        results.write_yaml(run_dir / "config.yaml", cfg)
+        results.write_json(run_dir / "manifest.json", manifest)
+        try:
+            self._run(method_cls, cfg, device, run_dir, manifest)
+            manifest["status"] = "complete"
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
+            manifest["status"] = "failed"
+            manifest["reason"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            manifest["traceback"] = traceback.format_exc(limit=8)
+        manifest["finished"] = results.now()
+        results.write_json(run_dir / "manifest.json", manifest)
+        return RunOutcome(label, run_dir, manifest["status"], manifest.get("reason", ""))
+
+    def _run(self, method_cls, cfg, device, run_dir: Path, manifest: dict) -> None:
+        tr, k = cfg["train"], self.data.scale
+        ctx = RunContext(device=device, precision=cfg["precision"], scale=k, channels=1,
+                         epochs=int(tr["epochs"]), notes=manifest["notes"])
+        if cfg["precision"] == "fp16":
+            ctx.scaler = torch.amp.GradScaler("cuda")
+        if k not in method_cls.scales:
+            raise BenchError(f"{method_cls.name} does not support scale {k}")
+        seed_epoch(cfg["seed"], -1)     # network init is seeded too
+        method = method_cls(cfg, ctx)
+        method.build()
+        memory = cost.PeakMemory(device)
+        timing = {"epoch_s": [], "data_s": [], "steps": 0}
+        if method_cls.data != "none":
+            self._train(method, cfg, ctx, run_dir, manifest, timing)
+
+        lp = self.lpips_metric(device) if cfg["eval"]["lpips"] else None
+        if lp is not None and not lp.available:
+            manifest["notes"].append(f"LPIPS {lp.reason}: {lp.detail}")
+            lp = None
+        task = self._task(f"eval  {manifest['label']}", len(self.data.eval_images[
+            : cfg["eval"]["max_images"] or None]))
+        rows, kept, ms = evaluate(method, self.data.eval_images, cfg, device, lp,
+                                  on_image=lambda: self._advance(task))
+        self._done(task)
+        if not rows:
+            raise BenchError("the dataset produced no evaluation images")
+        for row in rows:
+            row.setdefault("lpips", None)
+        df = pd.DataFrame(rows)
+        results.write_text(run_dir / "metrics.csv", df.to_csv(index=False))
+        summary = {m: metrics.bootstrap_summary(df[m].tolist(), cfg["seed"])
+                   for m in metrics.DIRECTION if m in df}
+        summary["lpips_note"] = None if lp is not None else (
+            (self._lpips.reason if self._lpips else "n/a: disabled (eval.lpips=false)"))
+        summary["training"] = self._loss_trend(run_dir)
+        results.write_json(run_dir / "summary.json", summary)
+        save_samples(run_dir, kept, k)
+
+        params = cost.params_per_network(method)
+        lr_shape = (1, 1, *self.data.eval_images[0].lr.shape)   # a whole evaluation slice
+        epoch_s = float(np.mean(timing["epoch_s"])) if timing["epoch_s"] else None
+        samples = tr["batch_size"] * tr["steps_per_epoch"]
+        results.write_json(run_dir / "cost.json", {
+            "params": params, "params_total": sum(params.values()),
+            "inference_network": method_cls.inference_network,
+            "flops_per_lr_input": cost.flops_per_input(method, lr_shape, device),
+            "flops_input_shape": list(lr_shape),
+            "s_per_epoch": epoch_s, "steps_per_epoch": tr["steps_per_epoch"],
+            "batch_size": tr["batch_size"],
+            "samples_per_s": samples / epoch_s if epoch_s else None,
+            "data_fraction": (float(np.sum(timing["data_s"]) / np.sum(timing["epoch_s"]))
+                              if timing["epoch_s"] else None),
+            "ms_per_slice": ms, "eval_input_shape": [1, 1, *kept[0][0].lr.shape] if kept else None,
+            "peak_memory_mib": memory.read_mib(), "peak_memory_kind": memory.kind,
+            "device": str(device), "precision": cfg["precision"],
+        })
+
+    # ------------------------------------------------------------------------------------------
+    def _train(self, method, cfg, ctx, run_dir: Path, manifest: dict, timing: dict) -> None:
+        tr, k = cfg["train"], self.data.scale
+        p, bs, steps = int(tr["lr_patch"]), int(tr["batch_size"]), int(tr["steps_per_epoch"])
+        lr_sampler = PatchSampler(self.data.train_lr, p, f"{cfg['dataset']} LR stream")
+        hr_sampler = PatchSampler(self.data.train_hr, p * k, f"{cfg['dataset']} HR stream")
+        ckpt_path = run_dir / "checkpoints" / "last.pt"
+        start, log = 0, []
+        if ckpt_path.is_file():
+            ckpt = torch.load(ckpt_path, map_location=ctx.device, weights_only=True)
+            method.load_state_dict(ckpt["method"])
+            start, log = ckpt["epoch"] + 1, ckpt["log"]
+            manifest["resumed_from_epoch"] = start
+        task = self._task(f"train {manifest['label']}", (int(tr["epochs"]) - start) * steps)
+        method.train(True)
+        for epoch in range(start, int(tr["epochs"])):
+            rng = seed_epoch(cfg["seed"], epoch)
+            t_epoch, t_data = time.perf_counter(), 0.0
+            for i in range(steps):
+                t0 = time.perf_counter()
+                lr_np, _ = lr_sampler.sample(bs, rng)
+                hr_np, _ = hr_sampler.sample(bs, rng)
+                batch = TrainBatch(torch.from_numpy(lr_np).to(ctx.device),
+                                   torch.from_numpy(hr_np).to(ctx.device), self.data.paired)
+                t_data += time.perf_counter() - t0
+                step = epoch * steps + i
+                losses = method.train_step(batch, step)
+                log.append({"epoch": epoch, "step": step, **losses})
+                self._advance(task)
+            method.end_epoch(epoch)
+            timing["epoch_s"].append(time.perf_counter() - t_epoch)
+            timing["data_s"].append(t_data)
+            self._checkpoint(ckpt_path, method, epoch, log)
+            results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
+            if os.environ.get(CRASH_ENV) == str(epoch):
+                raise RuntimeError(f"simulated crash after epoch {epoch} ({CRASH_ENV})")
+        self._done(task)
+
+    @staticmethod
+    def _checkpoint(path: Path, method, epoch: int, log: list) -> None:
+        import io
+        buf = io.BytesIO()
+        torch.save({"method": method.state_dict(), "epoch": epoch, "log": log}, buf)
+        results.atomic_write_bytes(path, buf.getvalue())
+
+    @staticmethod
+    def _loss_trend(run_dir: Path) -> dict | None:
+        """Mean generator loss of the first and the last epoch: does training learn?"""
+        path = run_dir / "losses.csv"
+        if not path.is_file():
+            return None
+        df = pd.read_csv(path)
+        if "total_g" not in df or df.empty:
+            return None
+        per_epoch = df.groupby("epoch")["total_g"].mean()
+        return {"total_g_first_epoch": float(per_epoch.iloc[0]),
+                "total_g_last_epoch": float(per_epoch.iloc[-1]), "epochs": int(len(per_epoch))}
+
+    # progress helpers (rich.progress.Progress or None)
+    def _task(self, label: str, total: int):
+        return self.progress.add_task(label, total=total) if self.progress else None
+
+    def _advance(self, task) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.advance(task)
+
+    def _done(self, task) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, visible=False)

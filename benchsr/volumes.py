@@ -1,0 +1,71 @@
+"""Volume I/O, intensity windows, masks and degradations, through SimpleITK (and basicsr's
+MATLAB-style imresize).
+
+Arrays are (z, y, x) as SimpleITK's GetArrayFromImage gives them; spacing is (x, y, z) in mm as
+GetSpacing gives it; SimpleITK images are in LPS physical space.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .contracts import BenchError
+
+
+def read_volume(path: Path) -> sitk.Image:
+    """A file SimpleITK reads, or a folder holding one DICOM series (sorted by position)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
+            if not names:
+                raise BenchError(f"{path}: no DICOM series found in this folder")
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(names)
+            image = reader.Execute()
+        elif path.is_file():
+            image = sitk.ReadImage(str(path))
+        else:
+            raise BenchError(f"{path}: no such file or folder")
+    except RuntimeError as exc:
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise BenchError(f"{path}: cannot read image ({msg})") from None
+    if image.GetDimension() != 3:
+        raise BenchError(f"{path}: expected a 3D volume, got {image.GetDimension()}D")
+    return image
+
+
+def window(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Clip to [lo, hi] and map linearly to [0, 1] (float32)."""
+    return ((np.clip(array.astype(np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)
+
+
+def body_mask(image: sitk.Image, threshold_hu: float = -500.0) -> np.ndarray:
+    """The patient's body: voxels above `threshold_hu`, largest connected component, holes
+    filled slice by slice (lungs are holes in the body). Returns a (z, y, x) bool array."""
+    fg = sitk.Cast(image, sitk.sitkFloat32) > threshold_hu
+    largest = sitk.RelabelComponent(sitk.ConnectedComponent(fg), sortByObjectSize=True) == 1
+    filled = [sitk.BinaryFillhole(largest[:, :, z]) for z in range(image.GetSize()[2])]
+    return sitk.GetArrayFromImage(sitk.JoinSeries(filled)).astype(bool)
+
+
+def degrade(img: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:
+    """Downscale a 2D image by 1/scale.
+
+    bicubic: MATLAB-style antialiased bicubic (basicsr's imresize, as SR benchmarks use);
+    zoom: cubic-spline zoom (scipy, the SR-CycleGAN authors' code); avgpool: k x k mean.
+    """
+    h, w = img.shape
+    if h % scale or w % scale:
+        raise BenchError(f"image {h}x{w} is not divisible by the scale {scale}")
+    if kind == "bicubic":
+        from basicsr.utils.matlab_functions import imresize  # lazy: basicsr imports slowly
+        return imresize(img.astype(np.float64)[..., None], 1.0 / scale)[..., 0].astype(np.float32)
+    if kind == "zoom":
+        from scipy.ndimage import zoom
+        return zoom(img.astype(np.float64), 1.0 / scale, order=3).astype(np.float32)
+    if kind == "avgpool":
+        return img.reshape(h // scale, scale, w // scale, scale).mean((1, 3)).astype(np.float32)
+    raise BenchError(f"unknown degradation '{kind}' (bicubic, zoom, avgpool)")

@@ -1,0 +1,1 @@
+"""Built-in dataset adapters, one folder each (imported as benchsr.datasets.<name>)."""

@@ -1,0 +1,1 @@
+"""Built-in method plugins, one folder each (imported as benchsr.methods.<name>)."""

@@ -1,0 +1,66 @@
+"""SR-CycleGAN losses: the MMSR terms (paper eq. 4-7), LSGAN and the CycleGAN history pool."""
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from benchsr.metrics import ssim
+
+
+def f_down(img: torch.Tensor, k: int) -> torch.Tensor:
+    """Average pooling k x k, stride k (the paper's f_down)."""
+    return F.avg_pool2d(img, k)
+
+
+def f_up(img: torch.Tensor, k: int) -> torch.Tensor:
+    """Nearest upsampling x k (the paper's f_up)."""
+    return F.interpolate(img, scale_factor=k, mode="nearest")
+
+
+def recon(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    """Pixel term: 'l2' = mean squared error (paper), 'l1' = mean absolute error (authors' code)."""
+    return F.mse_loss(a, b) if kind == "l2" else F.l1_loss(a, b)
+
+
+def ssim_loss(a: torch.Tensor, b: torch.Tensor, data_range: float) -> torch.Tensor:
+    """1 - SSIM (Gaussian window 11, sigma 1.5). Computed in fp32 even under autocast: the
+    variance terms cancel catastrophically in bf16."""
+    return 1.0 - ssim(a.float(), b.float(), data_range).mean()
+
+
+def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    return F.mse_loss(pred.float(), target.float())
+
+
+class HistoryPool:
+    """CycleGAN's image buffer: the discriminator sees a mix of current and past fakes."""
+
+    def __init__(self, size: int = 50):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            img = img[None]
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif random.random() < 0.5:
+                i = random.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.cat(out)
+
+    def state(self) -> list[torch.Tensor]:
+        return [t.cpu() for t in self.images]
+
+    def load(self, images: list[torch.Tensor], device) -> None:
+        self.images = [t.to(device) for t in images]
