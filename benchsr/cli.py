@@ -97,9 +97,11 @@ def run(
     extra = list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
                                                   ("seed", seed)) if v is not None]
     configs = [config.resolve(cls, preset, ds_cls, profile, extra) for cls, preset in chosen]
+    from .runner import Runner, check_precision, pick_device
+    for cfg in configs:
+        check_precision(cfg["precision"], pick_device(cfg["device"]))
     with console.status(f"loading {dataset} ..."):
         data = ds_cls(configs[0], data_dir).load()
-    from .runner import Runner  # torch-heavy: imported once the arguments are known good
     outcomes = []
     with _progress() as progress:
         runner = Runner(data, out, progress)

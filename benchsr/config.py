@@ -37,7 +37,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "lr_patch": 24},
               "eval": {"max_images": 2, "crop": 128, "samples": 1}},
-    "quick": {"train": {"epochs": 4, "steps_per_epoch": 60, "batch_size": 4, "lr_patch": 24},
+    "quick": {"train": {"epochs": 6, "steps_per_epoch": 75, "batch_size": 4, "lr_patch": 24},
               "eval": {"max_images": 12}},
     "paper": {"train": {"epochs": 200, "steps_per_epoch": 2500, "batch_size": 4}},
 }

@@ -1,7 +1,6 @@
 """Plugin discovery: the built-in folders methods/ and datasets/, then installed entry points.
 
-The folders are mounted by path as the packages `benchsr.methods` and `benchsr.datasets` (never
-as top-level `datasets`, which would shadow Hugging Face's). Each plugin module exposes
+The folders are mounted by path as `benchsr.methods` / `benchsr.datasets` (plugin_folders.py). Each plugin module exposes
 `PLUGINS = [SomeMethod, ...]`; an entry point (groups `benchsr.methods`, `benchsr.datasets`) may
 name such a module or a class. A plugin that fails to import is recorded as broken with its error
 and never stops the others.
@@ -9,16 +8,13 @@ and never stops the others.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 import traceback
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from .contracts import BenchError, Dataset, Method
-
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+from .plugin_folders import SOURCE_ROOT, mount_builtin  # noqa: F401 - SOURCE_ROOT re-exported
 KINDS = {"methods": Method, "datasets": Dataset}
 
 
@@ -32,22 +28,6 @@ class PluginEntry:
     @property
     def broken(self) -> bool:
         return self.cls is None
-
-
-def mount_builtin(kind: str) -> Path | None:
-    """Make `benchsr.<kind>` importable from the repo folder <kind>/ (idempotent)."""
-    folder = SOURCE_ROOT / kind
-    name = f"benchsr.{kind}"
-    if name in sys.modules:
-        return folder
-    if not (folder / "__init__.py").is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return folder
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,6 +13,9 @@ import SimpleITK as sitk
 
 from .contracts import BenchError
 
+# ITK's own warnings go to stderr in several lines; our errors say what matters in one
+sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
 
 def read_volume(path: Path) -> sitk.Image:
     """A file SimpleITK reads, or a folder holding one DICOM series (sorted by position)."""

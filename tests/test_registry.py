@@ -1,0 +1,86 @@
+"""Plugin discovery: built-in folders, a throwaway third-party package via entry points, and a
+broken plugin that is listed as broken while the others keep working."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from benchsr import registry
+from benchsr.contracts import BenchError
+
+TOY = '''
+import torch.nn.functional as F
+from benchsr.contracts import Method
+
+class Toy(Method):
+    name = "toy-bilinear"
+    description = "a third-party plugin found through its entry point"
+    data = "none"
+    scales = (4,)
+
+    def super_resolve(self, lr):
+        return F.interpolate(lr, scale_factor=self.ctx.scale, mode="bilinear")
+
+PLUGINS = [Toy]
+'''
+
+
+@pytest.fixture
+def plugin_path(tmp_path, monkeypatch):
+    """An installed-looking distribution: a module plus a .dist-info with entry_points.txt."""
+    (tmp_path / "toyplug.py").write_text(TOY)
+    (tmp_path / "brokenplug.py").write_text("import a_module_that_does_not_exist\n")
+    dist = tmp_path / "toyplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+        [benchsr.methods]
+        toy = toyplug
+        broken = brokenplug
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_builtins_are_found():
+    methods = registry.discover("methods")
+    assert {"srcyclegan", "bicubic", "nearest"} <= set(methods)
+    assert all(not e.broken for n, e in methods.items() if n in ("srcyclegan", "bicubic", "nearest"))
+    assert "lung-ct" in registry.discover("datasets")
+    assert "datasets" not in sys.modules   # never a top-level `datasets` package
+
+
+def test_entry_point_plugin_and_broken_plugin(plugin_path):
+    methods = registry.discover("methods")
+    assert methods["toy-bilinear"].cls.__name__ == "Toy"
+    assert methods["toy-bilinear"].origin.startswith("entry-point:")
+    assert methods["broken"].broken and "a_module_that_does_not_exist" in methods["broken"].error
+    assert not methods["srcyclegan"].broken
+    with pytest.raises(BenchError, match="broken"):
+        registry.get("methods", "broken")
+
+
+def test_unknown_name_lists_the_available():
+    with pytest.raises(BenchError, match="available: .*srcyclegan"):
+        registry.get("methods", "no-such-method")
+
+
+def test_cli_list_shows_broken_and_third_party(plugin_path):
+    env_path = f"{plugin_path}"
+    out = subprocess.run([sys.executable, "-m", "benchsr.cli", "list"], capture_output=True,
+                         text=True, env={"PYTHONPATH": env_path, "COLUMNS": "250",
+                                         "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "toy-bilinear" in out.stdout and "BROKEN" in out.stdout
+    assert "srcyclegan" in out.stdout and "lung-ct" in out.stdout
+
+
+def test_third_party_method_runs_through_the_harness(plugin_path, tmp_path):
+    from typer.testing import CliRunner
+    from benchsr.cli import app
+    res = CliRunner().invoke(app, ["run", "--methods", "toy-bilinear,bicubic", "--profile", "smoke",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "toy-bilinear" in board and "bicubic" in board

@@ -1,0 +1,115 @@
+"""Smoke runs of every plugin through the CLI, run folders, leaderboard, and resume."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from benchsr import registry
+from benchsr.cli import app
+from benchsr.runner import CRASH_ENV, Runner
+
+from conftest import smoke_config
+
+FILES = ("config.yaml", "manifest.json", "metrics.csv", "summary.json", "cost.json")
+
+
+@pytest.fixture(scope="module")
+def smoke_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    res = CliRunner().invoke(app, ["run", "--methods", "srcyclegan,bicubic,nearest",
+                                   "--profile", "smoke", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _run_dir(out, label):
+    (run,) = list((out / "runs" / "lung-ct" / label).iterdir())
+    return run
+
+
+@pytest.mark.parametrize("label", ["srcyclegan", "bicubic", "nearest"])
+def test_run_folder_is_self_describing(smoke_out, label):
+    run = _run_dir(smoke_out, label)
+    for name in FILES:
+        assert (run / name).is_file(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["provenance"]["packages"]["torch"]
+    assert manifest["protocol"]["window_hu"] == [-1000, 500]
+    assert any("LPIPS" in n for n in manifest["notes"])            # offline: said, not faked
+    df = pd.read_csv(run / "metrics.csv")
+    assert len(df) == 2 and df["psnr"].between(5, 60).all() and df["ssim"].between(0, 1).all()
+    assert df["lpips"].isna().all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["psnr"]["mean"] == pytest.approx(df["psnr"].mean())
+    png = sitk.GetArrayFromImage(sitk.ReadImage(str(next((run / "samples").glob("*.png")))))
+    assert png.shape[0] == 128 and png.shape[1] > 3 * 128   # LR | SR | HR side by side
+
+
+def test_bicubic_beats_nearest_on_real_ct(smoke_out):
+    psnr = {label: pd.read_csv(_run_dir(smoke_out, label) / "metrics.csv")["psnr"]
+            for label in ("bicubic", "nearest")}
+    assert (psnr["bicubic"] > psnr["nearest"]).all()
+
+
+def test_costs_are_measured(smoke_out):
+    cost = json.loads((_run_dir(smoke_out, "srcyclegan") / "cost.json").read_text())
+    assert cost["params_total"] == sum(cost["params"].values()) > 0
+    assert set(cost["params"]) == {"G1", "G2", "D_Y", "D_X"}
+    assert cost["flops_per_lr_input"] > 0 and cost["s_per_epoch"] > 0 and cost["ms_per_slice"] > 0
+    assert cost["peak_memory_mib"] > 0
+    assert json.loads((_run_dir(smoke_out, "nearest") / "cost.json").read_text())["params_total"] == 0
+
+
+def test_leaderboard_from_run_folders_only(smoke_out):
+    board = (smoke_out / "leaderboard.md").read_text()
+    for label in ("srcyclegan", "bicubic", "nearest"):
+        assert f"| {label}" in board
+    assert "n/a: weights not found" in board
+    res = CliRunner().invoke(app, ["leaderboard", "--root", str(smoke_out)])
+    assert res.exit_code == 0 and "srcyclegan" in res.output
+    csvs = list((smoke_out / "leaderboard").glob("*-quality.csv"))
+    assert len(csvs) == 1 and len(pd.read_csv(csvs[0])) == 3
+
+
+def test_resume_after_crash_gives_identical_results(tmp_path, lung_smoke, lung_cls, monkeypatch):
+    method = registry.get("methods", "srcyclegan")
+    cfg = smoke_config("srcyclegan", extra=["train.epochs=3"])
+
+    whole = Runner(lung_smoke, tmp_path / "a").run(method, cfg)
+    assert whole.status == "complete"
+
+    monkeypatch.setenv(CRASH_ENV, "0")
+    crashed = Runner(lung_smoke, tmp_path / "b").run(method, cfg)
+    assert crashed.status == "failed" and "simulated crash" in crashed.reason
+    monkeypatch.delenv(CRASH_ENV)
+    resumed = Runner(lung_smoke, tmp_path / "b").run(method, cfg, resume=True)
+    assert resumed.status == "complete" and resumed.run_dir == crashed.run_dir
+    assert json.loads((resumed.run_dir / "manifest.json").read_text())["resumed_from_epoch"] == 1
+
+    for name in ("metrics.csv", "losses.csv"):
+        a = pd.read_csv(whole.run_dir / name).drop(columns=["ms"], errors="ignore")
+        b = pd.read_csv(resumed.run_dir / name).drop(columns=["ms"], errors="ignore")
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_nan_loss_is_a_failed_run_with_the_step(tmp_path, lung_smoke):
+    method = registry.get("methods", "srcyclegan")
+    cfg = smoke_config("srcyclegan", extra=["model.lambda_down=.nan"])
+    out = Runner(lung_smoke, tmp_path).run(method, cfg)
+    assert out.status == "failed" and "at step 0" in out.reason
+
+
+def test_lung_ct_protocol(lung_smoke):
+    d = lung_smoke
+    assert d.scale == 4 and d.train_lr.images.shape[1:] == (128, 128)
+    assert d.train_hr.images.shape[1:] == (512, 512)
+    assert 0.0 <= d.train_hr.images.min() and d.train_hr.images.max() <= 1.0
+    assert d.metadata["spacing_mm"][0] == pytest.approx(0.841796875)
+    assert d.metadata["lr_spacing_mm"][0] == pytest.approx(4 * 0.841796875)
+    srcs = set(d.train_lr.sources), set(d.train_hr.sources), {e.source for e in d.eval_images}
+    assert not (srcs[0] & srcs[1]) and not (srcs[2] & (srcs[0] | srcs[1]))
+    assert 0.2 < d.train_hr.mask.mean() < 0.8    # body mask, not everything
