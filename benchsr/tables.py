@@ -115,9 +115,10 @@ def groups(recs: list[dict]) -> dict[tuple, list[dict]]:
 def build(root: Path) -> tuple[str, list[tuple[str, pd.DataFrame, pd.DataFrame]]]:
     """Write leaderboard.md + per-group CSVs under root; return the Markdown and the frames."""
     recs = load_runs(root)
+    better = "; ".join(f"{METRIC_NAMES[m]}: {d} is better" for m, d in DIRECTION.items())
     parts = ["# benchsr leaderboard", "",
              "Built by `benchsr leaderboard` from the run folders under `runs/` only. "
-             f"Higher is better for PSNR and SSIM, lower for LPIPS ({DIRECTION}). "
+             f"{better}. "
              "Values are mean ± std over evaluation images; per-image values, 95 % bootstrap "
              "intervals and provenance are in each run folder.", ""]
     frames = []
