@@ -7,6 +7,7 @@ Resolution order (later wins): harness defaults -> harness profile -> dataset pr
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def read_yaml(path: Path) -> dict:
 
 
 def plugin_presets(cls) -> dict:
-    return read_yaml(cls.presets_file())
+    """The presets.yaml beside the module that defines a plugin class ({} when absent)."""
+    return read_yaml(Path(inspect.getfile(cls)).with_name("presets.yaml"))
 
 
 def preset_names(cls) -> list[str]:

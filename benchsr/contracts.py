@@ -18,7 +18,6 @@ A Dataset plugin subclasses `Dataset` and implements `load`, returning a `Prepar
 from __future__ import annotations
 
 import contextlib
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,11 +138,6 @@ class Method:
         for net in self.nets.values():
             net.train(mode)
 
-    @classmethod
-    def presets_file(cls) -> Path:
-        """presets.yaml beside the module that defines the class."""
-        return Path(inspect.getfile(cls)).with_name("presets.yaml")
-
 
 # --------------------------------------------------------------------------------------------
 # Dataset
@@ -201,7 +195,3 @@ class Dataset:
     def load(self) -> PreparedData:
         """Read, normalise and split the data. Raise BenchError with one line on bad input."""
         raise NotImplementedError
-
-    @classmethod
-    def presets_file(cls) -> Path:
-        return Path(inspect.getfile(cls)).with_name("presets.yaml")
