@@ -2,6 +2,7 @@
 evaluation, costs, and the self-describing run folder."""
 from __future__ import annotations
 
+import io
 import os
 import random
 import time
@@ -205,7 +206,6 @@ class Runner:
 
     @staticmethod
     def _checkpoint(path: Path, method, epoch: int, log: list) -> None:
-        import io
         buf = io.BytesIO()
         torch.save({"method": method.state_dict(), "epoch": epoch, "log": log}, buf)
         results.atomic_write_bytes(path, buf.getvalue())

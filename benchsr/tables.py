@@ -92,7 +92,7 @@ def cost_frame(recs: list[dict]) -> pd.DataFrame:
             "Method": m["label"], "Profile": m["profile"],
             "Params": _count(c.get("params_total")),
             "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
-            f"GFLOPs / LR input": f"{flops / 1e9:.2f} ({shape})" if flops else "n/a (no network)",
+            "GFLOPs / LR input": f"{flops / 1e9:.2f} ({shape})" if flops else "n/a (no network)",
             "s / epoch": f"{c['s_per_epoch']:.1f}" if c.get("s_per_epoch") else "-",
             "samples / s": f"{c['samples_per_s']:.1f}" if c.get("samples_per_s") else "-",
             "ms / slice": f"{c['ms_per_slice']:.1f}" if c.get("ms_per_slice") else "n/a",
