@@ -65,11 +65,10 @@ def score(sr: np.ndarray, img: EvalImage, border: int, lpips_metric) -> dict:
 
 def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.device,
              lpips_metric=None, on_image=None):
-    """Returns per-image rows, the SR arrays of the first few images, and ms per image."""
+    """Scores every image given; returns per-image rows, the SR arrays of the first few images,
+    and ms per image."""
     ev, k = cfg["eval"], method.ctx.scale
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
-    if ev["max_images"]:
-        images = images[: ev["max_images"]]
     method.train(False)
     rows, kept, times = [], [], []
     for img in images:

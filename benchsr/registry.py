@@ -1,8 +1,8 @@
 """Plugin discovery: the built-in folders methods/ and datasets/, then installed entry points.
 
-The folders are mounted by path as `benchsr.methods` / `benchsr.datasets` (plugin_folders.py). Each plugin module exposes
-`PLUGINS = [SomeMethod, ...]`; an entry point (groups `benchsr.methods`, `benchsr.datasets`) may
-name such a module or a class. A plugin that fails to import is recorded as broken with its error
+The folders are mounted by path as `benchsr.methods` / `benchsr.datasets` (plugin_folders.py).
+Each plugin module exposes `PLUGINS = [SomeMethod, ...]`; an entry point (groups
+`benchsr.methods`, `benchsr.datasets`) may name such a module or a class. A plugin that fails to import is recorded as broken with its error
 and never stops the others.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .contracts import BenchError, Dataset, Method
 from .plugin_folders import mount_builtin
+
 KINDS = {"methods": Method, "datasets": Dataset}
 
 

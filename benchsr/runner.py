@@ -128,9 +128,9 @@ class Runner:
         if lp is not None and not lp.available:
             manifest["notes"].append(f"LPIPS {lp.reason}: {lp.detail}")
             lp = None
-        task = self._task(f"eval  {manifest['label']}", len(self.data.eval_images[
-            : cfg["eval"]["max_images"] or None]))
-        rows, kept, ms = evaluate(method, self.data.eval_images, cfg, device, lp,
+        images = self.data.eval_images[: cfg["eval"]["max_images"] or None]   # 0 = all
+        task = self._task(f"eval  {manifest['label']}", len(images))
+        rows, kept, ms = evaluate(method, images, cfg, device, lp,
                                   on_image=lambda: self._advance(task))
         self._done(task)
         if not rows:
