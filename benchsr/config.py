@@ -88,6 +88,17 @@ def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
     return layers
 
 
+def _scalar(raw: str):
+    """A YAML scalar, except that '1e-3' is a float (YAML 1.1 wants '1.0e-3')."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def parse_set(items: list[str]) -> dict:
     """['train.epochs=3', 'model.recon_loss=l1'] -> nested dict; values parsed as YAML scalars."""
     out: dict = {}
@@ -99,7 +110,7 @@ def parse_set(items: list[str]) -> dict:
         *parents, leaf = key.strip().split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _scalar(raw)
     return out
 
 

@@ -158,11 +158,16 @@ class SliceStack:
 
 @dataclass
 class EvalImage:
-    """One evaluation pair: LR input, HR reference (None when the modality has no HR)."""
+    """One evaluation pair: LR input, HR reference (None when the modality has no HR: then the
+    LR-consistency PSNR between the LR and the k x k average-pooled SR is what gets measured).
+    `group` names a secondary evaluation set ("" = the primary one the leaderboard ranks);
+    `volume` lets per-slice metrics be averaged per volume, then over volumes."""
     name: str
     lr: np.ndarray                # (h, w) in [0, 1]
     hr: np.ndarray | None         # (k*h, k*w) in [0, 1]
     source: str
+    group: str = ""
+    volume: str | None = None
 
 
 @dataclass

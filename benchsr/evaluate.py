@@ -47,13 +47,17 @@ def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
     lr = img.lr[y0:y0 + lr_size, x0:x0 + lr_size]
     hr = None if img.hr is None else img.hr[y0 * scale:(y0 + lr_size) * scale,
                                             x0 * scale:(x0 + lr_size) * scale]
-    return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]")
+    return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]",
+                     img.group, img.volume)
 
 
 def score(sr: np.ndarray, img: EvalImage, border: int, lpips_metric) -> dict:
     """Per-image metrics on [0, 1] data (data range 1), `border` pixels cropped on every side."""
-    row = {"image": img.name, "source": img.source}
-    if img.hr is None:
+    row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
+    if img.hr is None:   # no reference: is the SR consistent with its own LR input?
+        k = sr.shape[0] // img.lr.shape[0]
+        pooled = sr.reshape(img.lr.shape[0], k, img.lr.shape[1], k).mean((1, 3))
+        row["lr_consistency_psnr"] = metrics.psnr(img.lr, pooled, 1.0)
         return row
     ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
     row["psnr"] = metrics.psnr(ref, test, 1.0)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower"}
+DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower",
+             "lr_consistency_psnr": "higher"}
 
 
 @functools.lru_cache(maxsize=8)

@@ -64,6 +64,26 @@ def save_samples(run_dir: Path, kept, scale: int) -> None:
              np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
 
 
+def summarise(df: pd.DataFrame, seed: int) -> dict:
+    """Per-metric mean/std/n/CI over the primary evaluation set (group ""); the same for each
+    secondary set under "groups"; and, where images know their volume, the mean of per-volume
+    means (the COVID-19-20 protocol averages per volume, then over volumes)."""
+    def block(part: pd.DataFrame) -> dict:
+        out = {}
+        for m in metrics.DIRECTION:
+            if m not in part or part[m].isna().all():
+                continue
+            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed)
+            if part["volume"].notna().any():
+                out[m]["volume_mean"] = float(part.groupby("volume")[m].mean().mean())
+        return out
+
+    groups = df["group"].fillna("")
+    summary = block(df[groups == ""])
+    summary["groups"] = {g: block(df[groups == g]) for g in sorted(set(groups) - {""})}
+    return summary
+
+
 @dataclass
 class RunOutcome:
     label: str
@@ -128,7 +148,8 @@ class Runner:
         if lp is not None and not lp.available:
             manifest["notes"].append(f"LPIPS {lp.reason}: {lp.detail}")
             lp = None
-        images = self.data.eval_images[: cfg["eval"]["max_images"] or None]   # 0 = all
+        limit = cfg["eval"]["max_images"] or None                                # 0 = all
+        images = self.data.eval_images[:limit] + self.data.lr_only[:limit]
         task = self._task(f"eval  {manifest['label']}", len(images))
         rows, kept, ms = evaluate(method, images, cfg, device, lp,
                                   on_image=lambda: self._advance(task))
@@ -139,8 +160,7 @@ class Runner:
             row.setdefault("lpips", None)
         df = pd.DataFrame(rows)
         results.write_text(run_dir / "metrics.csv", df.to_csv(index=False))
-        summary = {m: metrics.bootstrap_summary(df[m].tolist(), cfg["seed"])
-                   for m in metrics.DIRECTION if m in df}
+        summary = summarise(df, cfg["seed"])
         summary["lpips_note"] = None if lp is not None else (
             (self._lpips.reason if self._lpips else "n/a: disabled (eval.lpips=false)"))
         summary["training"] = self._loss_trend(run_dir)

@@ -13,6 +13,7 @@ from .results import read_json, write_text
 
 METRIC_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_global": "SSIM global (paper)",
                 "lpips": "LPIPS"}
+OTHER_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lr_consistency_psnr": "LR-consistency PSNR"}
 
 
 def protocol_key(protocol: dict) -> str:
@@ -60,6 +61,17 @@ def _notes(rec: dict) -> str:
     return "; ".join(notes)
 
 
+def _other_sets(summary: dict) -> str:
+    """Secondary evaluation sets in a few words, e.g. the true cross-modality pairs of a
+    simulated specimen, or the LR-consistency PSNR of LR-only clinical slices."""
+    parts = []
+    for group, stats in (summary.get("groups") or {}).items():
+        vals = [f"{OTHER_NAMES[k]} {_fmt(stats.get(k), 2 if 'psnr' in k else 3)}"
+                for k in ("psnr", "ssim", "lr_consistency_psnr") if stats.get(k)]
+        parts.append(f"{group}: " + ", ".join(vals))
+    return "; ".join(parts)
+
+
 def quality_frame(recs: list[dict]) -> pd.DataFrame:
     rows = []
     for rec in recs:
@@ -73,6 +85,9 @@ def quality_frame(recs: list[dict]) -> pd.DataFrame:
         trend = s.get("training")
         row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
                                         f"{trend['total_g_last_epoch']:.3f}") if trend else "-"
+        other = _other_sets(s)
+        if other:
+            row["Other evaluation sets"] = other
         row["Notes"] = _notes(rec)
         row["_sort"] = (s.get("psnr") or {}).get("mean") or float("-inf")
         rows.append(row)
@@ -115,7 +130,8 @@ def groups(recs: list[dict]) -> dict[tuple, list[dict]]:
 def build(root: Path) -> tuple[str, list[tuple[str, pd.DataFrame, pd.DataFrame]]]:
     """Write leaderboard.md + per-group CSVs under root; return the Markdown and the frames."""
     recs = load_runs(root)
-    better = "; ".join(f"{METRIC_NAMES[m]}: {d} is better" for m, d in DIRECTION.items())
+    better = "; ".join(f"{({**METRIC_NAMES, **OTHER_NAMES})[m]}: {d} is better"
+                       for m, d in DIRECTION.items())
     parts = ["# benchsr leaderboard", "",
              "Built by `benchsr leaderboard` from the run folders under `runs/` only. "
              f"{better}. "

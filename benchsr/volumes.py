@@ -17,6 +17,19 @@ from .contracts import BenchError
 sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
+def _check_nifti(path: Path) -> None:
+    """ITK's NIfTI reader turns NaN voxels into 0 and reads a truncated .gz without complaint;
+    nibabel reads the raw voxels, so a NIfTI is checked through it first."""
+    import nibabel as nib
+    try:
+        data = np.asarray(nib.load(str(path)).dataobj)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"{path}: cannot read image (corrupt or truncated: {msg})") from None
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise BenchError(f"{path}: {int((~np.isfinite(data)).sum())} NaN/Inf voxels")
+
+
 def read_volume(path: Path) -> sitk.Image:
     """A file SimpleITK reads, or a folder holding one DICOM series (sorted by position)."""
     path = Path(path)
@@ -29,6 +42,8 @@ def read_volume(path: Path) -> sitk.Image:
             reader.SetFileNames(names)
             image = reader.Execute()
         elif path.is_file():
+            if path.name.endswith((".nii", ".nii.gz")):
+                _check_nifti(path)
             image = sitk.ReadImage(str(path))
         else:
             raise BenchError(f"{path}: no such file or folder")
@@ -37,7 +52,34 @@ def read_volume(path: Path) -> sitk.Image:
         raise BenchError(f"{path}: cannot read image ({msg})") from None
     if image.GetDimension() != 3:
         raise BenchError(f"{path}: expected a 3D volume, got {image.GetDimension()}D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise BenchError(f"{path}: expected one value per voxel, got "
+                         f"{image.GetNumberOfComponentsPerPixel()} (a colour or vector image)")
+    spacing = image.GetSpacing()
+    if not all(np.isfinite(v) and v > 0 for v in spacing):
+        raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive)")
     return image
+
+
+def check_hu(hu: np.ndarray, path) -> None:
+    """CT in Hounsfield units has air near -1000 and no NaN; anything else is refused."""
+    if not np.isfinite(hu).all():
+        raise BenchError(f"{path}: {int((~np.isfinite(hu)).sum())} NaN/Inf voxels")
+    lo, hi = float(hu.min()), float(hu.max())
+    if lo > -500:
+        raise BenchError(f"{path}: values {lo:g}..{hi:g} do not look like CT in HU "
+                         "(no air below -500 HU)")
+    if hi - lo < 300:
+        raise BenchError(f"{path}: values {lo:g}..{hi:g} are nearly constant; not a CT volume")
+
+
+def resample(image: sitk.Image, spacing_mm) -> sitk.Image:
+    """Linear resampling to `spacing_mm` (x, y, z), same origin and direction; air outside."""
+    old_sp, old_size = image.GetSpacing(), image.GetSize()
+    size = [max(1, int(round(n * s / t))) for n, s, t in zip(old_size, old_sp, spacing_mm)]
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
+                         [float(v) for v in spacing_mm], image.GetDirection(), -1024.0,
+                         image.GetPixelID())
 
 
 def window(array: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -1,6 +1,15 @@
+import os
+
 import pytest
 
 from benchsr import config, registry
+from benchsr.cache import CACHE_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Tests never write into the user's ~/.cache/benchsr (subprocesses inherit this too)."""
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("benchsr-cache"))
 
 
 @pytest.fixture(scope="session")

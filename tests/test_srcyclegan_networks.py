@@ -4,7 +4,8 @@ import torch
 
 from benchsr import config, registry
 from benchsr.contracts import Dataset, RunContext
-from benchsr.methods.srcyclegan.networks import G1, G2, PatchDiscriminator
+from benchsr.gan import PatchDiscriminator
+from benchsr.methods.srcyclegan.networks import G1, G2
 
 
 def n_params(m):

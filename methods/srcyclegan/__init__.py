@@ -13,23 +13,11 @@ import torch.nn.functional as F
 from scipy.ndimage import zoom
 
 from benchsr.contracts import BenchError, Method, TrainBatch
+from benchsr.gan import (PatchDiscriminator, from_signed, init_normal, lsgan, set_requires_grad,
+                         to_signed)
 
-from .losses import HistoryPool, f_down, f_up, lsgan, recon, ssim_loss
-from .networks import G1, G2, PatchDiscriminator, init_normal
-
-
-def _to_net(img: torch.Tensor) -> torch.Tensor:   # harness [0, 1] -> network [-1, 1]
-    return img * 2 - 1
-
-
-def _from_net(img: torch.Tensor) -> torch.Tensor:
-    return ((img.float() + 1) / 2).clamp(0, 1)
-
-
-def _requires_grad(nets, flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+from .losses import HistoryPool, f_down, f_up, recon, ssim_loss
+from .networks import G1, G2
 
 
 def linear_decay(epochs: int, constant_fraction: float):
@@ -88,12 +76,12 @@ class SRCycleGAN(Method):
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, k, ctx = self.cfg["model"], self.ctx.scale, self.ctx
         g1, g2, d_y, d_x = (self.nets[n] for n in ("G1", "G2", "D_Y", "D_X"))
-        x, y = _to_net(batch.lr), _to_net(batch.hr)
+        x, y = to_signed(batch.lr), to_signed(batch.hr)
         if m["quasi_pair_every"]:
             x = self._quasi_pairs(x, y, m["quasi_pair_every"])
 
         # generator step: G1 and G2 together, discriminators frozen
-        _requires_grad((d_y, d_x), False)
+        set_requires_grad((d_y, d_x), False)
         with ctx.autocast():
             sr, fake_lr = g1(x), g2(y)
             terms = {
@@ -122,7 +110,7 @@ class SRCycleGAN(Method):
         ctx.optimize(total_g, self.optimizers["G"], step, "generator")
 
         # discriminator step on pooled fakes, 0.5 * (real + fake)
-        _requires_grad((d_y, d_x), True)
+        set_requires_grad((d_y, d_x), True)
         fake_y, fake_x = self.pool_y.query(sr.detach()), self.pool_x.query(fake_lr.detach())
         with ctx.autocast():
             loss_dy = 0.5 * (lsgan(d_y(y), True) + lsgan(d_y(fake_y), False))
@@ -144,7 +132,7 @@ class SRCycleGAN(Method):
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         with self.ctx.autocast():
-            return _from_net(self.nets["G1"](_to_net(lr)))
+            return from_signed(self.nets["G1"](to_signed(lr)))
 
 
 PLUGINS = [SRCycleGAN]

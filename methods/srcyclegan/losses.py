@@ -1,4 +1,5 @@
-"""SR-CycleGAN losses: the MMSR terms (paper eq. 4-7), LSGAN and the CycleGAN history pool."""
+"""SR-CycleGAN losses: the MMSR terms (paper eq. 4-7) and the CycleGAN history pool
+(LSGAN is benchsr.gan's)."""
 from __future__ import annotations
 
 import random
@@ -28,11 +29,6 @@ def ssim_loss(a: torch.Tensor, b: torch.Tensor, data_range: float) -> torch.Tens
     """1 - SSIM (Gaussian window 11, sigma 1.5). Computed in fp32 even under autocast: the
     variance terms cancel catastrophically in bf16."""
     return 1.0 - ssim(a.float(), b.float(), data_range).mean()
-
-
-def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
-    return F.mse_loss(pred.float(), target.float())
 
 
 class HistoryPool:

@@ -1,4 +1,4 @@
-"""SR-CycleGAN networks: G1 (SR generator), G2 (downscaler) and the PatchGAN discriminator.
+"""SR-CycleGAN networks: G1 (SR generator), G2 (downscaler) (the PatchGAN discriminator is benchsr.gan's).
 
 Built as in the authors' code: InstanceNorm without affine, bias on every conv, reflect padding.
 At ngf = ndf = 64, 9 res-blocks, 1 channel they hit the parameter checkpoints of methods.md
@@ -113,33 +113,3 @@ class G2(nn.Module):
 
     def forward(self, x):
         return self.model(x)
-
-
-class PatchDiscriminator(nn.Module):
-    """70x70 PatchGAN: kernel 4, strides 2-2-2-1-1, no norm on the first layer, LeakyReLU 0.2."""
-
-    def __init__(self, channels: int = 1, ndf: int = 64, n_layers: int = 3):
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1),
-                                   nn.LeakyReLU(0.2, inplace=True)]
-        ch = ndf
-        for i in range(1, n_layers + 1):
-            out = ndf * min(2 ** i, 8)
-            stride = 2 if i < n_layers else 1
-            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1), _norm(out),
-                       nn.LeakyReLU(0.2, inplace=True)]
-            ch = out
-        layers += [nn.Conv2d(ch, 1, 4, stride=1, padding=1)]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.model(x)
-
-
-def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """N(0, std) on conv weights, zero bias: CycleGAN's 'normal' init."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)

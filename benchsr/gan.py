@@ -1,0 +1,129 @@
+"""Pieces GAN method plugins share: range conversion, freezing, init, a configurable PatchGAN,
+LSGAN / relativistic / TV losses, and an exponential moving average of a generator.
+
+Nothing here knows a method; a plugin composes these with its own networks.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def to_signed(img: torch.Tensor) -> torch.Tensor:
+    """Harness range [0, 1] -> network range [-1, 1] (tanh generators)."""
+    return img * 2 - 1
+
+
+def from_signed(img: torch.Tensor) -> torch.Tensor:
+    return ((img.float() + 1) / 2).clamp(0, 1)
+
+
+def set_requires_grad(nets, flag: bool) -> None:
+    """Freeze / unfreeze networks, e.g. discriminators during the generator step."""
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, std) on conv weights, zero bias: CycleGAN's 'normal' init."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _norm(kind: str, ch: int) -> list[nn.Module]:
+    if kind == "instance":
+        return [nn.InstanceNorm2d(ch, affine=False)]
+    if kind == "batch":
+        return [nn.BatchNorm2d(ch)]
+    return []
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: kernel 4, widths ndf * (1, 2, 4, 8, ...), LeakyReLU 0.2, no norm on the first
+    layer. `strides` has n_layers + 2 entries (one per conv, the 1-channel output conv last).
+    The defaults are CycleGAN's 70x70 PatchGAN (strides 2-2-2-1-1, padding 1, InstanceNorm)."""
+
+    def __init__(self, channels: int = 1, ndf: int = 64, n_layers: int = 3,
+                 strides: tuple[int, ...] = (2, 2, 2, 1, 1), padding: int = 1,
+                 norm: str = "instance"):
+        super().__init__()
+        if len(strides) != n_layers + 2:
+            raise ValueError(f"need {n_layers + 2} strides, got {strides}")
+        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, strides[0], padding),
+                                   nn.LeakyReLU(0.2, inplace=True)]
+        ch = ndf
+        for i in range(1, n_layers + 1):
+            out = ndf * min(2 ** i, 8)
+            layers += [nn.Conv2d(ch, out, 4, strides[i], padding), *_norm(norm, out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, strides[-1], padding))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def strided_first(n_strided: int, n_convs: int) -> tuple[int, ...]:
+    """Strides 2 in the first `n_strided` convs, 1 after: a PatchGAN that sees an HR image at
+    the receptive field its LR twin has (pseudo-SR's D_sr at x k uses log2(k))."""
+    return tuple(2 if i < n_strided else 1 for i in range(n_convs))
+
+
+def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least-squares GAN loss against 1 (real) or 0 (fake), in fp32."""
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    return F.mse_loss(pred.float(), target.float())
+
+
+def _bce(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    pred = pred.float()
+    return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(real)))
+
+
+def relativistic_g(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """Relativistic average GAN, generator side (ESRGAN): fakes should look more real than the
+    average real, reals less real than the average fake."""
+    return 0.5 * (_bce(real_pred - fake_pred.mean(), False) + _bce(fake_pred - real_pred.mean(), True))
+
+
+def relativistic_d(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """Relativistic average GAN, discriminator side; `fake_pred` from detached fakes."""
+    return 0.5 * (_bce(real_pred - fake_pred.mean(), True) + _bce(fake_pred - real_pred.mean(), False))
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Mean squared total variation (CinCGAN's smoothness term)."""
+    img = img.float()
+    dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean()
+    dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean()
+    return dh + dw
+
+
+def ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """A frozen exponential moving average of `net` (update with .update_parameters(net))."""
+    avg = torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+    set_requires_grad([avg], False)
+    return avg
+
+
+def bicubic_down(img: torch.Tensor, k: int) -> torch.Tensor:
+    """Antialiased bicubic x1/k inside a training step (MATLAB-like; basicsr's imresize is numpy
+    and too slow per batch)."""
+    return F.interpolate(img, scale_factor=1 / k, mode="bicubic", antialias=True,
+                         align_corners=False)
+
+
+def step_decay(optimizer: torch.optim.Optimizer, step: int, every: int,
+               factor: float = 0.5) -> None:
+    """Each group's lr = its initial lr * factor ** (step // every): a function of the step, so
+    a resumed run replays it (the initial lr travels in the optimizer's state_dict)."""
+    for group in optimizer.param_groups:
+        base = group.setdefault("base_lr", group["lr"])
+        group["lr"] = base * factor ** (step // every) if every else base

@@ -1,0 +1,135 @@
+"""covid19: the COVID-19-20 Lung CT Lesion Segmentation Challenge data, 4x (paper Sec. 3.7).
+
+The user obtains the data from covid-segmentation.grand-challenge.org; benchsr never downloads
+it. Layout (the folder given by --data-dir or $BENCHSR_COVID19_DIR):
+
+    COVID-19-20_v2/Train/volume-covid19-A-XXXX[_suffix]_ct.nii.gz   (+ ..._seg.nii.gz beside)
+    COVID-19-20_v2/Validation/volume-covid19-A-XXXX[_suffix]_ct.nii.gz
+
+Protocol: HU window [-1000, 500] -> [0, 1]; axial slices; MATLAB-style bicubic x1/4. The training
+cases are split into two disjoint halves (alternating in name order): one feeds the LR stream
+(degraded), the other the HR stream. Evaluation: whole Validation slices, degraded, then
+super-resolved (tiled when eval.tile is set), scored per slice and averaged per volume.
+Preprocessed volumes are cached (benchsr.cache), so a second run memory-maps them.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from benchsr.cache import StackedSlices, cached
+from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
+from benchsr.volumes import body_mask, check_hu, degrade, read_volume, resample, window
+
+ENV = "BENCHSR_COVID19_DIR"
+CT_NAME = re.compile(r"^volume-covid19-A-\d{4}(_[A-Za-z0-9]+)*_ct\.nii(\.gz)?$")
+WHERE = ("get COVID-19-20 from https://covid-segmentation.grand-challenge.org and pass "
+         f"--data-dir PATH/COVID-19-20_v2 (or set ${ENV}); expected Train/*_ct.nii.gz with "
+         "*_seg.nii.gz beside and Validation/*_ct.nii.gz")
+
+
+def find_root(data_dir: Path | None) -> Path:
+    """The folder holding Train/ and Validation/ (the given one or its COVID-19-20_v2 child)."""
+    given = data_dir or (Path(os.environ[ENV]) if os.environ.get(ENV) else None)
+    if given is None:
+        raise BenchError(f"covid19 needs its data folder: {WHERE}")
+    given = Path(given)
+    if not given.is_dir():
+        raise BenchError(f"covid19: {given} is not a folder; {WHERE}")
+    for root in (given, given / "COVID-19-20_v2"):
+        if (root / "Train").is_dir() and (root / "Validation").is_dir():
+            return root
+    raise BenchError(f"covid19: {given} has no Train/ and Validation/ folders; {WHERE}")
+
+
+def case_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if CT_NAME.match(p.name))
+    if not files:
+        raise BenchError(f"covid19: no volume-covid19-A-*_ct.nii.gz files in {folder}; {WHERE}")
+    return files
+
+
+def case_id(path: Path) -> str:
+    return re.sub(r"_ct\.nii(\.gz)?$", "", path.name)
+
+
+class Covid19(Dataset):
+    name = "covid19"
+    description = "COVID-19-20 challenge CT (user's copy), 4x protocol of the paper's Sec. 3.7"
+    scale = 4
+    needs_data_dir = True
+
+    def _volume(self, path: Path, hr_patch: int) -> dict[str, np.ndarray]:
+        """Windowed slices, body mask, degraded slices and LR body mask of one case (cached)."""
+        d, k = self.cfg["data"], self.scale
+        protocol = {"window": d["window"], "degradation": d["degradation"], "k": k,
+                    "spacing": d["spacing"], "v": 1}
+
+        def build():
+            image = read_volume(path)
+            if d["spacing"]:
+                image = resample(image, d["spacing"])
+            hu = sitk.GetArrayFromImage(image).astype(np.float32)
+            check_hu(hu, path)
+            _, h, w = hu.shape
+            h, w = h - h % k, w - w % k                  # whole LR pixels only
+            norm = window(hu[:, :h, :w], *d["window"])
+            body = body_mask(image)[:, :h, :w]
+            lr = np.stack([degrade(s, k, d["degradation"]) for s in norm])
+            lr_body = body.reshape(len(body), h // k, k, w // k, k).any((2, 4))
+            return {"hr": norm, "body": body, "lr": lr, "lr_body": lr_body,
+                    "spacing": np.asarray(image.GetSpacing())}
+
+        arrays = cached(path, protocol, build)
+        if min(arrays["hr"].shape[1:]) < hr_patch:
+            raise BenchError(f"{path}: slices are {arrays['hr'].shape[1]}x{arrays['hr'].shape[2]}, "
+                             f"smaller than the {hr_patch}x{hr_patch} HR patch")
+        return arrays
+
+    def load(self) -> PreparedData:
+        d, k = self.cfg["data"], self.scale
+        root = find_root(self.data_dir)
+        train, val = case_files(root / "Train"), case_files(root / "Validation")
+        if len(train) < 2:
+            raise BenchError(f"covid19: {root / 'Train'} needs at least 2 cases (LR and HR halves)")
+        missing_seg = [p.name for p in train
+                       if not (p.parent / p.name.replace("_ct.nii", "_seg.nii")).is_file()]
+        n = d["max_train_cases"] or len(train)
+        lr_cases, hr_cases = train[:n][0::2], train[:n][1::2]
+        val = val[: d["max_eval_volumes"] or None]
+        hr_patch = int(self.cfg["train"]["lr_patch"]) * k
+        vols = {p: self._volume(p, hr_patch) for p in [*lr_cases, *hr_cases, *val]}
+
+        def stack(cases, img_key, mask_key) -> SliceStack:
+            return SliceStack(StackedSlices([vols[p][img_key] for p in cases]),
+                              [f"{p.name}#z{z}" for p in cases for z in range(len(vols[p][img_key]))],
+                              StackedSlices([vols[p][mask_key] for p in cases]))
+
+        evals = []
+        for p in val:
+            hr, lr = vols[p]["hr"], vols[p]["lr"]
+            per = d["eval_slices_per_volume"]
+            zs = range(len(hr)) if not per else np.linspace(0, len(hr) - 1, per).round().astype(int)
+            evals += [EvalImage(f"{case_id(p)}_z{z:03d}", lr[z], hr[z], f"{p.name}#z{z}",
+                                volume=case_id(p)) for z in sorted(set(int(z) for z in zs))]
+        spacing = [float(v) for v in vols[val[0]]["spacing"]] if val else None
+        return PreparedData(
+            scale=k, train_lr=stack(lr_cases, "lr", "lr_body"),
+            train_hr=stack(hr_cases, "hr", "body"), eval_images=evals,
+            protocol={"window_hu": list(d["window"]), "range": [0, 1],
+                      "degradation": d["degradation"], "scale": k, "plane": "axial",
+                      "resample_mm": d["spacing"], "split": "Train halves alternate LR/HR",
+                      "eval": "whole Validation slices, degraded then super-resolved"},
+            metadata={"root": str(root), "units": "HU", "spacing_mm": spacing,
+                      "lr_cases": [p.name for p in lr_cases], "hr_cases": [p.name for p in hr_cases],
+                      "eval_volumes": [p.name for p in val],
+                      "train_cases_without_seg": missing_seg,
+                      "source": "COVID-19-20 challenge (user's copy)"},
+        )
+
+
+PLUGINS = [Covid19]

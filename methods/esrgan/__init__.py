@@ -1,0 +1,118 @@
+"""ESRGAN (Wang et al., ECCV Workshops 2018) with basicsr's RRDBNet and VGGStyleDiscriminator.
+
+Read top to bottom: networks, losses, one training step, inference.
+Losses as BasicSR's recipe: L1 x 1e-2, VGG19 conv5_4 perceptual x 1 (only when the ImageNet
+weights are in the torch hub cache; the run says so otherwise), relativistic GAN x 5e-3; EMA of
+the generator (0.999) is the network evaluated. The SR-CycleGAN paper trained it on UNPAIRED
+patches (a random LR patch against a random HR patch): that is the default; `paired` trains on
+bicubic-downscaled HR patches instead.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from benchsr.blocks import VGGPerceptual, rrdbnet
+from benchsr.contracts import BenchError, Method, TrainBatch
+from benchsr.gan import bicubic_down, ema, relativistic_d, relativistic_g, set_requires_grad
+
+D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
+
+
+class ESRGAN(Method):
+    name = "esrgan"
+    description = "RRDBNet + VGG-style discriminator, L1 + perceptual + relativistic GAN, EMA"
+    paper = "Wang et al., ECCV Workshops 2018 (arXiv:1809.00219)"
+    data = "unpaired"
+    scales = (2, 4, 8, 16)
+    inference_network = "G"
+
+    # ---- networks -----------------------------------------------------------------------------
+    def build(self) -> None:
+        from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
+        m, k, c, dev = self.cfg["model"], self.ctx.scale, self.ctx.channels, self.ctx.device
+        hr_patch = self.cfg["train"]["lr_patch"] * k
+        # A 192 HR patch (the paper's COVID protocol) is randomly cropped to 128 for D; a patch
+        # under 128 is enlarged bilinearly, which changes what D sees, so the run says so.
+        self.d_size = max([s for s in D_SIZES if s <= hr_patch] or [D_SIZES[0]])
+        if hr_patch < self.d_size:
+            self.ctx.notes.append(f"ESRGAN discriminator sees {hr_patch}px HR patches enlarged "
+                                  f"to {self.d_size}px (VGGStyleDiscriminator takes 128 or 256)")
+        elif hr_patch > self.d_size:
+            self.ctx.notes.append(f"ESRGAN discriminator sees random {self.d_size}px crops of "
+                                  f"the {hr_patch}px HR patches")
+        self.nets = {
+            "G": rrdbnet(c, k, m["num_feat"], m["num_block"], m["num_grow"]).to(dev),
+            "D": VGGStyleDiscriminator(c, m["ndf"], input_size=self.d_size).to(dev),
+        }
+        self.g_ema = ema(self.nets["G"], m["ema_decay"])
+        betas = (0.9, 0.99)
+        self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=m["lr"], betas=betas)
+                           for name, net in self.nets.items()}
+        self.perceptual = None
+        if m["lambda_percep"]:
+            self.perceptual, reason = VGGPerceptual.load(dev)
+            if self.perceptual is None:
+                self.ctx.notes.append(reason)
+        if m["training"] not in ("unpaired", "paired"):
+            raise BenchError(f"esrgan: model.training must be unpaired or paired, got {m['training']!r}")
+
+    def _for_d(self, real: torch.Tensor, fake: torch.Tensor):
+        """Bring HR patches to the discriminator's size: one random crop for the batch, or a
+        bilinear enlargement when the patch is smaller."""
+        size, s = self.d_size, real.shape[-1]
+        if s > size:
+            i, j = (int(v) for v in torch.randint(0, s - size + 1, (2,)))
+            return real[..., i:i + size, j:j + size], fake[..., i:i + size, j:j + size]
+        if s < size:
+            grow = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+            return grow(real), grow(fake)
+        return real, fake
+
+    # ---- one training step ----------------------------------------------------------------------
+    def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
+        m, ctx, g, d = self.cfg["model"], self.ctx, self.nets["G"], self.nets["D"]
+        y = batch.hr
+        x = batch.lr if batch.paired or m["training"] == "unpaired" else bicubic_down(y, ctx.scale)
+        gan_on = step >= m["warmup_steps"]
+
+        set_requires_grad([d], False)
+        with ctx.autocast():
+            sr = g(x)
+            terms = {"l1": (m["lambda_l1"] if gan_on else 1.0) * F.l1_loss(sr.float(), y)}
+            if gan_on:
+                if self.perceptual is not None:
+                    terms["percep"] = m["lambda_percep"] * self.perceptual(sr.float(), y)
+                real_d, fake_d = self._for_d(y, sr)
+                terms["gan"] = m["lambda_gan"] * relativistic_g(d(real_d).detach(), d(fake_d))
+            total_g = sum(terms.values())
+        ctx.optimize(total_g, self.optimizers["G"], step, "generator")
+        self.g_ema.update_parameters(g)
+
+        out = {name: float(v.detach()) for name, v in terms.items()}
+        if gan_on:
+            set_requires_grad([d], True)
+            with ctx.autocast():
+                loss_d = relativistic_d(d(real_d), d(fake_d.detach()))
+            ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
+            out["d"] = float(loss_d.detach())
+        out["total_g"] = float(total_g.detach())
+        return out
+
+    def end_epoch(self, epoch: int) -> None:
+        pass   # constant lr, as the recipe's first 50k iterations
+
+    def extra_state(self):
+        return {"g_ema": self.g_ema.state_dict()}
+
+    def load_extra_state(self, state):
+        if "g_ema" in state:
+            self.g_ema.load_state_dict(state["g_ema"])
+
+    # ---- inference ----------------------------------------------------------------------------
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        with self.ctx.autocast():
+            return self.g_ema.module(lr).float().clamp(0, 1)
+
+
+PLUGINS = [ESRGAN]

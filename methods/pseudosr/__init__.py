@@ -1,0 +1,158 @@
+"""pseudo-SR (Maeda, "Unpaired Image Super-Resolution using Pseudo-Supervision", CVPR 2020).
+
+Read top to bottom: networks (networks.py), losses, one training step, inference.
+A CycleGAN-like pair cleans the source LR (G_xy) and learns to make source-style LR from clean
+LR plus noise (G_yx); the SR network U trains on the pseudo pair G_xy(G_yx(y_down, z)) -> y with
+the ESRGAN recipe after an L1 warm-up. Inference: U(G_xy(x)).
+Images stay in [0, 1] (the public implementation's range); grey slices run with 1 channel,
+`model.channels: 3` repeats them to RGB as the original (its parameter checkpoint is at 3).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from benchsr.blocks import VGGPerceptual
+from benchsr.contracts import BenchError, Method, TrainBatch
+from benchsr.gan import (bicubic_down, lsgan, relativistic_d, relativistic_g, set_requires_grad,
+                         step_decay)
+
+from .networks import build_networks
+
+
+# ---- losses -------------------------------------------------------------------------------------
+def _dihedral(img: torch.Tensor, i: int, inverse: bool = False) -> torch.Tensor:
+    """The i-th of the 8 flips/rotations of the square (or its inverse)."""
+    rot, flip = i % 4, i >= 4
+    if not inverse:
+        img = img.flip(-1) if flip else img
+        return torch.rot90(img, rot, (-2, -1))
+    img = torch.rot90(img, -rot, (-2, -1))
+    return img.flip(-1) if flip else img
+
+
+def geometric_ensemble_loss(net, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """L1 between net(x) and the mean over the 8 dihedral transforms T of T^-1(net(T(x))).
+    Square patches: the 8 transformed batches go through the net as one batch."""
+    n = x.shape[0]
+    outs = net(torch.cat([_dihedral(x, i) for i in range(8)])).split(n)
+    ensemble = torch.stack([_dihedral(o, i, inverse=True) for i, o in enumerate(outs)])
+    return F.l1_loss(out.float(), ensemble.float().mean(0))
+
+
+class PseudoSR(Method):
+    name = "pseudosr"
+    description = "Unpaired SR by pseudo-supervision: RCAN cleaner, noisy downscaler, RRDB SR"
+    paper = "Maeda, CVPR 2020 (arXiv:2002.11397)"
+    data = "unpaired"
+    scales = (2, 4, 8)
+    inference_network = "U"
+
+    # ---- networks -----------------------------------------------------------------------------
+    def build(self) -> None:
+        m, k, dev = self.cfg["model"], self.ctx.scale, self.ctx.device
+        self.channels = int(m["channels"])
+        if self.channels not in (1, 3):
+            raise BenchError(f"pseudosr: model.channels must be 1 or 3, got {self.channels}")
+        if self.cfg["train"]["lr_patch"] % 4:
+            raise BenchError("pseudosr needs train.lr_patch divisible by 4 (G_yx's noise map)")
+        self.nets = {name: net.to(dev) for name, net in build_networks(m, self.channels, k).items()}
+        n = self.nets
+        cycle_betas, sr_betas = (0.5, 0.999), (0.9, 0.999)
+        self.optimizers = {
+            "G": torch.optim.Adam([*n["G_xy"].parameters(), *n["G_yx"].parameters()],
+                                  lr=m["lr"], betas=cycle_betas),
+            "D": torch.optim.Adam([p for d in ("D_x", "D_y", "D_sr") for p in n[d].parameters()],
+                                  lr=m["lr"], betas=cycle_betas),
+            "U": torch.optim.Adam(n["U"].parameters(), lr=m["lr"], betas=sr_betas),
+            "D_esrgan": torch.optim.Adam(n["D_esrgan"].parameters(), lr=m["lr"], betas=sr_betas),
+        }
+        self.perceptual = None
+        if m["lambda_percep"]:
+            self.perceptual, reason = VGGPerceptual.load(dev)
+            if self.perceptual is None:
+                self.ctx.notes.append(reason)
+
+    def _rgb(self, img: torch.Tensor) -> torch.Tensor:
+        return img.expand(-1, self.channels, -1, -1) if img.shape[1] != self.channels else img
+
+    # ---- one training step ----------------------------------------------------------------------
+    def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
+        m, k, ctx, n = self.cfg["model"], self.ctx.scale, self.ctx, self.nets
+        for opt in self.optimizers.values():
+            step_decay(opt, step, m["lr_halve_every"])
+        x, y = self._rgb(batch.lr), self._rgb(batch.hr)
+        y_down = bicubic_down(y, k)                       # the clean LR domain
+        z = torch.randn(x.shape[0], 1, y_down.shape[-2] // 4, y_down.shape[-1] // 4,
+                        device=x.device)
+        d_cycle = [n["D_x"], n["D_y"], n["D_sr"]]
+
+        # cycle generators G_xy, G_yx; discriminators and U frozen
+        set_requires_grad([*d_cycle, n["U"]], False)
+        with ctx.autocast():
+            fake_x = n["G_yx"](y_down, z)                 # pseudo source-style LR
+            rec_y = n["G_xy"](fake_x)
+            clean_x = n["G_xy"](x)
+            sr_x = n["U"](clean_x)
+            terms = {
+                "gan_yx": lsgan(n["D_x"](fake_x), True),
+                "gan_xy": lsgan(n["D_y"](clean_x), True),
+                "cycle": m["lambda_cycle"] * F.l1_loss(rec_y.float(), y_down),
+                "identity": m["lambda_idt"] * F.l1_loss(n["G_xy"](y_down).float(), y_down),
+                "d_sr": m["lambda_dsr"] * lsgan(n["D_sr"](sr_x), True),
+            }
+            if m["lambda_geo"]:
+                terms["geometric"] = m["lambda_geo"] * geometric_ensemble_loss(n["G_xy"], x, clean_x)
+            total_g = sum(terms.values())
+        ctx.optimize(total_g, self.optimizers["G"], step, "generator")
+
+        set_requires_grad(d_cycle, True)
+        with ctx.autocast():
+            loss_d = 0.5 * (lsgan(n["D_x"](x), True) + lsgan(n["D_x"](fake_x.detach()), False)
+                            + lsgan(n["D_y"](y_down), True) + lsgan(n["D_y"](clean_x.detach()), False)
+                            + lsgan(n["D_sr"](y), True) + lsgan(n["D_sr"](sr_x.detach()), False))
+        ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
+
+        out = {name: float(v.detach()) for name, v in terms.items()}
+        out.update(self._train_u(rec_y.detach(), y, step))
+        out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()))
+        return out
+
+    def _train_u(self, pseudo_lr: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
+        """U on the pseudo pair with the ESRGAN recipe; L1 alone during the warm-up."""
+        m, ctx, u, d = self.cfg["model"], self.ctx, self.nets["U"], self.nets["D_esrgan"]
+        gan_on = step >= m["u_warmup_steps"]
+        set_requires_grad([u], True)
+        set_requires_grad([d], False)
+        with ctx.autocast():
+            sr = u(pseudo_lr)
+            terms = {"u_l1": (m["lambda_l1"] if gan_on else 1.0) * F.l1_loss(sr.float(), y)}
+            if gan_on:
+                if self.perceptual is not None:
+                    terms["u_percep"] = m["lambda_percep"] * self.perceptual(sr.float(), y)
+                terms["u_gan"] = m["lambda_gan"] * relativistic_g(d(y).detach(), d(sr))
+            loss_u = sum(terms.values())
+        ctx.optimize(loss_u, self.optimizers["U"], step, "SR network U")
+        out = {name: float(v.detach()) for name, v in terms.items()}
+        if gan_on:
+            set_requires_grad([d], True)
+            with ctx.autocast():
+                loss_de = relativistic_d(d(y), d(sr.detach()))
+            ctx.optimize(loss_de, self.optimizers["D_esrgan"], step, "D_esrgan")
+            out["d_esrgan"] = float(loss_de.detach())
+        return out
+
+    def _grey(self, img: torch.Tensor) -> torch.Tensor:
+        return img.mean(1, keepdim=True) if self.channels == 3 else img
+
+    def end_epoch(self, epoch: int) -> None:
+        pass   # the lr follows the step (step_decay), not the epoch
+
+    # ---- inference ----------------------------------------------------------------------------
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        with self.ctx.autocast():
+            sr = self.nets["U"](self.nets["G_xy"](self._rgb(lr)))
+        return self._grey(sr.float()).clamp(0, 1)
+
+
+PLUGINS = [PseudoSR]
