@@ -116,7 +116,8 @@ def _cpu_name() -> str:
 
 def provenance(device) -> dict:
     import torch
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    # the code's state: published run folders under results/ do not make the code dirty
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(dirty) if dirty is not None else None,

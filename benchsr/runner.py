@@ -148,8 +148,11 @@ class Runner:
         if lp is not None and not lp.available:
             manifest["notes"].append(f"LPIPS {lp.reason}: {lp.detail}")
             lp = None
-        limit = cfg["eval"]["max_images"] or None                                # 0 = all
-        images = self.data.eval_images[:limit] + self.data.lr_only[:limit]
+        limit = cfg["eval"]["max_images"] or None          # 0 = all; per evaluation set
+        images = []
+        for group in dict.fromkeys(i.group for i in self.data.eval_images + self.data.lr_only):
+            images += [i for i in self.data.eval_images + self.data.lr_only
+                       if i.group == group][:limit]
         task = self._task(f"eval  {manifest['label']}", len(images))
         rows, kept, ms = evaluate(method, images, cfg, device, lp,
                                   on_image=lambda: self._advance(task))
