@@ -87,7 +87,7 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
         times.append(time.perf_counter() - t0)
         sr_np = sr[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
         rows.append(score(sr_np, img, border, lpips_metric) | {"ms": times[-1] * 1e3})
-        if len(kept) < int(ev["samples"]):
+        if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
             kept.append((img, sr_np))
         if on_image:
             on_image()

@@ -127,3 +127,34 @@ def step_decay(optimizer: torch.optim.Optimizer, step: int, every: int,
     for group in optimizer.param_groups:
         base = group.setdefault("base_lr", group["lr"])
         group["lr"] = base * factor ** (step // every) if every else base
+
+
+def esrgan_recipe_step(ctx, step: int, make_sr, hr: torch.Tensor, disc: nn.Module,
+                       opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, w: dict,
+                       perceptual=None, gan_on: bool = True, for_d=None, prefix: str = ""
+                       ) -> dict[str, float]:
+    """One ESRGAN-recipe update of a generator and its discriminator: L1 * lambda_l1 +
+    perceptual * lambda_percep (when the VGG19 weights exist) + relativistic GAN * lambda_gan;
+    L1 alone (weight 1) while `gan_on` is False (a warm-up). `make_sr()` runs the generator;
+    `for_d(real, fake)` may crop or resize both for the discriminator. Returns named losses,
+    `total` included."""
+    set_requires_grad([disc], False)
+    with ctx.autocast():
+        sr = make_sr()
+        terms = {"l1": (w["lambda_l1"] if gan_on else 1.0) * F.l1_loss(sr.float(), hr)}
+        if gan_on:
+            if perceptual is not None:
+                terms["percep"] = w["lambda_percep"] * perceptual(sr.float(), hr)
+            real_d, fake_d = for_d(hr, sr) if for_d else (hr, sr)
+            terms["gan"] = w["lambda_gan"] * relativistic_g(disc(real_d).detach(), disc(fake_d))
+        total = sum(terms.values())
+    ctx.optimize(total, opt_g, step, f"{prefix}generator")
+    out = {f"{prefix}{k}": float(v.detach()) for k, v in terms.items()}
+    out[f"{prefix}total"] = float(total.detach())
+    if gan_on:
+        set_requires_grad([disc], True)
+        with ctx.autocast():
+            loss_d = relativistic_d(disc(real_d), disc(fake_d.detach()))
+        ctx.optimize(loss_d, opt_d, step, f"{prefix}discriminator")
+        out[f"{prefix}d"] = float(loss_d.detach())
+    return out

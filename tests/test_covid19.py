@@ -185,3 +185,11 @@ def test_wrong_layout_says_where_to_get_the_data(layout, message, tmp_path):
     with pytest.raises(BenchError, match="grand-challenge.org") as err:
         cls(smoke_config("bicubic", dataset_cls=cls), root).load()
     assert message in str(err.value)
+
+
+def test_optional_resampling_keeps_geometry(covid_tree):
+    data = _load(covid_tree, ["data.spacing=[1.684, 1.684, 5.0]"])
+    geo = data.metadata["eval_geometry_lps"][VALID[0]]
+    assert geo["spacing"] == pytest.approx([1.684, 1.684, 5.0])
+    assert len(geo["direction"]) == 9 and len(geo["origin"]) == 3
+    assert data.eval_images[0].hr.shape == (128, 128)           # 256 px at 0.842 mm -> 128

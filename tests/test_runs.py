@@ -1,7 +1,6 @@
 """Smoke runs of every plugin through the CLI, run folders, leaderboard, and resume."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk

@@ -67,7 +67,7 @@ class Covid19(Dataset):
         """Windowed slices, body mask, degraded slices and LR body mask of one case (cached)."""
         d, k = self.cfg["data"], self.scale
         protocol = {"window": d["window"], "degradation": d["degradation"], "k": k,
-                    "spacing": d["spacing"], "v": 1}
+                    "spacing": d["spacing"], "v": 2}
 
         def build():
             image = read_volume(path)
@@ -82,7 +82,9 @@ class Covid19(Dataset):
             lr = np.stack([degrade(s, k, d["degradation"]) for s in norm])
             lr_body = body.reshape(len(body), h // k, k, w // k, k).any((2, 4))
             return {"hr": norm, "body": body, "lr": lr, "lr_body": lr_body,
-                    "spacing": np.asarray(image.GetSpacing())}
+                    "spacing": np.asarray(image.GetSpacing()),
+                    "origin": np.asarray(image.GetOrigin()),
+                    "direction": np.asarray(image.GetDirection())}
 
         arrays = cached(path, protocol, build)
         if min(arrays["hr"].shape[1:]) < hr_patch:
@@ -116,7 +118,8 @@ class Covid19(Dataset):
             zs = range(len(hr)) if not per else np.linspace(0, len(hr) - 1, per).round().astype(int)
             evals += [EvalImage(f"{case_id(p)}_z{z:03d}", lr[z], hr[z], f"{p.name}#z{z}",
                                 volume=case_id(p)) for z in sorted(set(int(z) for z in zs))]
-        spacing = [float(v) for v in vols[val[0]]["spacing"]] if val else None
+        geometry = {case_id(p): {key: [float(v) for v in vols[p][key]]
+                                 for key in ("spacing", "origin", "direction")} for p in val}
         return PreparedData(
             scale=k, train_lr=stack(lr_cases, "lr", "lr_body"),
             train_hr=stack(hr_cases, "hr", "body"), eval_images=evals,
@@ -124,7 +127,9 @@ class Covid19(Dataset):
                       "degradation": d["degradation"], "scale": k, "plane": "axial",
                       "resample_mm": d["spacing"], "split": "Train halves alternate LR/HR",
                       "eval": "whole Validation slices, degraded then super-resolved"},
-            metadata={"root": str(root), "units": "HU", "spacing_mm": spacing,
+            metadata={"root": str(root), "units": "HU",
+                      "spacing_mm": geometry[case_id(val[0])]["spacing"] if val else None,
+                      "eval_geometry_lps": geometry,
                       "lr_cases": [p.name for p in lr_cases], "hr_cases": [p.name for p in hr_cases],
                       "eval_volumes": [p.name for p in val],
                       "train_cases_without_seg": missing_seg,

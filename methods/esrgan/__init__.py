@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from benchsr.blocks import VGGPerceptual, rrdbnet
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import bicubic_down, ema, relativistic_d, relativistic_g, set_requires_grad
+from benchsr.gan import bicubic_down, ema, esrgan_recipe_step
 
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 
@@ -74,29 +74,11 @@ class ESRGAN(Method):
         m, ctx, g, d = self.cfg["model"], self.ctx, self.nets["G"], self.nets["D"]
         y = batch.hr
         x = batch.lr if batch.paired or m["training"] == "unpaired" else bicubic_down(y, ctx.scale)
-        gan_on = step >= m["warmup_steps"]
-
-        set_requires_grad([d], False)
-        with ctx.autocast():
-            sr = g(x)
-            terms = {"l1": (m["lambda_l1"] if gan_on else 1.0) * F.l1_loss(sr.float(), y)}
-            if gan_on:
-                if self.perceptual is not None:
-                    terms["percep"] = m["lambda_percep"] * self.perceptual(sr.float(), y)
-                real_d, fake_d = self._for_d(y, sr)
-                terms["gan"] = m["lambda_gan"] * relativistic_g(d(real_d).detach(), d(fake_d))
-            total_g = sum(terms.values())
-        ctx.optimize(total_g, self.optimizers["G"], step, "generator")
+        out = esrgan_recipe_step(ctx, step, lambda: g(x), y, d, self.optimizers["G"],
+                                 self.optimizers["D"], m, self.perceptual,
+                                 gan_on=step >= m["warmup_steps"], for_d=self._for_d)
         self.g_ema.update_parameters(g)
-
-        out = {name: float(v.detach()) for name, v in terms.items()}
-        if gan_on:
-            set_requires_grad([d], True)
-            with ctx.autocast():
-                loss_d = relativistic_d(d(real_d), d(fake_d.detach()))
-            ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
-            out["d"] = float(loss_d.detach())
-        out["total_g"] = float(total_g.detach())
+        out["total_g"] = out.pop("total")
         return out
 
     def end_epoch(self, epoch: int) -> None:

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 
 from benchsr.blocks import VGGPerceptual
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (bicubic_down, lsgan, relativistic_d, relativistic_g, set_requires_grad,
-                         step_decay)
+from benchsr.gan import bicubic_down, esrgan_recipe_step, lsgan, set_requires_grad, step_decay
 
 from .networks import build_networks
 
@@ -120,27 +119,12 @@ class PseudoSR(Method):
 
     def _train_u(self, pseudo_lr: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
         """U on the pseudo pair with the ESRGAN recipe; L1 alone during the warm-up."""
-        m, ctx, u, d = self.cfg["model"], self.ctx, self.nets["U"], self.nets["D_esrgan"]
-        gan_on = step >= m["u_warmup_steps"]
+        m, u = self.cfg["model"], self.nets["U"]
         set_requires_grad([u], True)
-        set_requires_grad([d], False)
-        with ctx.autocast():
-            sr = u(pseudo_lr)
-            terms = {"u_l1": (m["lambda_l1"] if gan_on else 1.0) * F.l1_loss(sr.float(), y)}
-            if gan_on:
-                if self.perceptual is not None:
-                    terms["u_percep"] = m["lambda_percep"] * self.perceptual(sr.float(), y)
-                terms["u_gan"] = m["lambda_gan"] * relativistic_g(d(y).detach(), d(sr))
-            loss_u = sum(terms.values())
-        ctx.optimize(loss_u, self.optimizers["U"], step, "SR network U")
-        out = {name: float(v.detach()) for name, v in terms.items()}
-        if gan_on:
-            set_requires_grad([d], True)
-            with ctx.autocast():
-                loss_de = relativistic_d(d(y), d(sr.detach()))
-            ctx.optimize(loss_de, self.optimizers["D_esrgan"], step, "D_esrgan")
-            out["d_esrgan"] = float(loss_de.detach())
-        return out
+        return esrgan_recipe_step(self.ctx, step, lambda: u(pseudo_lr), y, self.nets["D_esrgan"],
+                                  self.optimizers["U"], self.optimizers["D_esrgan"], m,
+                                  self.perceptual, gan_on=step >= m["u_warmup_steps"],
+                                  prefix="u_")
 
     def _grey(self, img: torch.Tensor) -> torch.Tensor:
         return img.mean(1, keepdim=True) if self.channels == 3 else img
