@@ -77,7 +77,8 @@ def remove_container(uct: np.ndarray, threshold: float) -> tuple[np.ndarray, np.
     closed = sitk.BinaryMorphologicalClosing(largest, [4, 4, 0])
     outline = sitk.GetArrayFromImage(sitk.JoinSeries(
         [sitk.BinaryFillhole(closed[:, :, z]) for z in range(closed.GetSize()[2])])).astype(bool)
-    air = float(np.median(uct[outline & (uct <= threshold)])) if (outline & (uct <= threshold)).any() else 0.0
+    inner_air = outline & (uct <= threshold)
+    air = float(np.median(uct[inner_air])) if inner_air.any() else 0.0
     return np.where(outline, uct, air).astype(np.float32), outline
 
 
