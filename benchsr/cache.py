@@ -85,7 +85,6 @@ class StackedSlices:
         self.arrays = arrays
         self.offsets = np.cumsum([0] + [a.shape[0] for a in arrays])
         self.shape = (int(self.offsets[-1]), *next(iter(sizes)))
-        self.dtype = arrays[0].dtype
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -8,6 +8,7 @@ import torch
 
 from . import metrics
 from .contracts import EvalImage, Method
+from .volumes import degrade
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
@@ -55,8 +56,7 @@ def score(sr: np.ndarray, img: EvalImage, border: int, lpips_metric) -> dict:
     """Per-image metrics on [0, 1] data (data range 1), `border` pixels cropped on every side."""
     row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
     if img.hr is None:   # no reference: is the SR consistent with its own LR input?
-        k = sr.shape[0] // img.lr.shape[0]
-        pooled = sr.reshape(img.lr.shape[0], k, img.lr.shape[1], k).mean((1, 3))
+        pooled = degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
         row["lr_consistency_psnr"] = metrics.psnr(img.lr, pooled, 1.0)
         return row
     ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)

@@ -149,10 +149,9 @@ class Runner:
             manifest["notes"].append(f"LPIPS {lp.reason}: {lp.detail}")
             lp = None
         limit = cfg["eval"]["max_images"] or None          # 0 = all; per evaluation set
-        images = []
-        for group in dict.fromkeys(i.group for i in self.data.eval_images + self.data.lr_only):
-            images += [i for i in self.data.eval_images + self.data.lr_only
-                       if i.group == group][:limit]
+        pool, images = self.data.eval_images + self.data.lr_only, []
+        for group in dict.fromkeys(i.group for i in pool):
+            images += [i for i in pool if i.group == group][:limit]
         task = self._task(f"eval  {manifest['label']}", len(images))
         rows, kept, ms = evaluate(method, images, cfg, device, lp,
                                   on_image=lambda: self._advance(task))

@@ -6,9 +6,9 @@ At ngf = ndf = 64, 9 res-blocks, 1 channel they hit the parameter checkpoints of
 """
 from __future__ import annotations
 
-import math
-
 from torch import nn
+
+from benchsr.blocks import log2_scale
 
 
 def _norm(ch: int) -> nn.Module:
@@ -29,13 +29,6 @@ class ResBlock(nn.Module):
 
     def forward(self, x):
         return x + self.body(x)
-
-
-def _log2_scale(scale: int) -> int:
-    n = int(math.log2(scale))
-    if 2 ** n != scale:
-        raise ValueError(f"scale must be a power of two, got {scale}")
-    return n
 
 
 def _down(cin: int, cout: int) -> list[nn.Module]:
@@ -78,7 +71,7 @@ class G1(nn.Module):
         if not down_blocks:
             layers += [nn.ReflectionPad2d(kernel_mid // 2), nn.Conv2d(ch, ch, kernel_mid),
                        _norm(ch), nn.PReLU()]
-        n_up = _log2_scale(scale) + (2 if down_blocks else 0)
+        n_up = log2_scale(scale) + (2 if down_blocks else 0)
         for _ in range(n_up):
             layers += _up_shuffle(ch) if upsampler == "pixelshuffle" else _up_transposed(ch, ch // 2)
             ch //= 2
@@ -105,7 +98,7 @@ class G2(nn.Module):
         for _ in range(2):
             layers += _up_transposed(ch, ch // 2)
             ch //= 2
-        for _ in range(_log2_scale(scale)):
+        for _ in range(log2_scale(scale)):
             layers += _down(ch, 2 * ch)
             ch *= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, channels, 7), nn.Tanh()]
