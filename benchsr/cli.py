@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import config, registry, tables
+from . import config, publish, registry
 from .contracts import BenchError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
@@ -116,19 +116,58 @@ def run(
         raise typer.Exit(1)
 
 
-def _show_leaderboard(root: Path) -> None:
-    _, frames = tables.build(root)
-    for table in tables.rich_tables(frames):
+def _show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
+    found = publish.build(runs or [root / "runs"], root)
+    for table in publish.rich_tables(found):
         console.print(table)
-    console.print(f"leaderboard: {root / 'leaderboard.md'}")
+    console.print(f"leaderboard: {root / 'leaderboard.md'} and {root / 'leaderboard.html'}")
 
 
 @app.command()
-def leaderboard(root: Path = typer.Option(Path("results"), help="results root holding runs/")) -> None:
-    """Rebuild the leaderboard (Markdown + CSV) from the run folders under ROOT/runs."""
-    if not (root / "runs").is_dir():
-        raise BenchError(f"{root}: no runs/ folder (run `benchsr run` first)")
-    _show_leaderboard(root)
+def leaderboard(
+    runs: List[Path] = typer.Argument(None, help="run folders, or folders holding them "
+                                                 "(default: ROOT/runs)"),
+    root: Path = typer.Option(Path("results"), help="where leaderboard.md/.html and "
+                                                    "leaderboard/ are written"),
+) -> None:
+    """Rebuild the leaderboard (Markdown, CSV, LaTeX, HTML, pictures) from run folders."""
+    for path in runs or [root / "runs"]:
+        if not path.is_dir():
+            raise BenchError(f"{path}: not a folder (run `benchsr run` first)")
+    _show_leaderboard(root, runs)
+
+
+@app.command()
+def infer(
+    run_dir: Path = typer.Argument(..., help="a run folder (its config.yaml, manifest.json and "
+                                             "checkpoints/last.pt)"),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="a CT volume SimpleITK reads "
+                                      "(.nii.gz, .nrrd, .mha, ...) or a DICOM folder"),
+    output: Path = typer.Argument(..., help="the super-resolved volume, .nii or .nii.gz"),
+    checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
+    slices: Optional[str] = typer.Option(None, help="axial slice range START:STOP (0-based)"),
+    roi: Optional[str] = typer.Option(None, help="in-plane region X0:X1,Y0:Y1 (input voxels)"),
+    tile: int = typer.Option(128, help="LR tile size; 0 = whole slices at once"),
+    overlap: float = typer.Option(0.25, help="tile overlap fraction, averaged where tiles meet"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast)"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Super-resolve a whole CT volume with a trained run; writes NIfTI that overlays the input
+    (spacing / k in-plane, origin and direction kept)."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    if not 0 <= overlap < 1:
+        raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
+    from .infer import load_trained, super_resolve_volume
+    from .runner import check_precision, pick_device
+    dev = pick_device(device)
+    check_precision(precision, dev)
+    trained = load_trained(run_dir, checkpoint, dev, precision)
+    with _progress() as progress:
+        done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap, progress)
+    console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
+                  f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm")
 
 
 def main() -> None:

@@ -123,3 +123,19 @@ def bootstrap_summary(values, seed: int = 0) -> dict:
                         random_state=np.random.default_rng(seed))
         out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
     return out
+
+
+def paired_wilcoxon(a: "pd.Series | None", b: "pd.Series | None") -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of per-image values paired by image name
+    (scipy.stats.wilcoxon); None when fewer than two images pair up."""
+    if a is None or b is None:
+        return None
+    pairs = np.column_stack([a, b.reindex(a.index)]).astype(np.float64)
+    pairs = pairs[np.isfinite(pairs).all(axis=1)]
+    if len(pairs) < 2:
+        return None
+    diff = pairs[:, 0] - pairs[:, 1]
+    if not diff.any():
+        return 1.0
+    from scipy.stats import wilcoxon
+    return float(wilcoxon(diff).pvalue)

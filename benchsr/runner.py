@@ -15,7 +15,7 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from . import cost, metrics, results
+from . import cost, figures, metrics, results
 from .contracts import BenchError, PreparedData, RunContext, TrainBatch
 from .evaluate import evaluate
 from .patches import PatchSampler
@@ -54,9 +54,15 @@ def _png(path: Path, arr: np.ndarray) -> None:
 
 
 def save_samples(run_dir: Path, kept, scale: int) -> None:
-    """LR (nearest-enlarged) | SR | HR side by side, one PNG per sample image."""
+    """LR (nearest-enlarged) | SR | HR side by side, one PNG per sample image, and the arrays
+    themselves (float16 .npz) for the leaderboard's comparison grid."""
     (run_dir / "samples").mkdir(exist_ok=True)
     for img, sr in kept:
+        buf = io.BytesIO()
+        arrays = {"lr": img.lr, "sr": sr} | ({"hr": img.hr} if img.hr is not None else {})
+        np.savez_compressed(buf, group=np.array(img.group),
+                            **{k: np.asarray(v, np.float16) for k, v in arrays.items()})
+        results.atomic_write_bytes(run_dir / "samples" / f"{img.name}.npz", buf.getvalue())
         lr_big = np.kron(img.lr, np.ones((scale, scale), np.float32))
         panels = [lr_big, sr] + ([img.hr] if img.hr is not None else [])
         gap = np.ones((sr.shape[0], 4), np.float32)
@@ -111,6 +117,7 @@ class Runner:
         run_dir = run_dir or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
         manifest = {"label": label, "method": cfg["method"], "preset": cfg["preset"],
                     "dataset": cfg["dataset"], "profile": cfg["profile"], "seed": cfg["seed"],
+                    "scale": self.data.scale,
                     "precision": cfg["precision"], "status": "running", "started": results.now(),
                     "protocol": self.data.protocol, "simulated": self.data.simulated,
                     "data_metadata": self.data.metadata, "notes": [],
@@ -166,6 +173,9 @@ class Runner:
         summary["lpips_note"] = None if lp is not None else (
             (self._lpips.reason if self._lpips else "n/a: disabled (eval.lpips=false)"))
         summary["training"] = self._loss_trend(run_dir)
+        if (run_dir / "losses.csv").is_file():
+            figures.loss_plot(run_dir / "losses.csv", run_dir / "losses.png",
+                              f"{manifest['label']} on {cfg['dataset']} ({cfg['profile']})")
         results.write_json(run_dir / "summary.json", summary)
         save_samples(run_dir, kept, k)
 

@@ -1,54 +1,138 @@
-"""Leaderboards built from run folders only: a quality table (paper Tables 4/6) and a cost table
-(paper Table 5) per dataset and protocol, as Markdown and CSV, and as rich tables."""
+"""Leaderboard tables built from run folders only.
+
+Per dataset and protocol (rows made under different protocols are never put in one table):
+- quality: mean ± std and the 95 % bootstrap CI of each metric, its rank, and a Wilcoxon
+  signed-rank test of each method against the best one on the same images;
+- cost: parameters, FLOPs, time per epoch, samples/s, ms per slice, peak memory;
+- provenance: commit, device, precision, profile, seed, protocol, status.
+
+Each table comes as a frame of display strings plus a same-shaped mask of the best cells, so
+Markdown, LaTeX and HTML renderers (publish.py) mark the best value the same way.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .metrics import DIRECTION
-from .results import read_json, write_text
+from .metrics import DIRECTION, paired_wilcoxon
+from .results import read_json
 
 METRIC_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_global": "SSIM global (paper)",
                 "lpips": "LPIPS"}
 OTHER_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lr_consistency_psnr": "LR-consistency PSNR"}
+SIGNIFICANCE = 0.05
+WORSE_MARK = "†"
 
 
 def protocol_key(protocol: dict) -> str:
     return hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def load_runs(root: Path) -> list[dict]:
-    """Every run folder with a readable manifest; the newest per (dataset, label, profile)."""
-    runs = {}
-    for manifest_path in sorted((root / "runs").glob("*/*/*/manifest.json")):
-        run_dir = manifest_path.parent
+def _read_run(run_dir: Path) -> dict | None:
+    try:
+        manifest = read_json(run_dir / "manifest.json")
+    except (OSError, ValueError):
+        return None   # being written by another process: only complete files are read
+    if manifest.get("status") not in ("complete", "failed"):
+        return None   # still running (or killed mid-run): not a result yet
+    rec = {"dir": run_dir, "manifest": manifest, "metrics": None}
+    for name in ("summary", "cost"):
         try:
-            manifest = read_json(manifest_path)
+            rec[name] = read_json(run_dir / f"{name}.json")
         except (OSError, ValueError):
-            continue  # being written by another process: only complete files are read
-        if manifest.get("status") == "running":
+            rec[name] = {}
+    if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
+        df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
+        rec["metrics"] = df[df["group"].fillna("") == ""].set_index("image")
+    return rec
+
+
+def load_runs(paths: list[Path]) -> list[dict]:
+    """Finished run folders found under `paths` (results roots, run folders or anything between);
+    the newest per (dataset, label, profile, protocol)."""
+    found = set()
+    for path in paths:
+        found |= {m.parent for m in Path(path).glob("**/manifest.json")}
+    runs = {}
+    for run_dir in sorted(found, key=lambda p: p.name):   # run ids start with a UTC timestamp
+        rec = _read_run(run_dir)
+        if rec is None:
             continue
-        rec = {"dir": run_dir, "manifest": manifest}
-        for name in ("summary", "cost"):
-            path = run_dir / f"{name}.json"
-            rec[name] = read_json(path) if path.is_file() else {}
-        key = (manifest["dataset"], manifest["label"], manifest["profile"],
-               protocol_key(manifest.get("protocol", {})))
-        runs[key] = rec   # sorted by run id (time): the newest wins
+        m = rec["manifest"]
+        runs[(m["dataset"], m["label"], m["profile"], protocol_key(m.get("protocol", {})))] = rec
     return list(runs.values())
 
 
-def _fmt(stat: dict | None, digits: int) -> str:
-    if not stat or stat.get("mean") is None:
+@dataclass
+class Table:
+    """Display strings, the cells holding the best value, and the numbers behind them."""
+    cells: pd.DataFrame
+    best: pd.DataFrame
+    numbers: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass
+class Group:
+    dataset: str
+    key: str
+    protocol: dict
+    simulated: bool
+    runs: list[dict]
+    quality: Table
+    cost: Table
+    provenance: Table
+
+    @property
+    def title(self) -> str:
+        return self.dataset + (" (SIMULATED)" if self.simulated else "")
+
+    @property
+    def stem(self) -> str:
+        return f"{self.dataset}-{self.key}"
+
+
+# -------------------------------------------------------------------------------------------
+# quality
+# -------------------------------------------------------------------------------------------
+def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
+    """One row per run: mean/std/n/CI from summary.json, rank and paired test vs the best."""
+    rows = []
+    for rec in recs:
+        s = rec["summary"].get(metric) or {}
+        ci = s.get("ci95") or [None, None]
+        rows.append({"label": rec["manifest"]["label"], "metric": metric, "mean": s.get("mean"),
+                     "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1]})
+    df = pd.DataFrame(rows)
+    df["mean"] = pd.to_numeric(df["mean"])
+    higher = DIRECTION[metric] == "higher"
+    df["rank"] = df["mean"].rank(ascending=not higher, method="min")
+    df["p_vs_best"], df["best"] = np.nan, False
+    if df["mean"].notna().any():
+        best_i = int(df["mean"].idxmax() if higher else df["mean"].idxmin())
+        df.loc[df["mean"] == df.loc[best_i, "mean"], "best"] = True
+        ref = recs[best_i]["metrics"]
+        for i, rec in enumerate(recs):
+            if i != best_i and pd.notna(df.loc[i, "mean"]) and ref is not None and rec["metrics"] is not None:
+                df.loc[i, "p_vs_best"] = paired_wilcoxon(ref.get(metric), rec["metrics"].get(metric))
+    return df
+
+
+def _cell(row, digits: int) -> str:
+    if pd.isna(row["mean"]):
         return "n/a"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
-def _count(n: int | None) -> str:
-    return "n/a" if n is None else f"{n:,}"
+    text = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
+    if pd.notna(row["ci_low"]):
+        text += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    text += f" #{int(row['rank'])}"
+    if pd.notna(row["p_vs_best"]) and row["p_vs_best"] < SIGNIFICANCE:
+        text += f" {WORSE_MARK}"
+    return text
 
 
 def _notes(rec: dict) -> str:
@@ -57,8 +141,16 @@ def _notes(rec: dict) -> str:
     if m.get("simulated"):
         notes.insert(0, "SIMULATED data")
     if m.get("status") == "failed":
-        notes.insert(0, f"FAILED: {m.get('reason', '?')}")
+        last = m.get("last_checkpoint")
+        notes.insert(0, f"FAILED: {m.get('reason', '?')}"
+                        + (f" (last good checkpoint: {last})" if last else ""))
     return "; ".join(notes)
+
+
+def _fmt(stat: dict | None, digits: int) -> str:
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
 def _other_sets(summary: dict) -> str:
@@ -72,101 +164,106 @@ def _other_sets(summary: dict) -> str:
     return "; ".join(parts)
 
 
-def quality_frame(recs: list[dict]) -> pd.DataFrame:
-    rows = []
-    for rec in recs:
-        s, m = rec["summary"], rec["manifest"]
-        row = {"Method": m["label"], "Profile": m["profile"]}
-        for key, title in METRIC_NAMES.items():
-            row[title] = _fmt(s.get(key), 3 if key != "psnr" else 2)
-        if s.get("lpips_note") and (s.get("lpips") or {}).get("mean") is None:
+def quality_table(recs: list[dict]) -> Table:
+    stats = {m: _metric_stats(recs, m) for m in METRIC_NAMES}
+    cells, best = [], []
+    for i, rec in enumerate(recs):
+        s = rec["summary"]
+        row, mark = {"Method": rec["manifest"]["label"], "Profile": rec["manifest"]["profile"]}, {}
+        for metric, title in METRIC_NAMES.items():
+            st = stats[metric].iloc[i]
+            row[title] = _cell(st, 2 if metric == "psnr" else 3)
+            mark[title] = bool(st["best"])
+        if s.get("lpips_note") and pd.isna(stats["lpips"].iloc[i]["mean"]):
             row["LPIPS"] = s["lpips_note"]
-        row["n"] = (s.get("psnr") or {}).get("n", 0)
+        row["n"] = int(stats["psnr"].iloc[i]["n"])
         trend = s.get("training")
         row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
                                         f"{trend['total_g_last_epoch']:.3f}") if trend else "-"
-        other = _other_sets(s)
-        if other:
-            row["Other evaluation sets"] = other
+        row["Other evaluation sets"] = _other_sets(s)
         row["Notes"] = _notes(rec)
-        row["_sort"] = (s.get("psnr") or {}).get("mean") or float("-inf")
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if not df.empty:
-        df = df.sort_values("_sort", ascending=False).drop(columns="_sort")
-    return df
+        cells.append(row)
+        best.append(mark)
+    cells = pd.DataFrame(cells)
+    best = pd.DataFrame(best).reindex(columns=cells.columns, fill_value=False)
+    if not cells["Other evaluation sets"].any():
+        cells, best = cells.drop(columns="Other evaluation sets"), best.drop(columns="Other evaluation sets")
+    order = stats["psnr"]["mean"].fillna(-math.inf).sort_values(ascending=False, kind="stable").index
+    numbers = pd.concat(stats.values(), ignore_index=True)
+    return Table(cells.loc[order].reset_index(drop=True), best.loc[order].reset_index(drop=True),
+                 numbers)
 
 
-def cost_frame(recs: list[dict]) -> pd.DataFrame:
-    rows = []
+# -------------------------------------------------------------------------------------------
+# cost and provenance
+# -------------------------------------------------------------------------------------------
+def _count(n) -> str:
+    return "n/a" if n is None else f"{n:,}"
+
+
+COST_NUMBERS = {  # display title -> (cost.json key, format, lower is better)
+    "s / epoch": ("s_per_epoch", "{:.1f}", True),
+    "samples / s": ("samples_per_s", "{:.1f}", False),
+    "ms / slice": ("ms_per_slice", "{:.1f}", True),
+    "Peak memory (MiB)": ("peak_memory_mib", "{:.0f}", True),
+}
+
+
+def cost_table(recs: list[dict]) -> Table:
+    rows, numbers = [], []
     for rec in recs:
         c, m = rec["cost"], rec["manifest"]
         flops = c.get("flops_per_lr_input")
         shape = "x".join(str(v) for v in c.get("flops_input_shape", [])[2:])
-        rows.append({
-            "Method": m["label"], "Profile": m["profile"],
-            "Params": _count(c.get("params_total")),
-            "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
-            "GFLOPs / LR input": f"{flops / 1e9:.2f} ({shape})" if flops else "n/a (no network)",
-            "s / epoch": f"{c['s_per_epoch']:.1f}" if c.get("s_per_epoch") else "-",
-            "samples / s": f"{c['samples_per_s']:.1f}" if c.get("samples_per_s") else "-",
-            "ms / slice": f"{c['ms_per_slice']:.1f}" if c.get("ms_per_slice") else "n/a",
-            "Peak memory (MiB)": f"{c['peak_memory_mib']:.0f}" if c.get("peak_memory_mib") else "n/a",
-            "Device": f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})",
-            "Precision": m.get("precision", "?"),
-        })
-    return pd.DataFrame(rows)
+        row = {"Method": m["label"], "Profile": m["profile"],
+               "Params": _count(c.get("params_total")),
+               "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
+               "GFLOPs / LR input": f"{flops / 1e9:.2f} ({shape})" if flops else "n/a (no network)"}
+        for title, (key, fmt, _) in COST_NUMBERS.items():
+            row[title] = fmt.format(c[key]) if c.get(key) else "-"
+        row["Device"] = f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})"
+        row["Precision"] = m.get("precision", "?")
+        rows.append(row)
+        numbers.append({"label": m["label"], "params": c.get("params_total"), "flops": flops,
+                        **{key: c.get(key) for key, _, _ in COST_NUMBERS.values()}})
+    cells, nums = pd.DataFrame(rows), pd.DataFrame(numbers)
+    best = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    for title, (key, _, lower) in COST_NUMBERS.items():
+        col = pd.to_numeric(nums[key])
+        if col.notna().any():
+            best[title] = col == (col.min() if lower else col.max())
+    return Table(cells, best, nums)
 
 
-def groups(recs: list[dict]) -> dict[tuple, list[dict]]:
+def provenance_table(recs: list[dict]) -> Table:
+    rows = []
+    for rec in recs:
+        m, p = rec["manifest"], rec["manifest"].get("provenance", {})
+        commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
+        rows.append({"Method": m["label"], "Run": rec["dir"].name, "Status": m.get("status"),
+                     "Commit": commit, "Device": p.get("device", "?"),
+                     "Precision": m.get("precision", "?"), "Profile": m["profile"],
+                     "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
+                     "Finished": m.get("finished", "?")})
+    cells = pd.DataFrame(rows)
+    return Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), cells)
+
+
+def groups(recs: list[dict]) -> list[Group]:
     """Rows are only compared within one dataset and one protocol."""
-    out: dict[tuple, list[dict]] = {}
+    by_key: dict[tuple, list[dict]] = {}
     for rec in recs:
         m = rec["manifest"]
-        out.setdefault((m["dataset"], protocol_key(m.get("protocol", {}))), []).append(rec)
-    return out
-
-
-def build(root: Path) -> tuple[str, list[tuple[str, pd.DataFrame, pd.DataFrame]]]:
-    """Write leaderboard.md + per-group CSVs under root; return the Markdown and the frames."""
-    recs = load_runs(root)
-    better = "; ".join(f"{({**METRIC_NAMES, **OTHER_NAMES})[m]}: {d} is better"
-                       for m, d in DIRECTION.items())
-    parts = ["# benchsr leaderboard", "",
-             "Built by `benchsr leaderboard` from the run folders under `runs/` only. "
-             f"{better}. "
-             "Values are mean ± std over evaluation images; per-image values, 95 % bootstrap "
-             "intervals and provenance are in each run folder.", ""]
-    frames = []
-    for (dataset, pkey), members in sorted(groups(recs).items()):
-        q, c = quality_frame(members), cost_frame(members)
-        protocol = members[0]["manifest"].get("protocol", {})
-        simulated = any(r["manifest"].get("simulated") for r in members)
-        title = f"{dataset}" + (" (SIMULATED)" if simulated else "")
-        parts += [f"## {title} — protocol {pkey}", "",
-                  "Protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items()), "",
-                  "### Quality", "", q.to_markdown(index=False), "",
-                  "### Cost", "", c.to_markdown(index=False), ""]
-        stem = f"{dataset}-{pkey}"
-        write_text(root / "leaderboard" / f"{stem}-quality.csv", q.to_csv(index=False))
-        write_text(root / "leaderboard" / f"{stem}-cost.csv", c.to_csv(index=False))
-        frames.append((title, q, c))
-    if not recs:
-        parts.append("No finished runs yet.")
-    md = "\n".join(parts) + "\n"
-    write_text(root / "leaderboard.md", md)
-    return md, frames
-
-
-def rich_tables(frames) -> list:
-    from rich.table import Table
+        by_key.setdefault((m["dataset"], protocol_key(m.get("protocol", {}))), []).append(rec)
     out = []
-    for title, q, c in frames:
-        for kind, df in (("quality", q), ("cost", c)):
-            t = Table(title=f"{title}: {kind}", show_lines=False)
-            for col in df.columns:
-                t.add_column(str(col), overflow="fold")
-            for _, row in df.iterrows():
-                t.add_row(*[str(v) for v in row])
-            out.append(t)
+    for (dataset, key), members in sorted(by_key.items()):
+        protocol = members[0]["manifest"].get("protocol", {})
+        out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
+                         members, quality_table(members), cost_table(members),
+                         provenance_table(members)))
     return out
+
+
+def direction_sentence() -> str:
+    names = {**METRIC_NAMES, **OTHER_NAMES}
+    return "; ".join(f"{names[m]}: {d} is better" for m, d in DIRECTION.items())

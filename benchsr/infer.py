@@ -1,0 +1,183 @@
+"""Whole-volume super-resolution with a trained run: read any SimpleITK volume or DICOM folder,
+super-resolve slice by slice (tiled, overlapping tiles averaged), write NIfTI slab by slab.
+
+The output overlays the input in 3D Slicer: spacing divided by k in-plane, the direction kept, and
+the origin moved to the centre of the first output voxel (k output voxels share one input voxel,
+so that centre sits (1/k - 1)/2 input voxels before the input's first centre). Only one slice of
+output is in memory at a time, so a 512 x 512 x N volume at 8x needs ~64 MiB of output buffer.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from . import config, registry
+from .contracts import BenchError, RunContext
+from .evaluate import tiled_sr
+from .results import read_json
+from .volumes import check_hu, read_volume
+
+MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
+
+
+@dataclass
+class Trained:
+    method: object
+    label: str
+    scale: int
+    window: tuple[float, float]
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """weights_only loading: tensors and plain containers only, never code."""
+    if not path.is_file():
+        raise BenchError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "Weights only load failed" in first or "weights_only" in str(exc):
+            raise BenchError(f"{path}: refused: the checkpoint carries pickled objects beyond "
+                             "tensors (possible code); only weights are loaded") from None
+        raise BenchError(f"{path}: corrupt checkpoint ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"{path}: corrupt or truncated checkpoint ({msg})") from None
+    if not isinstance(ckpt, dict) or "method" not in ckpt:
+        raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")
+    return ckpt
+
+
+def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
+                 precision: str) -> Trained:
+    """The method of a run folder (its config.yaml and manifest.json) with its weights."""
+    cfg_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
+    if not cfg_path.is_file() or not manifest_path.is_file():
+        raise BenchError(f"{run_dir}: not a run folder (config.yaml and manifest.json needed)")
+    cfg = config.read_yaml(cfg_path)
+    try:
+        manifest = read_json(manifest_path)
+    except ValueError as exc:
+        raise BenchError(f"{manifest_path}: invalid JSON ({exc})") from None
+    protocol = manifest.get("protocol", {})
+    scale = int(manifest.get("scale") or protocol.get("scale") or 0)
+    window = protocol.get("window_hu")
+    if not scale or not window:
+        raise BenchError(f"{manifest_path}: the run records no scale or HU window")
+    cls = registry.get("methods", cfg["method"])
+    method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1))
+    method.build()
+    if method.nets:
+        path = checkpoint or run_dir / "checkpoints" / "last.pt"
+        ckpt = load_checkpoint(path, device)
+        meta = ckpt.get("meta", {})
+        for key, want in (("method", cfg["method"]), ("scale", scale), ("channels", 1)):
+            if key in meta and meta[key] != want:
+                raise BenchError(f"{path}: checkpoint has {key} {meta[key]!r}, but the run "
+                                 f"{run_dir.name} needs {want!r}")
+        try:
+            method.load_state_dict(ckpt["method"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise BenchError(f"{path}: checkpoint does not fit {manifest['label']} as configured "
+                             f"in {cfg_path} ({first})") from None
+    method.train(False)
+    return Trained(method, manifest["label"], scale, (float(window[0]), float(window[1])))
+
+
+def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
+    """'a:b' (Python-style, either side optional) -> validated (a, b) within [0, size]."""
+    if not text:
+        return 0, size
+    try:
+        a, b = (s.strip() for s in text.split(":"))
+        lo, hi = int(a) if a else 0, int(b) if b else size
+    except ValueError:
+        raise BenchError(f"{what} '{text}': expected START:STOP") from None
+    if not 0 <= lo < hi <= size:
+        raise BenchError(f"{path}: {what} {lo}:{hi} is outside the volume (0:{size})")
+    return lo, hi
+
+
+def nifti_header(shape_xyz, spacing, origin, direction, description: str):
+    """A NIfTI-1 header (nibabel) for int16 HU in ITK's LPS geometry converted to RAS."""
+    import nibabel as nib
+    rotation = np.asarray(direction, np.float64).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rotation @ np.diag(spacing)
+    affine[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(origin, np.float64)
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape_xyz)
+    header.set_data_dtype(np.int16)
+    header.set_zooms(tuple(float(s) for s in spacing))
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm")
+    header["descrip"] = description.encode("ascii", "replace")[:79]
+    header["vox_offset"] = 352
+    return header
+
+
+def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
+                         roi: str | None = None, tile: int = 128, overlap: float = 0.25,
+                         progress=None) -> dict:
+    """Writes `output` (.nii or .nii.gz) atomically; returns what was done."""
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise BenchError(f"{output}: the output must be .nii or .nii.gz")
+    if not output.parent.is_dir():
+        raise BenchError(f"{output.parent}: output folder does not exist")
+    image = read_volume(input_path)
+    voxels = sitk.GetArrayViewFromImage(image)          # (z, y, x), no copy
+    check_hu(voxels, input_path)
+    nz, ny, nx = voxels.shape
+    z0, z1 = parse_range(slices, nz, "slice range", input_path)
+    x0, x1, y0, y1 = 0, nx, 0, ny
+    if roi:
+        try:
+            xs, ys = roi.split(",")
+        except ValueError:
+            raise BenchError(f"--roi '{roi}': expected X0:X1,Y0:Y1") from None
+        x0, x1 = parse_range(xs, nx, "ROI x", input_path)
+        y0, y1 = parse_range(ys, ny, "ROI y", input_path)
+    if min(x1 - x0, y1 - y0) < MIN_INPUT:
+        raise BenchError(f"{input_path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
+                         f"the {MIN_INPUT}x{MIN_INPUT} minimum")
+    k, (lo, hi) = trained.scale, trained.window
+    sx, sy, sz = image.GetSpacing()
+    origin = image.TransformContinuousIndexToPhysicalPoint(
+        (x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
+    header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
+                          image.GetDirection(), f"benchsr {trained.label} x{k}")
+    device = trained.method.ctx.device
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    os.close(fd)
+    task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
+    try:
+        opener = gzip.open if output.name.endswith(".gz") else open
+        with opener(tmp, "wb") as fh:
+            fh.write(header.binaryblock)
+            fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
+            for z in range(z0, z1):
+                lr = np.clip((voxels[z, y0:y1, x0:x1].astype(np.float32) - lo) / (hi - lo), 0, 1)
+                with torch.no_grad(), trained.method.ctx.autocast():
+                    sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(device), k,
+                                  tile, overlap)
+                hu = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (hi - lo) + lo
+                fh.write(np.round(hu).astype("<i2").tobytes())   # x fastest, as NIfTI stores
+                if task is not None:
+                    progress.advance(task)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
+            "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
+            "roi": [x0, x1, y0, y1]}

@@ -1,0 +1,168 @@
+"""Writes the leaderboard from run folders: Markdown, CSV, LaTeX (booktabs, best value in bold)
+and one static HTML page with the comparison grids and loss curves embedded.
+
+<root>/leaderboard.md, <root>/leaderboard.html and, per dataset and protocol,
+<root>/leaderboard/<dataset>-<protocol>-{quality,stats,cost,provenance}.csv, -{quality,cost}.tex
+and -grid.png.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from .results import write_text
+from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups, load_runs
+
+LEGEND = (f"Cells: mean ± std [95 % bootstrap CI] #rank over evaluation images; best in bold. "
+          f"{WORSE_MARK} = worse than the best method on the same images (two-sided Wilcoxon "
+          f"signed-rank, p < {SIGNIFICANCE}). {direction_sentence()}.")
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "±": r"$\pm$", WORSE_MARK: r"$^\dagger$",
+                  "→": r"$\rightarrow$", "µ": r"$\mu$", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _render(table: Table, escape, bold) -> pd.DataFrame:
+    out = table.cells.astype(str).map(escape)
+    return out.mask(table.best, out.map(bold))
+
+
+def markdown(table: Table) -> str:
+    cells = _render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**")
+    return cells.to_markdown(index=False)
+
+
+def latex(table: Table, caption: str) -> str:
+    cells = _render(table, latex_escape, lambda s: rf"\textbf{{{s}}}")
+    cells.columns = [latex_escape(c) for c in cells.columns]
+    return cells.to_latex(index=False, escape=False, caption=latex_escape(caption), position="t")
+
+
+def html_table(table: Table) -> str:
+    cells = _render(table, html.escape, lambda s: f"<strong>{s}</strong>")
+    return cells.to_html(index=False, escape=False, border=0, classes="board")
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _protocol_line(group: Group) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.protocol.items())
+
+
+def _grid(group: Group, folder: Path) -> Path | None:
+    order = {label: i for i, label in enumerate(group.quality.cells["Method"])}
+    runs = sorted(group.runs, key=lambda r: order.get(r["manifest"]["label"], len(order)))
+    png = folder / f"{group.stem}-grid.png"
+    return png if figures.dataset_grid(runs, png, group.title) else None
+
+
+def _write_group_files(group: Group, folder: Path) -> None:
+    for kind, table in (("quality", group.quality), ("cost", group.cost),
+                        ("provenance", group.provenance)):
+        write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
+    write_text(folder / f"{group.stem}-stats.csv", group.quality.numbers.to_csv(index=False))
+    for kind, table in (("quality", group.quality), ("cost", group.cost)):
+        write_text(folder / f"{group.stem}-{kind}.tex",
+                   latex(table, f"{group.title}: {kind} (protocol {group.key})"))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>benchsr leaderboard</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1600px; }}
+table.board {{ border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }}
+table.board th, table.board td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }}
+table.board th {{ background: #f3f3f3; }}
+img {{ max-width: 100%; border: 1px solid #ccc; margin: 4px 0; }}
+.losses img {{ max-width: 48%; }}
+.note {{ color: #555; font-size: 13px; }}
+</style></head>
+<body>
+<h1>benchsr leaderboard</h1>
+<p class="note">{legend}</p>
+{sections}
+<script>
+// self-check read by the test suite's headless browser: how many images decoded
+window.addEventListener("load", () => {{
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length + "/" + imgs.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def _html_section(group: Group, grid: Path | None) -> str:
+    parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
+             f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>']
+    if group.simulated:
+        parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
+                     "come from a simulated specimen, not from a scanner.</p>")
+    parts += ["<h3>Quality</h3>", html_table(group.quality)]
+    if grid is not None:
+        parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
+    parts += ["<h3>Cost</h3>", html_table(group.cost), "<h3>Provenance</h3>",
+              html_table(group.provenance)]
+    losses = [(r["manifest"]["label"], r["dir"] / "losses.png") for r in group.runs]
+    losses = [(label, p) for label, p in losses if p.is_file()]
+    if losses:
+        parts += ["<h3>Training losses</h3>", '<div class="losses">']
+        parts += [_img(p, f"{label} training losses") for label, p in losses]
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
+def build(paths: list[Path], out_root: Path) -> list[Group]:
+    """Build every table and picture from the run folders under `paths` into `out_root`."""
+    folder = out_root / "leaderboard"
+    found = groups(load_runs(paths))
+    md = ["# benchsr leaderboard", "",
+          "Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
+          "are in each run folder). " + LEGEND, ""]
+    sections = []
+    for group in found:
+        _write_group_files(group, folder)
+        grid = _grid(group, folder)
+        md += [f"## {group.title} — protocol {group.key}", "",
+               "Protocol: " + _protocol_line(group), "", "### Quality", "",
+               markdown(group.quality), ""]
+        if grid is not None:
+            md += [f"![{group.title} comparison]({grid.relative_to(out_root).as_posix()})", ""]
+        md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
+               markdown(group.provenance), ""]
+        sections.append(_html_section(group, grid))
+    if not found:
+        md.append("No finished runs yet.")
+        sections.append("<p>No finished runs yet.</p>")
+    write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
+    write_text(out_root / "leaderboard.html",
+               PAGE.format(legend=html.escape(LEGEND), sections="\n".join(sections)))
+    return found
+
+
+def rich_tables(found: list[Group]) -> list:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+    out = []
+    for group in found:
+        for kind, table in (("quality", group.quality), ("cost", group.cost)):
+            t = RichTable(title=f"{group.title}: {kind}")
+            for col in table.cells.columns:
+                t.add_column(str(col), overflow="fold")
+            for (_, row), (_, best) in zip(table.cells.iterrows(), table.best.iterrows()):
+                t.add_row(*[f"[bold]{escape(str(v))}[/]" if b else escape(str(v))
+                          for v, b in zip(row, best)])
+            out.append(t)
+    return out
