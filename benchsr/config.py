@@ -19,6 +19,7 @@ PROFILES = ("smoke", "quick", "paper")
 
 HARNESS_DEFAULTS: dict[str, Any] = {
     "seed": 0,
+    "time_limit_s": 0,         # a run still going after this many seconds is stopped (0 = none)
     "device": "auto",          # auto = cuda when available, else cpu
     "precision": "fp32",       # fp32 | bf16 | fp16 (fp16 on cuda only)
     "train": {"epochs": 1, "steps_per_epoch": 10, "batch_size": 4, "lr_patch": 24},

@@ -75,7 +75,7 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
     method.train(False)
     rows, kept, times = [], [], []
-    for img in images:
+    for i, img in enumerate(images):
         img = centre_crop(img, int(ev["crop"]), k)
         lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
         if device.type == "cuda":
@@ -90,6 +90,6 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
         if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
             kept.append((img, sr_np))
         if on_image:
-            on_image()
+            on_image(i)
     method.train(True)
     return rows, kept, (1e3 * float(np.mean(times)) if times else None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from . import config, registry
+from . import checkpoints, config, registry
 from .contracts import BenchError, RunContext
 from .evaluate import tiled_sr
 from .results import read_json
@@ -34,26 +33,6 @@ class Trained:
     label: str
     scale: int
     window: tuple[float, float]
-
-
-def load_checkpoint(path: Path, device: torch.device) -> dict:
-    """weights_only loading: tensors and plain containers only, never code."""
-    if not path.is_file():
-        raise BenchError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "Weights only load failed" in first or "weights_only" in str(exc):
-            raise BenchError(f"{path}: refused: the checkpoint carries pickled objects beyond "
-                             "tensors (possible code); only weights are loaded") from None
-        raise BenchError(f"{path}: corrupt checkpoint ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"{path}: corrupt or truncated checkpoint ({msg})") from None
-    if not isinstance(ckpt, dict) or "method" not in ckpt:
-        raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")
-    return ckpt
 
 
 def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
@@ -77,7 +56,7 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     method.build()
     if method.nets:
         path = checkpoint or run_dir / "checkpoints" / "last.pt"
-        ckpt = load_checkpoint(path, device)
+        ckpt = checkpoints.load(path, device)
         meta = ckpt.get("meta", {})
         for key, want in (("method", cfg["method"]), ("scale", scale), ("channels", 1)):
             if key in meta and meta[key] != want:

@@ -6,6 +6,7 @@ summary.json, cost.json, losses.csv, samples/*.png and checkpoints/ (not publish
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import platform
@@ -45,6 +46,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)         # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -67,15 +73,42 @@ def run_label(method: str, preset: str) -> str:
     return method if preset == "default" else f"{method}:{preset}"
 
 
-def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> Path:
+class RunLock:
+    """An exclusive flock on <run>/.lock, held while a process works in that run folder. The
+    kernel drops it when the process dies, even by SIGKILL, so a resume can tell a crashed run
+    (lock free) from one still running in another process (lock held)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._fh = None
+
+    def acquire(self) -> bool:
+        fh = open(self.path, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()     # closing drops the flock
+            self._fh = None
+
+
+def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> tuple[Path, RunLock]:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     run = root / "runs" / dataset / label.replace(":", "-") / f"{stamp}-{profile}-{uuid.uuid4().hex[:6]}"
     run.mkdir(parents=True, exist_ok=False)   # unique id: concurrent runs never share a folder
-    return run
+    lock = RunLock(run)
+    lock.acquire()
+    return run, lock
 
 
-def find_resumable(root: Path, dataset: str, label: str, config: dict) -> Path | None:
-    """The newest unfinished run of this exact config that has a checkpoint."""
+def find_resumable(root: Path, dataset: str, label: str, config: dict) -> tuple[Path, RunLock] | None:
+    """The newest unfinished run of this exact config that no live process holds, locked."""
     folder = root / "runs" / dataset / label.replace(":", "-")
     for run in sorted(folder.glob("*"), reverse=True):
         try:
@@ -83,8 +116,10 @@ def find_resumable(root: Path, dataset: str, label: str, config: dict) -> Path |
             same = yaml.safe_load((run / "config.yaml").read_text()) == config
         except (OSError, ValueError, yaml.YAMLError):
             continue
-        if same and manifest.get("status") != "complete" and (run / "checkpoints" / "last.pt").is_file():
-            return run
+        if same and manifest.get("status") != "complete":
+            lock = RunLock(run)
+            if lock.acquire():
+                return run, lock
     return None
 
 

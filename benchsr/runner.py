@@ -2,9 +2,12 @@
 evaluation, costs, and the self-describing run folder."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,12 +18,42 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from . import cost, figures, metrics, results
+from . import checkpoints, cost, figures, metrics, results
 from .contracts import BenchError, PreparedData, RunContext, TrainBatch
 from .evaluate import evaluate
 from .patches import PatchSampler
 
-CRASH_ENV = "BENCHSR_CRASH_AFTER_EPOCH"   # tests: simulate a crash after this epoch's checkpoint
+# Fault injection for the crash tests: "step:N" (before training step N), "checkpoint:E" (while
+# epoch E's checkpoint is being replaced) or "eval:I" (after evaluation image I) SIGKILLs the run.
+FAULT_ENV = "BENCHSR_FAULT"
+
+
+def _fault(point: str, index: int) -> None:
+    if os.environ.get(FAULT_ENV) == f"{point}:{index}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RunTimeout(Exception):
+    """A run went past its configured time limit (config key time_limit_s)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Interrupts the run after `seconds` (SIGALRM; 0 = no limit). A hang inside one C call is
+    interrupted as soon as that call returns to Python."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise RunTimeout(f"stopped after the {seconds:g} s limit (config time_limit_s)")
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def pick_device(name: str) -> torch.device:
@@ -113,26 +146,35 @@ class Runner:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
         label = results.run_label(cfg["method"], cfg["preset"])
-        run_dir = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
-        run_dir = run_dir or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
+        found = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
+        run_dir, lock = found or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
         manifest = {"label": label, "method": cfg["method"], "preset": cfg["preset"],
                     "dataset": cfg["dataset"], "profile": cfg["profile"], "seed": cfg["seed"],
                     "scale": self.data.scale,
                     "precision": cfg["precision"], "status": "running", "started": results.now(),
                     "protocol": self.data.protocol, "simulated": self.data.simulated,
                     "data_metadata": self.data.metadata, "notes": [],
-                    "provenance": results.provenance(device), "resumed_from_epoch": None}
-        results.write_yaml(run_dir / "config.yaml", cfg)
-        results.write_json(run_dir / "manifest.json", manifest)
+                    "provenance": results.provenance(device), "resumed_from_epoch": None,
+                    "last_checkpoint": None}
+        self.where = "set-up"
         try:
-            self._run(method_cls, cfg, device, run_dir, manifest)
-            manifest["status"] = "complete"
-        except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
-            manifest["status"] = "failed"
-            manifest["reason"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            manifest["traceback"] = traceback.format_exc(limit=8)
-        manifest["finished"] = results.now()
-        results.write_json(run_dir / "manifest.json", manifest)
+            results.write_yaml(run_dir / "config.yaml", cfg)
+            results.write_json(run_dir / "manifest.json", manifest)
+            try:
+                with time_limit(float(cfg["time_limit_s"])):
+                    self._run(method_cls, cfg, device, run_dir, manifest)
+                manifest["status"] = "complete"
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
+                manifest["status"] = "failed"
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.where not in reason:
+                    reason += f" (during {self.where})"
+                manifest["reason"] = reason.replace("\n", " ")
+                manifest["traceback"] = traceback.format_exc(limit=8)
+            manifest["finished"] = results.now()
+            results.write_json(run_dir / "manifest.json", manifest)
+        finally:
+            lock.release()
         return RunOutcome(label, run_dir, manifest["status"], manifest.get("reason", ""))
 
     def _run(self, method_cls, cfg, device, run_dir: Path, manifest: dict) -> None:
@@ -160,8 +202,13 @@ class Runner:
         for group in dict.fromkeys(i.group for i in pool):
             images += [i for i in pool if i.group == group][:limit]
         task = self._task(f"eval  {manifest['label']}", len(images))
-        rows, kept, ms = evaluate(method, images, cfg, device, lp,
-                                  on_image=lambda: self._advance(task))
+        self.where = "evaluation"
+
+        def on_image(i: int) -> None:
+            self.where = f"evaluation after image {i + 1}"
+            _fault("eval", i)
+            self._advance(task)
+        rows, kept, ms = evaluate(method, images, cfg, device, lp, on_image=on_image)
         self._done(task)
         if not rows:
             raise BenchError("the dataset produced no evaluation images")
@@ -204,13 +251,16 @@ class Runner:
         p, bs, steps = int(tr["lr_patch"]), int(tr["batch_size"]), int(tr["steps_per_epoch"])
         lr_sampler = PatchSampler(self.data.train_lr, p, f"{cfg['dataset']} LR stream")
         hr_sampler = PatchSampler(self.data.train_hr, p * k, f"{cfg['dataset']} HR stream")
-        ckpt_path = run_dir / "checkpoints" / "last.pt"
+        ckpt_dir = run_dir / "checkpoints"
         start, log = 0, []
-        if ckpt_path.is_file():
-            ckpt = torch.load(ckpt_path, map_location=ctx.device, weights_only=True)
+        found = checkpoints.load_latest(ckpt_dir, ctx.device)
+        if found is not None:
+            ckpt, path, skipped = found
+            manifest["notes"] += [f"resume skipped {s}" for s in skipped]
             method.load_state_dict(ckpt["method"])
             start, log = ckpt["epoch"] + 1, ckpt["log"]
             manifest["resumed_from_epoch"] = start
+            manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"
         task = self._task(f"train {manifest['label']}", (int(tr["epochs"]) - start) * steps)
         method.train(True)
         for epoch in range(start, int(tr["epochs"])):
@@ -224,23 +274,22 @@ class Runner:
                                    torch.from_numpy(hr_np).to(ctx.device), self.data.paired)
                 t_data += time.perf_counter() - t0
                 step = epoch * steps + i
+                self.where = f"step {step}"
+                _fault("step", step)
                 losses = method.train_step(batch, step)
                 log.append({"epoch": epoch, "step": step, **losses})
                 self._advance(task)
             method.end_epoch(epoch)
             timing["epoch_s"].append(time.perf_counter() - t_epoch)
             timing["data_s"].append(t_data)
-            self._checkpoint(ckpt_path, method, epoch, log)
+            self.where = f"checkpoint of epoch {epoch}"
+            meta = {"method": cfg["method"], "preset": cfg["preset"], "scale": k, "channels": ctx.channels}
+            path = checkpoints.save(ckpt_dir, {"method": method.state_dict(), "epoch": epoch,
+                                               "log": log, "meta": meta},
+                                    before_write=lambda: _fault("checkpoint", epoch))
+            manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {epoch})"
             results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
-            if os.environ.get(CRASH_ENV) == str(epoch):
-                raise RuntimeError(f"simulated crash after epoch {epoch} ({CRASH_ENV})")
         self._done(task)
-
-    @staticmethod
-    def _checkpoint(path: Path, method, epoch: int, log: list) -> None:
-        buf = io.BytesIO()
-        torch.save({"method": method.state_dict(), "epoch": epoch, "log": log}, buf)
-        results.atomic_write_bytes(path, buf.getvalue())
 
     @staticmethod
     def _loss_trend(run_dir: Path) -> dict | None:
