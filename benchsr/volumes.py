@@ -44,21 +44,30 @@ def read_volume(path: Path) -> sitk.Image:
         elif path.is_file():
             if path.name.endswith((".nii", ".nii.gz")):
                 _check_nifti(path)
-            image = sitk.ReadImage(str(path))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            _check_spacing(path, reader.GetSpacing())   # before ITK folds a sign into direction
+            image = reader.Execute()
         else:
             raise BenchError(f"{path}: no such file or folder")
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        if "spacing" in msg.lower():   # ITK refuses zero spacing while reading the header
+            raise BenchError(f"{path}: absurd voxel spacing ({msg})") from None
         raise BenchError(f"{path}: cannot read image ({msg})") from None
     if image.GetDimension() != 3:
         raise BenchError(f"{path}: expected a 3D volume, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise BenchError(f"{path}: expected one value per voxel, got "
                          f"{image.GetNumberOfComponentsPerPixel()} (a colour or vector image)")
-    spacing = image.GetSpacing()
+    _check_spacing(path, image.GetSpacing())
+    return image
+
+
+def _check_spacing(path: Path, spacing) -> None:
     if not all(np.isfinite(v) and v > 0 for v in spacing):
         raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive)")
-    return image
 
 
 def check_hu(hu: np.ndarray, path) -> None:

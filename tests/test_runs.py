@@ -15,15 +15,6 @@ from conftest import smoke_config
 FILES = ("config.yaml", "manifest.json", "metrics.csv", "summary.json", "cost.json")
 
 
-@pytest.fixture(scope="module")
-def smoke_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    res = CliRunner().invoke(app, ["run", "--methods", "all",
-                                   "--profile", "smoke", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
-
-
 def _run_dir(out, label):
     (run,) = list((out / "runs" / "lung-ct" / label).iterdir())
     return run
