@@ -1,6 +1,7 @@
 """The `benchsr` command: list, run, leaderboard."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -94,25 +95,87 @@ def run(
     ds_cls = registry.get("datasets", dataset)
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
-    extra = list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
-                                                  ("seed", seed)) if v is not None]
-    configs = [config.resolve(cls, preset, ds_cls, profile, extra) for cls, preset in chosen]
+    extra = _extra(set_, device, precision, seed)
+    jobs = [(cls, config.resolve(cls, preset, ds_cls, profile, extra)) for cls, preset in chosen]
+    outcomes = _execute(jobs, ds_cls, data_dir, out, resume)
+    _show_leaderboard(out)
+    if any(o.status != "complete" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _extra(set_: list[str], device, precision, seed) -> list[str]:
+    return list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
+                                                 ("seed", seed)) if v is not None]
+
+
+def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: Path,
+             resume: bool = False) -> list:
+    """Load the dataset once, then run each (method class, config) job with progress bars."""
+    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
     from .runner import Runner, check_precision, pick_device
-    for cfg in configs:
+    for _, cfg in jobs:
         check_precision(cfg["precision"], pick_device(cfg["device"]))
-    with console.status(f"loading {dataset} ..."):
-        data = ds_cls(configs[0], data_dir).load()
+    with console.status(f"loading {ds_cls.name} ..."):
+        data = ds_cls(jobs[0][1], data_dir).load()
     outcomes = []
     with _progress() as progress:
         runner = Runner(data, out, progress)
-        for (cls, _), cfg in zip(chosen, configs):
+        for cls, cfg in jobs:
             outcome = runner.run(cls, cfg, resume=resume)
             colour = "green" if outcome.status == "complete" else "red"
             progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
                                    f"{outcome.reason} -> {outcome.run_dir}")
             outcomes.append(outcome)
-    _show_leaderboard(out)
-    if any(o.status != "complete" for o in outcomes):
+    return outcomes
+
+
+@app.command()
+def reproduce(
+    table: str = typer.Argument(..., help="a paper table, e.g. table2, table3, table4, table6, "
+                                          "table7 (see the plugins' paper_tables.yaml)"),
+    profile: str = typer.Option("quick", help="smoke | quick | paper (paper = the published "
+                                              "configs; the others are smaller and not comparable)"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key in every row"),
+    device: Optional[str] = typer.Option(None),
+    precision: Optional[str] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    out: Path = typer.Option(Path("results"), help="results root (runs are reused from here)"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Run (or reuse) the runs behind a paper table and print it beside the published numbers."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    from . import reproduce as rep
+    spec = rep.check_known(table, rep.paper_tables())
+    rows = rep.row_configs(spec, profile, _extra(set_, device, precision, seed))
+    ds_cls = registry.get("datasets", spec["dataset"])
+    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg) is None]
+    if todo:
+        console.print(f"{len(rows) - len(todo)} of {len(rows)} rows reuse finished runs; running {len(todo)}")
+        unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
+        _execute(list(unique.values()), ds_cls, data_dir, out)
+    done = [(row, rep.finished_run(out, cfg)) for row, _, cfg in rows]
+    missing = [row["name"] for row, run in done if run is None]
+    frame = rep.compare([(row, run) for row, run in done if run is not None])
+    note = (f"{spec['title']}. Profile '{profile}'"
+            + ("" if profile == "paper" else ": smaller nets and shorter training than the paper, "
+               "so compare the ranking, not the absolute values") + ".")
+    command = "benchsr reproduce " + " ".join([table, "--profile", profile, *sum((["--set", s] for s in set_), [])])
+    md = f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n{frame.to_markdown(index=False, disable_numparse=True)}\n"
+    if missing:
+        md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    from .results import write_text
+    write_text(out / "reproduce" / f"{table}-{profile}.md", md)
+    rich = Table(title=note)
+    for col in frame.columns:
+        rich.add_column(col, overflow="fold")
+    for _, r in frame.iterrows():
+        rich.add_row(*map(str, r))
+    console.print(rich)
+    console.print(f"written: {out / 'reproduce' / f'{table}-{profile}.md'}")
+    if missing:
         raise typer.Exit(1)
 
 

@@ -19,6 +19,7 @@ PROFILES = ("smoke", "quick", "paper")
 
 HARNESS_DEFAULTS: dict[str, Any] = {
     "seed": 0,
+    "variant": "",             # names a run made with --set overrides; shown in its label
     "time_limit_s": 0,         # a run still going after this many seconds is stopped (0 = none)
     "device": "auto",          # auto = cuda when available, else cpu
     "precision": "fp32",       # fp32 | bf16 | fp16 (fp16 on cuda only)

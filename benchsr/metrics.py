@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower",
              "lr_consistency_psnr": "higher"}

@@ -38,7 +38,7 @@ def _render(table: Table, escape, bold) -> pd.DataFrame:
 
 def markdown(table: Table) -> str:
     cells = _render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**")
-    return cells.to_markdown(index=False)
+    return cells.to_markdown(index=False, disable_numparse=True)
 
 
 def latex(table: Table, caption: str) -> str:

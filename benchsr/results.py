@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import uuid
@@ -69,8 +70,23 @@ def read_json(path: Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def run_label(method: str, preset: str) -> str:
-    return method if preset == "default" else f"{method}:{preset}"
+def run_label(method: str, preset: str, variant: str = "") -> str:
+    label = method if preset == "default" else f"{method}:{preset}"
+    return f"{label} [{variant}]" if variant else label
+
+
+def label_folder(root: Path, dataset: str, label: str) -> Path:
+    return root / "runs" / dataset / re.sub(r"[^A-Za-z0-9._=,+-]+", "-", label).strip("-")
+
+
+def same_config_runs(root: Path, dataset: str, label: str, config: dict):
+    """Run folders of this label whose config.yaml equals `config`, newest first."""
+    for run in sorted(label_folder(root, dataset, label).glob("*"), reverse=True):
+        try:
+            if yaml.safe_load((run / "config.yaml").read_text()) == config:
+                yield run
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
 
 
 class RunLock:
@@ -100,7 +116,7 @@ class RunLock:
 
 def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> tuple[Path, RunLock]:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run = root / "runs" / dataset / label.replace(":", "-") / f"{stamp}-{profile}-{uuid.uuid4().hex[:6]}"
+    run = label_folder(root, dataset, label) / f"{stamp}-{profile}-{uuid.uuid4().hex[:6]}"
     run.mkdir(parents=True, exist_ok=False)   # unique id: concurrent runs never share a folder
     lock = RunLock(run)
     lock.acquire()
@@ -109,14 +125,12 @@ def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> tuple[Pat
 
 def find_resumable(root: Path, dataset: str, label: str, config: dict) -> tuple[Path, RunLock] | None:
     """The newest unfinished run of this exact config that no live process holds, locked."""
-    folder = root / "runs" / dataset / label.replace(":", "-")
-    for run in sorted(folder.glob("*"), reverse=True):
+    for run in same_config_runs(root, dataset, label, config):
         try:
             manifest = read_json(run / "manifest.json")
-            same = yaml.safe_load((run / "config.yaml").read_text()) == config
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        if same and manifest.get("status") != "complete":
+        except (OSError, ValueError):
+            manifest = {}        # killed before its first manifest: unfinished too
+        if manifest.get("status") != "complete":
             lock = RunLock(run)
             if lock.acquire():
                 return run, lock

@@ -145,10 +145,11 @@ class Runner:
     def run(self, method_cls, cfg: dict, resume: bool = False) -> RunOutcome:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
-        label = results.run_label(cfg["method"], cfg["preset"])
+        label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
         found = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
         run_dir, lock = found or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
         manifest = {"label": label, "method": cfg["method"], "preset": cfg["preset"],
+                    "variant": cfg["variant"],
                     "dataset": cfg["dataset"], "profile": cfg["profile"], "seed": cfg["seed"],
                     "scale": self.data.scale,
                     "precision": cfg["precision"], "status": "running", "started": results.now(),

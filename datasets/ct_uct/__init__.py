@@ -164,7 +164,8 @@ class CTuCT(Dataset):
                                 [s for v in uct_vols for s in v["sources"]],
                                 np.concatenate([v["specimen"] for v in uct_vols]), "center"),
             eval_images=evals, lr_only=lr_only, simulated=simulated,
-            protocol={"clinical_window_hu": [lo, hi], "uct_clip": list(d["uct_clip"]),
+            protocol={"window_hu": [lo, hi],   # the LR (clinical) input window
+                      "uct_clip": list(d["uct_clip"]),
                       "range": [0, 1], "scale": k, "degradation": d["degradation"],
                       "lr_patches": "wholly inside the lung mask",
                       "eval": "held-out µCT slices, bicubic x1/8, vs the µCT (paper's proxy)",

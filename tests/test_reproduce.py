@@ -1,0 +1,84 @@
+"""`benchsr reproduce`: paper tables declared by plugins, run once, reused, printed beside the
+published numbers."""
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from benchsr import reproduce
+from benchsr.cli import app
+from benchsr.contracts import BenchError
+
+
+def test_every_declared_table_resolves_to_valid_configs():
+    tables = reproduce.paper_tables()
+    assert {"table2", "table3", "table4", "table6", "table7"} <= set(tables)
+    for name, spec in tables.items():
+        rows = reproduce.row_configs(spec, "smoke", [])
+        assert all(row["paper"]["psnr"] > 0 for row, _, _ in rows), name
+    (d,) = [cfg for row, _, cfg in reproduce.row_configs(tables["table3"], "smoke", [])
+            if row["name"].startswith("D ")]
+    assert (d["model"]["lambda_down"], d["model"]["lambda_ssim_x"], d["model"]["lambda_up"]) == (0, 0, 0.3)
+    assert d["variant"] == "lambda_down=0,lambda_ssim_x=0,lambda_ssim_y=0"
+
+
+TOY = '''
+import torch.nn.functional as F
+from benchsr.contracts import Method
+
+
+class Blocky(Method):
+    name = "blocky"
+    data = "none"
+
+    def super_resolve(self, lr):
+        return F.interpolate(lr, scale_factor=self.ctx.scale, mode=self.cfg["model"]["mode"])
+
+
+PLUGINS = [Blocky]
+'''
+
+TABLES = '''
+tableX:
+  title: "Toy table"
+  dataset: lung-ct
+  rows:
+    - {name: nearest, method: blocky, paper: {psnr: 20.0, ssim_global: 0.9}}
+    - {name: bilinear, method: blocky, set: {model.mode: bilinear}, paper: {psnr: 21.0, ssim_global: 0.95}}
+'''
+
+
+@pytest.fixture
+def toy_plugin(tmp_path, monkeypatch):
+    pkg = tmp_path / "toyrep"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(TOY)
+    (pkg / "presets.yaml").write_text("model: {mode: nearest}\n")
+    (pkg / "paper_tables.yaml").write_text(textwrap.dedent(TABLES))
+    dist = tmp_path / "toyrep-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyrep\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[benchsr.methods]\nblocky = toyrep\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_reproduce_runs_once_then_reuses(toy_plugin, tmp_path):
+    out = tmp_path / "out"
+    args = ["reproduce", "tableX", "--profile", "smoke", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    runs = sorted((out / "runs" / "lung-ct").glob("*/*"))
+    assert [r.parent.name for r in runs] == ["blocky", "blocky-mode=bilinear"]
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert sorted((out / "runs" / "lung-ct").glob("*/*")) == runs
+    md = (out / "reproduce" / "tableX-smoke.md").read_text()
+    assert "benchsr reproduce tableX --profile smoke" in md and "compare the ranking" in md
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "20.00" in lines["nearest"] and "21.00" in lines["bilinear"]
+    assert "blocky [mode=bilinear]" in lines["bilinear"]
+
+
+def test_unknown_table_is_a_clear_error():
+    with pytest.raises(BenchError, match="unknown paper table 'table9'"):
+        reproduce.check_known("table9", reproduce.paper_tables())
