@@ -1,6 +1,7 @@
 """The `benchsr` command: list, run, leaderboard."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -97,8 +98,11 @@ def run(
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
     extra = _extra(set_, device, precision, seed)
     jobs = [(cls, config.resolve(cls, preset, ds_cls, profile, extra)) for cls, preset in chosen]
-    outcomes = _execute(jobs, ds_cls, data_dir, out, resume)
-    _show_leaderboard(out)
+    from . import distributed
+    world = distributed.init()         # a world of one unless launched by torchrun
+    outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)
+    if world.is_main:
+        _show_leaderboard(out)
     if any(o.status != "complete" for o in outcomes):
         raise typer.Exit(1)
 
@@ -109,23 +113,24 @@ def _extra(set_: list[str], device, precision, seed) -> list[str]:
 
 
 def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: Path,
-             resume: bool = False) -> list:
+             resume: bool = False, show: bool = True) -> list:
     """Load the dataset once, then run each (method class, config) job with progress bars."""
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
     from .runner import Runner, check_precision, pick_device
     for _, cfg in jobs:
         check_precision(cfg["precision"], pick_device(cfg["device"]))
-    with console.status(f"loading {ds_cls.name} ..."):
+    with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
         data = ds_cls(jobs[0][1], data_dir).load()
     outcomes = []
-    with _progress() as progress:
+    with _progress() if show else contextlib.nullcontext() as progress:
         runner = Runner(data, out, progress)
         for cls, cfg in jobs:
             outcome = runner.run(cls, cfg, resume=resume)
-            colour = "green" if outcome.status == "complete" else "red"
-            progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
-                                   f"{outcome.reason} -> {outcome.run_dir}")
+            if show:
+                colour = "green" if outcome.status == "complete" else "red"
+                progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
+                                       f"{outcome.reason} -> {outcome.run_dir}")
             outcomes.append(outcome)
     return outcomes
 

@@ -33,6 +33,11 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "lpips": True,
         "samples": 3,          # sample PNGs written per run
     },
+    "runtime": {               # opt-in speed-ups (benchsr/fastpaths.py), measured in benchmarks/
+        "channels_last": False,
+        "optimizer": "default",   # default | foreach | fused
+        "compile": False,
+    },
     "model": {},
     "data": {},
 }

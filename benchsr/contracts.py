@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
+
 
 class BenchError(Exception):
     """A problem the user can fix. The CLI prints its message as one line and exits non-zero."""
@@ -63,15 +65,19 @@ class RunContext:
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, step: int,
                  what: str = "loss") -> None:
         """zero_grad, backward, step (through the fp16 grad scaler when there is one).
-        A NaN/Inf loss stops the run with the step number instead of poisoning the weights."""
-        if not torch.isfinite(loss.detach()).all():
-            raise FloatingPointError(f"{what} loss is {float(loss.detach())} at step {step}")
+        A NaN/Inf loss stops the run with the step number instead of poisoning the weights.
+        In a torchrun run, gradients are averaged over ranks before the step (distributed.py)."""
+        if not distributed.all_true(bool(torch.isfinite(loss.detach()).all())):
+            raise FloatingPointError(f"{what} loss is {float(loss.detach())} at step {step}"
+                                     + (" (on some rank)" if distributed.world().active else ""))
         optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
+            distributed.average_gradients(optimizer)
             optimizer.step()
         else:
             self.scaler.scale(loss).backward()
+            distributed.average_gradients(optimizer)
             self.scaler.step(optimizer)
             self.scaler.update()
 

@@ -6,7 +6,9 @@ import contextlib
 import io
 import os
 import random
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -18,7 +20,7 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from . import checkpoints, cost, figures, metrics, results
+from . import checkpoints, cost, distributed, fastpaths, figures, metrics, results
 from .contracts import BenchError, PreparedData, RunContext, TrainBatch
 from .evaluate import evaluate
 from .patches import PatchSampler
@@ -58,7 +60,9 @@ def time_limit(seconds: float):
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():   # torchrun: one GPU per local rank
+            return torch.device("cuda", distributed.world().local_rank)
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError(f"--device {name}: CUDA is not available on this machine")
     return torch.device(name)
@@ -146,8 +150,13 @@ class Runner:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
         label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
-        found = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
-        run_dir, lock = found or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
+        world = distributed.world()
+        if world.is_main:
+            found = results.find_resumable(self.out_root, cfg["dataset"], label, cfg) if resume else None
+            run_dir, lock = found or results.new_run_dir(self.out_root, cfg["dataset"], label, cfg["profile"])
+        else:   # other ranks write into a scratch folder that is thrown away: rank 0 publishes
+            run_dir, lock = Path(tempfile.mkdtemp(prefix="benchsr-rank")), None
+        main_dir = distributed.broadcast(str(run_dir))
         manifest = {"label": label, "method": cfg["method"], "preset": cfg["preset"],
                     "variant": cfg["variant"],
                     "dataset": cfg["dataset"], "profile": cfg["profile"], "seed": cfg["seed"],
@@ -156,7 +165,7 @@ class Runner:
                     "protocol": self.data.protocol, "simulated": self.data.simulated,
                     "data_metadata": self.data.metadata, "notes": [],
                     "provenance": results.provenance(device), "resumed_from_epoch": None,
-                    "last_checkpoint": None}
+                    "last_checkpoint": None, "world_size": world.size}
         self.where = "set-up"
         try:
             results.write_yaml(run_dir / "config.yaml", cfg)
@@ -175,8 +184,11 @@ class Runner:
             manifest["finished"] = results.now()
             results.write_json(run_dir / "manifest.json", manifest)
         finally:
-            lock.release()
-        return RunOutcome(label, run_dir, manifest["status"], manifest.get("reason", ""))
+            if lock is not None:
+                lock.release()
+            if not world.is_main:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return RunOutcome(label, Path(main_dir), manifest["status"], manifest.get("reason", ""))
 
     def _run(self, method_cls, cfg, device, run_dir: Path, manifest: dict) -> None:
         tr, k = cfg["train"], self.data.scale
@@ -189,6 +201,13 @@ class Runner:
         seed_epoch(cfg["seed"], -1)     # network init is seeded too
         method = method_cls(cfg, ctx)
         method.build()
+        fastpaths.apply(method, cfg["runtime"], ctx)
+        if distributed.world().active:
+            for name, net in method.nets.items():
+                method.nets[name] = distributed.sync_batchnorm(net, device)
+            if device.type != "cuda" and any(map(distributed.has_batchnorm, method.nets.values())):
+                ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
+                                 "(SyncBatchNorm needs CUDA)")
         memory = cost.PeakMemory(device)
         timing = {"epoch_s": [], "data_s": [], "steps": 0}
         if method_cls.data != "none":
@@ -209,7 +228,11 @@ class Runner:
             self.where = f"evaluation after image {i + 1}"
             _fault("eval", i)
             self._advance(task)
-        rows, kept, ms = evaluate(method, images, cfg, device, lp, on_image=on_image)
+        world = distributed.world()   # each rank scores every size-th image; rank 0 gets all rows
+        mine = list(range(len(images)))[world.rank::world.size]
+        rows, kept, ms = evaluate(method, [images[i] for i in mine], cfg, device, lp,
+                                  on_image=on_image)
+        rows = [row for _, row in sorted(distributed.gather(list(zip(mine, rows))), key=lambda p: p[0])]
         self._done(task)
         if not rows:
             raise BenchError("the dataset produced no evaluation images")
@@ -262,6 +285,16 @@ class Runner:
             start, log = ckpt["epoch"] + 1, ckpt["log"]
             manifest["resumed_from_epoch"] = start
             manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"
+        world = distributed.world()
+        if world.active:   # every rank starts from rank 0's weights, optimiser state and epoch
+            state = distributed.broadcast({"method": method.state_dict(), "start": start, "log": log}
+                                          if world.is_main else None)
+            method.load_state_dict(state["method"])
+            start, log = state["start"], state["log"]
+            if bs % world.size:
+                raise BenchError(f"train.batch_size {bs} is not divisible by the {world.size} ranks")
+        shard = world.shard(bs)
+        memory_format = torch.channels_last if cfg["runtime"]["channels_last"] else torch.contiguous_format
         task = self._task(f"train {manifest['label']}", (int(tr["epochs"]) - start) * steps)
         method.train(True)
         for epoch in range(start, int(tr["epochs"])):
@@ -269,15 +302,15 @@ class Runner:
             t_epoch, t_data = time.perf_counter(), 0.0
             for i in range(steps):
                 t0 = time.perf_counter()
-                lr_np, _ = lr_sampler.sample(bs, rng)
+                lr_np, _ = lr_sampler.sample(bs, rng)     # the global batch, same on every rank
                 hr_np, _ = hr_sampler.sample(bs, rng)
-                batch = TrainBatch(torch.from_numpy(lr_np).to(ctx.device),
-                                   torch.from_numpy(hr_np).to(ctx.device), self.data.paired)
+                batch = TrainBatch(*(torch.from_numpy(a[shard]).to(ctx.device, memory_format=memory_format)
+                                     for a in (lr_np, hr_np)), self.data.paired)
                 t_data += time.perf_counter() - t0
                 step = epoch * steps + i
                 self.where = f"step {step}"
                 _fault("step", step)
-                losses = method.train_step(batch, step)
+                losses = distributed.mean_values(method.train_step(batch, step))
                 log.append({"epoch": epoch, "step": step, **losses})
                 self._advance(task)
             method.end_epoch(epoch)

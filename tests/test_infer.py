@@ -237,12 +237,12 @@ def test_bad_input_corpus(case, build, message, trained, tmp_path, capsys, monke
 
 
 def test_debug_shows_the_traceback(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BENCHSR_DEBUG", "")   # recorded, so the "1" that --debug sets is undone
     monkeypatch.setattr(sys, "argv", ["benchsr", "infer", str(trained["nearest"]),
                                       str(tmp_path / "nope.nii.gz"), str(tmp_path / "o.nii.gz"),
                                       "--debug"])
     with pytest.raises(Exception, match="no such file"):
         cli.main()
-    monkeypatch.delenv("BENCHSR_DEBUG", raising=False)
 
 
 def test_bad_output_paths(trained, tmp_path, capsys, monkeypatch):

@@ -1,0 +1,42 @@
+"""Opt-in speed-ups applied by the runner after a method builds its nets and optimisers, so no
+plugin needs to know them (config block `runtime`; precision is its own key). Each one is
+measured against plain fp32 eager by benchmarks/bench.py.
+
+- channels_last: nets and batches in NHWC, the layout oneDNN (CPU) and cuDNN prefer for convs.
+- optimizer: "foreach" (one kernel over all tensors) or "fused" (one fused kernel) for optimisers
+  that offer them (Adam, AdamW, SGD); others are left as they are, with a note.
+- compile: torch.compile each net in place (Module.compile keeps the state_dict keys, so
+  checkpoints stay plain). Costs a compile on the first steps.
+"""
+from __future__ import annotations
+
+import torch
+
+from .contracts import BenchError, Method, RunContext
+
+OPTIMIZER_IMPLS = ("default", "foreach", "fused")
+
+
+def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
+    impl = runtime.get("optimizer", "default")
+    if impl not in OPTIMIZER_IMPLS:
+        raise BenchError(f"runtime.optimizer '{impl}': expected one of {', '.join(OPTIMIZER_IMPLS)}")
+    if runtime.get("channels_last"):
+        for net in method.nets.values():
+            net.to(memory_format=torch.channels_last)
+    if impl != "default":
+        for name, opt in method.optimizers.items():
+            if impl not in opt.defaults:
+                ctx.notes.append(f"optimizer {name} ({type(opt).__name__}) has no {impl} "
+                                 "implementation: left as it is")
+                continue
+            # set before the first step: the implementation is read from the param groups then
+            for group in opt.param_groups:
+                group["foreach"] = impl == "foreach"
+                if "fused" in group:
+                    group["fused"] = impl == "fused"
+            if impl == "fused":
+                opt._step_supports_amp_scaling = True   # as the constructor sets for fused=True
+    if runtime.get("compile"):
+        for net in method.nets.values():
+            net.compile()
