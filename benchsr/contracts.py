@@ -91,6 +91,7 @@ class Method:
     data: ClassVar[str] = "unpaired"             # unpaired | paired | none (no training)
     scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
     inference_network: ClassVar[str | None] = None  # key in self.nets used by super_resolve
+    contiguous_nets: ClassVar[tuple[str, ...]] = ()  # nets kept out of channels_last (.view inside)
 
     def __init__(self, config: dict[str, Any], ctx: RunContext):
         self.cfg = config

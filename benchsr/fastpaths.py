@@ -17,13 +17,23 @@ from .contracts import BenchError, Method, RunContext
 OPTIMIZER_IMPLS = ("default", "foreach", "fused")
 
 
+def _contiguous_inputs(module, args):
+    # clone, not .contiguous(): a 1-channel NHWC tensor counts as contiguous but still makes
+    # the convs that follow pick channels_last
+    return tuple(a.clone(memory_format=torch.contiguous_format) if torch.is_tensor(a) else a
+                 for a in args)
+
+
 def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
     impl = runtime.get("optimizer", "default")
     if impl not in OPTIMIZER_IMPLS:
         raise BenchError(f"runtime.optimizer '{impl}': expected one of {', '.join(OPTIMIZER_IMPLS)}")
     if runtime.get("channels_last"):
-        for net in method.nets.values():
-            net.to(memory_format=torch.channels_last)
+        for name, net in method.nets.items():
+            if name in method.contiguous_nets:   # the plugin says this net needs NCHW
+                net.register_forward_pre_hook(_contiguous_inputs)
+            else:
+                net.to(memory_format=torch.channels_last)
     if impl != "default":
         for name, opt in method.optimizers.items():
             if impl not in opt.defaults:

@@ -26,6 +26,7 @@ class ESRGAN(Method):
     data = "unpaired"
     scales = (2, 4, 8, 16)
     inference_network = "G"
+    contiguous_nets = ("D",)   # basicsr's VGGStyleDiscriminator flattens with .view
 
     # ---- networks -----------------------------------------------------------------------------
     def build(self) -> None:
