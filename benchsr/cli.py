@@ -117,9 +117,11 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
     """Load the dataset once, then run each (method class, config) job with progress bars."""
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    from .fastpaths import check as check_runtime
     from .runner import Runner, check_precision, pick_device
     for _, cfg in jobs:
         check_precision(cfg["precision"], pick_device(cfg["device"]))
+        check_runtime(cfg["runtime"])
     with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
         data = ds_cls(jobs[0][1], data_dir).load()
     outcomes = []

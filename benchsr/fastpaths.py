@@ -24,10 +24,15 @@ def _contiguous_inputs(module, args):
                  for a in args)
 
 
-def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
+def check(runtime: dict) -> None:
     impl = runtime.get("optimizer", "default")
     if impl not in OPTIMIZER_IMPLS:
         raise BenchError(f"runtime.optimizer '{impl}': expected one of {', '.join(OPTIMIZER_IMPLS)}")
+
+
+def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
+    check(runtime)
+    impl = runtime.get("optimizer", "default")
     if runtime.get("channels_last"):
         for name, net in method.nets.items():
             if name in method.contiguous_nets:   # the plugin says this net needs NCHW

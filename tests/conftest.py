@@ -39,3 +39,13 @@ def smoke_out(tmp_path_factory):
     res = CliRunner().invoke(app, ["run", "--methods", "all", "--profile", "smoke", "--out", str(out)])
     assert res.exit_code == 0, res.output
     return out
+
+
+def fake_distribution(folder, name: str, methods: dict[str, str]) -> None:
+    """An installed-looking distribution in `folder` (put it on sys.path or PYTHONPATH): a
+    .dist-info whose entry points register `methods` (entry name -> module) as benchsr.methods."""
+    dist = folder / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[benchsr.methods]\n" + "".join(f"{k} = {v}\n" for k, v in methods.items()))

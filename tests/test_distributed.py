@@ -8,6 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
+from conftest import fake_distribution
+
 TINY = '''
 import torch
 import torch.nn.functional as F
@@ -47,10 +49,7 @@ PLUGINS = [TinySR]
 @pytest.fixture
 def tiny_env(tmp_path):
     (tmp_path / "tinysr.py").write_text(TINY)
-    dist = tmp_path / "tinysr-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinysr\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[benchsr.methods]\ntinysr = tinysr\n")
+    fake_distribution(tmp_path, "tinysr", {"tinysr": "tinysr"})
     (tmp_path / "tmp").mkdir()
     return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
             "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}

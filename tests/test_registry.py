@@ -2,12 +2,13 @@
 broken plugin that is listed as broken while the others keep working."""
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from benchsr import registry
 from benchsr.contracts import BenchError
+
+from conftest import fake_distribution
 
 TOY = '''
 import torch.nn.functional as F
@@ -31,14 +32,7 @@ def plugin_path(tmp_path, monkeypatch):
     """An installed-looking distribution: a module plus a .dist-info with entry_points.txt."""
     (tmp_path / "toyplug.py").write_text(TOY)
     (tmp_path / "brokenplug.py").write_text("import a_module_that_does_not_exist\n")
-    dist = tmp_path / "toyplug-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
-        [benchsr.methods]
-        toy = toyplug
-        broken = brokenplug
-    """))
+    fake_distribution(tmp_path, "toyplug", {"toy": "toyplug", "broken": "brokenplug"})
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 

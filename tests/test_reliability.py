@@ -13,7 +13,7 @@ from benchsr import checkpoints, registry, tables
 from benchsr.contracts import BenchError
 from benchsr.runner import FAULT_ENV, Runner
 
-from conftest import smoke_config
+from conftest import fake_distribution, smoke_config
 
 CFG = ["train.epochs=3"]     # smoke: 2 steps per epoch, so steps 0..5 and three checkpoints
 
@@ -147,10 +147,7 @@ PLUGINS = [Raiser, Hanger, Nanner]
 
 def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
     (tmp_path / "faulty.py").write_text(FAULTY)
-    dist = tmp_path / "faulty-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[benchsr.methods]\nfaulty = faulty\n")
+    fake_distribution(tmp_path, "faulty", {"faulty": "faulty"})
     out = tmp_path / "out"
     res = _cli(["run", "--methods", "raiser,hanger,nanner,bicubic", "--profile", "smoke",
                 "--set", "time_limit_s=6", "--out", str(out)],

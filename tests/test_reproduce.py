@@ -9,6 +9,8 @@ from benchsr import reproduce
 from benchsr.cli import app
 from benchsr.contracts import BenchError
 
+from conftest import fake_distribution
+
 
 def test_every_declared_table_resolves_to_valid_configs():
     tables = reproduce.paper_tables()
@@ -55,10 +57,7 @@ def toy_plugin(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text(TOY)
     (pkg / "presets.yaml").write_text("model: {mode: nearest}\n")
     (pkg / "paper_tables.yaml").write_text(textwrap.dedent(TABLES))
-    dist = tmp_path / "toyrep-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyrep\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[benchsr.methods]\nblocky = toyrep\n")
+    fake_distribution(tmp_path, "toyrep", {"blocky": "toyrep"})
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
