@@ -2,14 +2,11 @@
 evaluation, costs, and the self-describing run folder."""
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import random
 import shutil
-import signal
 import tempfile
-import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -21,42 +18,10 @@ import SimpleITK as sitk
 import torch
 
 from . import checkpoints, cost, distributed, fastpaths, figures, metrics, results
+from .guards import fault, time_limit
 from .contracts import BenchError, PreparedData, RunContext, TrainBatch
 from .evaluate import evaluate
 from .patches import PatchSampler
-
-# Fault injection for the crash tests: "step:N" (before training step N), "checkpoint:E" (while
-# epoch E's checkpoint is being replaced) or "eval:I" (after evaluation image I) SIGKILLs the run.
-FAULT_ENV = "BENCHSR_FAULT"
-
-
-def _fault(point: str, index: int) -> None:
-    if os.environ.get(FAULT_ENV) == f"{point}:{index}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class RunTimeout(Exception):
-    """A run went past its configured time limit (config key time_limit_s)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Interrupts the run after `seconds` (SIGALRM; 0 = no limit). A hang inside one C call is
-    interrupted as soon as that call returns to Python."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise RunTimeout(f"stopped after the {seconds:g} s limit (config time_limit_s)")
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -226,7 +191,7 @@ class Runner:
 
         def on_image(i: int) -> None:
             self.where = f"evaluation after image {i + 1}"
-            _fault("eval", i)
+            fault("eval", i)
             self._advance(task)
         world = distributed.world()   # each rank scores every size-th image; rank 0 gets all rows
         mine = list(range(len(images)))[world.rank::world.size]
@@ -309,7 +274,7 @@ class Runner:
                 t_data += time.perf_counter() - t0
                 step = epoch * steps + i
                 self.where = f"step {step}"
-                _fault("step", step)
+                fault("step", step)
                 losses = distributed.mean_values(method.train_step(batch, step))
                 log.append({"epoch": epoch, "step": step, **losses})
                 self._advance(task)
@@ -320,7 +285,7 @@ class Runner:
             meta = {"method": cfg["method"], "preset": cfg["preset"], "scale": k, "channels": ctx.channels}
             path = checkpoints.save(ckpt_dir, {"method": method.state_dict(), "epoch": epoch,
                                                "log": log, "meta": meta},
-                                    before_write=lambda: _fault("checkpoint", epoch))
+                                    before_write=lambda: fault("checkpoint", epoch))
             manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {epoch})"
             results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
         self._done(task)

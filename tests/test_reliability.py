@@ -11,7 +11,8 @@ import torch
 
 from benchsr import checkpoints, registry, tables
 from benchsr.contracts import BenchError
-from benchsr.runner import FAULT_ENV, Runner
+from benchsr.guards import FAULT_ENV
+from benchsr.runner import Runner
 
 from conftest import fake_distribution, smoke_config
 
