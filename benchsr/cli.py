@@ -166,13 +166,7 @@ def reproduce(
     done = [(row, rep.finished_run(out, cfg)) for row, _, cfg in rows]
     missing = [row["name"] for row, run in done if run is None]
     frame = rep.compare([(row, run) for row, run in done if run is not None])
-    note = (f"{spec['title']}. Profile '{profile}'"
-            + ("" if profile == "paper" else ": smaller nets and shorter training than the paper, "
-               "so compare the ranking, not the absolute values") + ".")
-    command = "benchsr reproduce " + " ".join([table, "--profile", profile, *sum((["--set", s] for s in set_), [])])
-    md = f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n{frame.to_markdown(index=False, disable_numparse=True)}\n"
-    if missing:
-        md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    note, md = rep.report(table, spec, frame, profile, set_, missing)
     from .results import write_text
     write_text(out / "reproduce" / f"{table}-{profile}.md", md)
     rich = Table(title=note)

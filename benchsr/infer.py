@@ -3,8 +3,11 @@ super-resolve slice by slice (tiled, overlapping tiles averaged), write NIfTI sl
 
 The output overlays the input in 3D Slicer: spacing divided by k in-plane, the direction kept, and
 the origin moved to the centre of the first output voxel (k output voxels share one input voxel,
-so that centre sits (1/k - 1)/2 input voxels before the input's first centre). Only one slice of
-output is in memory at a time, so a 512 x 512 x N volume at 8x needs ~64 MiB of output buffer.
+so that centre sits (1/k - 1)/2 input voxels before the input's first centre).
+
+Memory does not grow with the number of slices: the input is read SLAB slices at a time
+(streamed from disk for uncompressed .nii/.mha/raw .nrrd; ITK reads compressed files and DICOM
+series whole), and one output slice is in memory at a time (64 MiB at 8x of a 512² slice).
 """
 from __future__ import annotations
 
@@ -15,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 
 from . import checkpoints, config, registry
 from .contracts import BenchError, RunContext
 from .evaluate import tiled_sr
 from .results import read_json
-from .volumes import check_hu, read_volume
+from .volumes import SlabReader
 
 MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
+SLAB = 16        # input slices read at a time
 
 
 @dataclass
@@ -113,10 +116,9 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
         raise BenchError(f"{output}: the output must be .nii or .nii.gz")
     if not output.parent.is_dir():
         raise BenchError(f"{output.parent}: output folder does not exist")
-    image = read_volume(input_path)
-    voxels = sitk.GetArrayViewFromImage(image)          # (z, y, x), no copy
-    check_hu(voxels, input_path)
-    nz, ny, nx = voxels.shape
+    volume = SlabReader(input_path)      # streamed from disk where the format allows
+    volume.check_hu()
+    nx, ny, nz = volume.size
     z0, z1 = parse_range(slices, nz, "slice range", input_path)
     x0, x1, y0, y1 = 0, nx, 0, ny
     if roi:
@@ -130,11 +132,10 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
         raise BenchError(f"{input_path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
                          f"the {MIN_INPUT}x{MIN_INPUT} minimum")
     k, (lo, hi) = trained.scale, trained.window
-    sx, sy, sz = image.GetSpacing()
-    origin = image.TransformContinuousIndexToPhysicalPoint(
-        (x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
+    sx, sy, sz = volume.spacing
+    origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
-                          image.GetDirection(), f"benchsr {trained.label} x{k}")
+                          volume.direction, f"benchsr {trained.label} x{k}")
     device = trained.method.ctx.device
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
     os.close(fd)
@@ -144,15 +145,17 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
         with opener(tmp, "wb") as fh:
             fh.write(header.binaryblock)
             fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
-            for z in range(z0, z1):
-                lr = np.clip((voxels[z, y0:y1, x0:x1].astype(np.float32) - lo) / (hi - lo), 0, 1)
-                with torch.no_grad(), trained.method.ctx.autocast():
-                    sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(device), k,
-                                  tile, overlap)
-                hu = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (hi - lo) + lo
-                fh.write(np.round(hu).astype("<i2").tobytes())   # x fastest, as NIfTI stores
-                if task is not None:
-                    progress.advance(task)
+            for zs in range(z0, z1, SLAB):
+                block = volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1)
+                for hu_in in block:
+                    lr = np.clip((hu_in.astype(np.float32) - lo) / (hi - lo), 0, 1)
+                    with torch.no_grad(), trained.method.ctx.autocast():
+                        sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(device),
+                                      k, tile, overlap)
+                    hu = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (hi - lo) + lo
+                    fh.write(np.round(hu).astype("<i2").tobytes())   # x fastest, as NIfTI stores
+                    if task is not None:
+                        progress.advance(task)
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

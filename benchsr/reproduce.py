@@ -77,6 +77,20 @@ def compare(rows: list[tuple[dict, Path]]) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list[str],
+           missing: list[str]) -> tuple[str, str]:
+    """(one-line caption, Markdown file) of a reproduced table, with the command that made it."""
+    note = (f"{spec['title']}. Profile '{profile}'"
+            + ("" if profile == "paper" else ": smaller nets and shorter training than the paper, "
+               "so compare the ranking, not the absolute values") + ".")
+    command = " ".join(["benchsr reproduce", table, "--profile", profile,
+                        *sum((["--set", s] for s in sets), [])])
+    md = f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n{frame.to_markdown(index=False, disable_numparse=True)}\n"
+    if missing:
+        md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    return note, md
+
+
 def check_known(name: str, tables: dict) -> dict:
     if name not in tables:
         raise BenchError(f"unknown paper table '{name}' (available: {', '.join(sorted(tables)) or 'none'})")

@@ -6,6 +6,7 @@ GetSpacing gives it; SimpleITK images are in LPS physical space.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +39,34 @@ def _check_nifti(path: Path) -> None:
         raise BenchError(f"{path}: {bad} NaN/Inf voxels")
 
 
+def _file_reader(path: Path) -> sitk.ImageFileReader:
+    """An ImageFileReader whose header has been read and checked (raises BenchError)."""
+    if path.name.endswith((".nii", ".nii.gz")):
+        _check_nifti(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    _check_spacing(path, reader.GetSpacing())   # before ITK folds a sign into direction
+    _check_shape(path, reader.GetDimension(), reader.GetNumberOfComponents())
+    return reader
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path):
+    """ITK's RuntimeErrors as one-line BenchErrors naming the file."""
+    try:
+        yield
+    except RuntimeError as exc:
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        if "spacing" in msg.lower():   # ITK refuses zero spacing while reading the header
+            raise BenchError(f"{path}: absurd voxel spacing ({msg})") from None
+        raise BenchError(f"{path}: cannot read image ({msg})") from None
+
+
 def read_volume(path: Path) -> sitk.Image:
     """A file SimpleITK reads, or a folder holding one DICOM series (sorted by position)."""
     path = Path(path)
-    try:
+    with _read_errors(path):
         if path.is_dir():
             names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
             if not names:
@@ -50,27 +75,20 @@ def read_volume(path: Path) -> sitk.Image:
             reader.SetFileNames(names)
             image = reader.Execute()
         elif path.is_file():
-            if path.name.endswith((".nii", ".nii.gz")):
-                _check_nifti(path)
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            reader.ReadImageInformation()
-            _check_spacing(path, reader.GetSpacing())   # before ITK folds a sign into direction
-            image = reader.Execute()
+            image = _file_reader(path).Execute()
         else:
             raise BenchError(f"{path}: no such file or folder")
-    except RuntimeError as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        if "spacing" in msg.lower():   # ITK refuses zero spacing while reading the header
-            raise BenchError(f"{path}: absurd voxel spacing ({msg})") from None
-        raise BenchError(f"{path}: cannot read image ({msg})") from None
-    if image.GetDimension() != 3:
-        raise BenchError(f"{path}: expected a 3D volume, got {image.GetDimension()}D")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise BenchError(f"{path}: expected one value per voxel, got "
-                         f"{image.GetNumberOfComponentsPerPixel()} (a colour or vector image)")
+    _check_shape(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel())
     _check_spacing(path, image.GetSpacing())
     return image
+
+
+def _check_shape(path: Path, dimension: int, components: int) -> None:
+    if dimension != 3:
+        raise BenchError(f"{path}: expected a 3D volume, got {dimension}D")
+    if components != 1:
+        raise BenchError(f"{path}: expected one value per voxel, got {components} "
+                         "(a colour or vector image)")
 
 
 def _check_spacing(path: Path, spacing) -> None:
@@ -78,16 +96,75 @@ def _check_spacing(path: Path, spacing) -> None:
         raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive)")
 
 
-def check_hu(hu: np.ndarray, path) -> None:
-    """CT in Hounsfield units has air near -1000 and no NaN; anything else is refused."""
-    if hu.dtype.kind == "f" and not np.isfinite(hu).all():   # integers cannot be NaN
-        raise BenchError(f"{path}: {int((~np.isfinite(hu)).sum())} NaN/Inf voxels")
-    lo, hi = float(hu.min()), float(hu.max())
+class SlabReader:
+    """A volume read a region at a time. A file goes through ImageFileReader's region
+    extraction, which ITK streams from disk for uncompressed formats (.nii, .mha/.mhd, raw
+    .nrrd) and reads whole for compressed ones; a DICOM folder is read whole, once."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._image = self._reader = None
+        if self.path.is_file():
+            with _read_errors(self.path):
+                self._reader = _file_reader(self.path)
+            info = self._reader
+        else:
+            self._image = info = read_volume(self.path)
+        self.size = tuple(info.GetSize())               # (x, y, z)
+        self.spacing = tuple(info.GetSpacing())
+        self.origin = tuple(info.GetOrigin())
+        self.direction = tuple(info.GetDirection())
+
+    def region(self, z0: int, z1: int, y0: int = 0, y1: int | None = None, x0: int = 0,
+               x1: int | None = None) -> np.ndarray:
+        """Voxels [z0:z1, y0:y1, x0:x1] as stored (z, y, x)."""
+        y1 = self.size[1] if y1 is None else y1
+        x1 = self.size[0] if x1 is None else x1
+        if self._image is not None:
+            return sitk.GetArrayViewFromImage(self._image)[z0:z1, y0:y1, x0:x1]
+        self._reader.SetExtractIndex((x0, y0, z0))
+        self._reader.SetExtractSize((x1 - x0, y1 - y0, z1 - z0))
+        with _read_errors(self.path):
+            return sitk.GetArrayFromImage(self._reader.Execute())
+
+    def physical_point(self, index) -> tuple[float, ...]:
+        """LPS position of a continuous (x, y, z) voxel index."""
+        d = np.asarray(self.direction, np.float64).reshape(3, 3)
+        return tuple(np.asarray(self.origin) + d @ (np.asarray(index, np.float64) * self.spacing))
+
+    def check_hu(self, slab: int = 32) -> None:
+        """check_hu over the whole volume, a slab at a time."""
+        bad, lo, hi = 0, np.inf, -np.inf
+        for z in range(0, self.size[2], slab):
+            b, low, high = hu_summary(self.region(z, min(z + slab, self.size[2])))
+            bad, lo, hi = bad + b, min(lo, low), max(hi, high)
+        check_hu_summary(self.path, bad, lo, hi)
+
+
+def hu_summary(hu: np.ndarray) -> tuple[int, float, float]:
+    """(non-finite voxel count, min, max of the finite ones)."""
+    if hu.dtype.kind == "f":   # integers cannot be NaN
+        finite = np.isfinite(hu)
+        bad = int(hu.size - finite.sum())
+        vals = hu[finite] if bad else hu
+    else:
+        bad, vals = 0, hu
+    return (bad, float(vals.min()), float(vals.max())) if vals.size else (bad, np.inf, -np.inf)
+
+
+def check_hu_summary(path, bad: int, lo: float, hi: float) -> None:
+    if bad:
+        raise BenchError(f"{path}: {bad} NaN/Inf voxels")
     if lo > -500:
         raise BenchError(f"{path}: values {lo:g}..{hi:g} do not look like CT in HU "
                          "(no air below -500 HU)")
     if hi - lo < 300:
         raise BenchError(f"{path}: values {lo:g}..{hi:g} are nearly constant; not a CT volume")
+
+
+def check_hu(hu: np.ndarray, path) -> None:
+    """CT in Hounsfield units has air near -1000 and no NaN; anything else is refused."""
+    check_hu_summary(path, *hu_summary(hu))
 
 
 def resample(image: sitk.Image, spacing_mm) -> sitk.Image:

@@ -251,3 +251,17 @@ def test_bad_output_paths(trained, tmp_path, capsys, monkeypatch):
     assert code == 2 and "must be .nii or .nii.gz" in err
     code, _, err = _main(["infer", trained["nearest"], src, tmp_path / "no" / "sr.nii"], capsys, monkeypatch)
     assert code == 2 and "output folder does not exist" in err
+
+
+def test_slabs_stream_across_their_boundaries(trained, tmp_path, capsys, monkeypatch):
+    from benchsr.infer import SLAB
+    from benchsr.volumes import SlabReader
+    hu = _ct((SLAB + 5, 24, 20), seed=3)
+    src = _write(tmp_path / "long.nii", hu)                 # uncompressed: ITK streams it
+    reader = SlabReader(src)
+    assert np.array_equal(reader.region(SLAB - 2, SLAB + 3, 4, 20, 2, 18), hu[SLAB - 2:SLAB + 3, 4:20, 2:18])
+    dst = tmp_path / "sr.nii.gz"
+    code, _, err = _main(["infer", trained["nearest"], src, dst], capsys, monkeypatch)
+    assert code == 0, err
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(dst)))
+    assert np.abs(out - np.kron(np.clip(hu, -1000, 500), np.ones((1, 4, 4)))).max() <= 1
