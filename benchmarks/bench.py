@@ -230,7 +230,9 @@ def markdown(report: dict) -> str:
              f"Command: `{report['command']}`", "",
              f"Measured peak (matmul {report['peak_n']}²): fp32 {report['peak_flops']['fp32'] / 1e9:.0f} GFLOP/s, "
              f"bf16 {report['peak_flops']['bf16'] / 1e9:.0f} GFLOP/s. Times are medians of "
-             f"{report['repeats']} after {report['warmup']} warm-up.", "",
+             f"{report['repeats']} after {report['warmup']} warm-up. FLOPs are flop_counter's "
+             "direct-convolution count, so the share of peak can pass 100 % where oneDNN uses "
+             "cheaper algorithms.", "",
              "## Training step and inference per method (paper config)", "",
              "| method | variant | batch × LR patch (×k) | step s | speed-up | samples/s | GFLOP/step | "
              "achieved GFLOP/s | of peak | infer ms/slice | output MP/s | peak RSS MiB |",
