@@ -144,14 +144,19 @@ def load_lung_ct():
     return _LUNG["data"]
 
 
+def trained_run() -> Path | None:
+    """The newest published SR-CycleGAN run on lung-ct that still has its checkpoint."""
+    runs = sorted((ROOT / "results" / "runs" / "lung-ct" / "srcyclegan").glob("*/checkpoints/last.pt"))
+    return runs[-1].parent.parent if runs else None
+
+
 def metric_tolerance(args) -> dict | None:
     """Evaluation metrics of the same trained SR-CycleGAN weights in fp32 eager and in each fast
     path: the largest per-image difference."""
     from benchsr.infer import load_trained
-    runs = sorted((ROOT / "results" / "runs" / "lung-ct" / "srcyclegan").glob("*/checkpoints/last.pt"))
-    if not runs:
+    run = trained_run()
+    if run is None:
         return None
-    run = runs[-1].parent.parent
     data = load_lung_ct()
     scores = {}
     for vname, (precision, runtime) in VARIANTS.items():
@@ -191,10 +196,9 @@ def infer_scaling(args) -> dict | None:
     """`benchsr infer` on 512 x 512 x N synthetic HU volumes (N = 64, 128, 256), each in a fresh
     process: wall time and peak RSS."""
     import SimpleITK as sitk
-    runs = sorted((ROOT / "results" / "runs" / "lung-ct" / "srcyclegan").glob("*/checkpoints/last.pt"))
-    if not runs:
+    run = trained_run()
+    if run is None:
         return None
-    run = runs[-1].parent.parent
     out = {"run": str(run.relative_to(ROOT)), "roi": args.infer_roi, "points": []}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.infer_slices:

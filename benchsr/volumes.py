@@ -74,12 +74,12 @@ def read_volume(path: Path) -> sitk.Image:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(names)
             image = reader.Execute()
+            _check_shape(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel())
+            _check_spacing(path, image.GetSpacing())
         elif path.is_file():
-            image = _file_reader(path).Execute()
+            image = _file_reader(path).Execute()   # header already checked
         else:
             raise BenchError(f"{path}: no such file or folder")
-    _check_shape(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel())
-    _check_spacing(path, image.GetSpacing())
     return image
 
 
