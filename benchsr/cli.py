@@ -231,7 +231,8 @@ def infer(
     with _progress() as progress:
         done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap, progress)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
-                  f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm")
+                  f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
+                  f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g})")
 
 
 def main() -> None:

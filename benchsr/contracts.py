@@ -54,6 +54,16 @@ class RunContext:
     epochs: int = 1             # total epochs planned, for schedules
     notes: list[str] = field(default_factory=list)   # the method appends honest remarks here
     scaler: Any = None          # torch.amp.GradScaler for fp16, set by the runner
+    total_steps: int = 0        # epochs x steps per epoch: step-based schedules scale with it
+    degradation: str = "bicubic"  # the dataset's HR -> LR degradation (its protocol's)
+
+    def degrade(self, hr: torch.Tensor) -> torch.Tensor:
+        """HR patches -> LR under the dataset's own degradation (the function evaluation uses),
+        e.g. for a supervised pre-training phase on pairs made from the HR stream."""
+        from .volumes import degrade   # numpy, per image: the same code the evaluation runs
+        imgs = hr.detach().float().cpu().numpy()
+        lr = np.stack([[degrade(ch, self.scale, self.degradation) for ch in img] for img in imgs])
+        return torch.from_numpy(np.ascontiguousarray(lr, np.float32)).to(hr.device)
 
     def autocast(self):
         """Context manager for the forward pass: autocast in bf16/fp16, nothing in fp32."""

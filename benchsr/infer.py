@@ -35,7 +35,9 @@ class Trained:
     method: object
     label: str
     scale: int
-    window: tuple[float, float]
+    window: tuple[float, float]        # the LR input's HU window (mapped to [0, 1])
+    out_window: tuple[float, float]    # the SR output's window: the HR domain's
+    out_units: str                     # what the output's values are (HU, µCT scanner units)
 
 
 def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
@@ -72,7 +74,11 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
             raise BenchError(f"{path}: checkpoint does not fit {manifest['label']} as configured "
                              f"in {cfg_path} ({first})") from None
     method.train(False)
-    return Trained(method, manifest["label"], scale, (float(window[0]), float(window[1])))
+    # the SR output belongs to the HR domain (ct-uct: µCT units); runs that record no HR window
+    # had an HR domain in the input's HU window
+    out_window = protocol.get("hr_window") or window
+    return Trained(method, manifest["label"], scale, (float(window[0]), float(window[1])),
+                   (float(out_window[0]), float(out_window[1])), str(protocol.get("hr_units", "HU")))
 
 
 def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
@@ -131,11 +137,11 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     if min(x1 - x0, y1 - y0) < MIN_INPUT:
         raise BenchError(f"{input_path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
                          f"the {MIN_INPUT}x{MIN_INPUT} minimum")
-    k, (lo, hi) = trained.scale, trained.window
+    k, (lo, hi), (out_lo, out_hi) = trained.scale, trained.window, trained.out_window
     sx, sy, sz = volume.spacing
     origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
-                          volume.direction, f"benchsr {trained.label} x{k}")
+                          volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
     device = trained.method.ctx.device
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
     os.close(fd)
@@ -152,8 +158,8 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
                     with torch.no_grad(), trained.method.ctx.autocast():
                         sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(device),
                                       k, tile, overlap)
-                    hu = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (hi - lo) + lo
-                    fh.write(np.round(hu).astype("<i2").tobytes())   # x fastest, as NIfTI stores
+                    out = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (out_hi - out_lo) + out_lo
+                    fh.write(np.round(out).astype("<i2").tobytes())   # x fastest, as NIfTI stores
                     if task is not None:
                         progress.advance(task)
         os.replace(tmp, output)
@@ -162,4 +168,5 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
         raise
     return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
             "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
-            "roi": [x0, x1, y0, y1]}
+            "roi": [x0, x1, y0, y1], "units": trained.out_units,
+            "value_range": [out_lo, out_hi]}

@@ -31,15 +31,19 @@ def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win: int = 11,
-             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
-    """Windowed SSIM map over the 'valid' region (no padding), per channel. a, b: (B, C, H, W)."""
+             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+             padding: str = "valid") -> torch.Tensor:
+    """Windowed SSIM map per channel, a, b: (B, C, H, W). padding 'valid': only where the window
+    fits (the metric); 'zero': zero-padded to the input size (pytorch_ssim, a training loss)."""
     c = a.shape[1]
     w = _gaussian_window(win, sigma, str(a.device), a.dtype).expand(c, 1, win, win)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
-    var_a = F.conv2d(a * a, w, groups=c) - mu_a ** 2
-    var_b = F.conv2d(b * b, w, groups=c) - mu_b ** 2
-    cov = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
+    pad = {"valid": 0, "zero": win // 2}[padding]
+    conv = lambda t: F.conv2d(t, w, padding=pad, groups=c)   # noqa: E731
+    mu_a, mu_b = conv(a), conv(b)
+    var_a = conv(a * a) - mu_a ** 2
+    var_b = conv(b * b) - mu_b ** 2
+    cov = conv(a * b) - mu_a * mu_b
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 

@@ -158,7 +158,9 @@ class Runner:
     def _run(self, method_cls, cfg, device, run_dir: Path, manifest: dict) -> None:
         tr, k = cfg["train"], self.data.scale
         ctx = RunContext(device=device, precision=cfg["precision"], scale=k, channels=1,
-                         epochs=int(tr["epochs"]), notes=manifest["notes"])
+                         epochs=int(tr["epochs"]), notes=manifest["notes"],
+                         total_steps=int(tr["epochs"]) * int(tr["steps_per_epoch"]),
+                         degradation=self.data.protocol.get("degradation", "bicubic"))
         if cfg["precision"] == "fp16":
             ctx.scaler = torch.amp.GradScaler("cuda")
         if k not in method_cls.scales:

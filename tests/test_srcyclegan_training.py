@@ -12,7 +12,8 @@ from conftest import smoke_config
 
 def _method(preset="default", extra=()):
     cfg = smoke_config("srcyclegan", preset, extra=extra)
-    m = registry.get("methods", "srcyclegan")(cfg, RunContext(torch.device("cpu"), scale=4, epochs=2))
+    m = registry.get("methods", "srcyclegan")(cfg, RunContext(torch.device("cpu"), scale=4, epochs=2,
+                                                              total_steps=4))
     torch.manual_seed(0)
     m.build()
     return m
@@ -39,7 +40,8 @@ def test_each_preset_trains_and_moves_g1(preset):
 
 
 def test_mmsr_and_cycle_terms_fall_on_fixed_data():
-    m = _method(extra=["model.lr=0.002"])
+    # the adversarial terms off: on random data they pull anywhere; this checks the content terms
+    m = _method(extra=["model.lr=0.002", "model.lambda_gan_g1=0", "model.lambda_gan_g2=0"])
     batch = _batch()
     first = m.train_step(batch, 0)
     for step in range(1, 15):

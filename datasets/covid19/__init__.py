@@ -124,6 +124,7 @@ class Covid19(Dataset):
             scale=k, train_lr=stack(lr_cases, "lr", "lr_body"),
             train_hr=stack(hr_cases, "hr", "body"), eval_images=evals,
             protocol={"window_hu": list(d["window"]), "range": [0, 1],
+                      "hr_window": list(d["window"]), "hr_units": "HU",
                       "degradation": d["degradation"], "scale": k, "plane": "axial",
                       "resample_mm": d["spacing"], "split": "Train halves alternate LR/HR",
                       "eval": "whole Validation slices, degraded then super-resolved"},

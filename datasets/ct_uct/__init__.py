@@ -18,6 +18,8 @@ Held-out clinical slices (a lung-centred crop) are LR-only: they get the LR-cons
 """
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +60,39 @@ def lung_mask(image: sitk.Image, body: np.ndarray, air_hu: float = -400.0) -> np
 
 
 def clinical_arrays(path: Path, lo: float, hi: float) -> dict[str, np.ndarray]:
+    """Windowed slices, lung mask, spacing, and each slice's lung HU range (NaN without lung),
+    from which `clinical_norm: minmax` takes its window."""
     def build():
         image = read_volume(path)
         hu = sitk.GetArrayFromImage(image).astype(np.float32)
         check_hu(hu, path)
-        body = body_mask(image)
-        return {"norm": window(hu, lo, hi), "lung": lung_mask(image, body),
+        lung = lung_mask(image, body_mask(image))
+        inside = np.where(lung, hu, np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # slices without lung: NaN
+            lung_range = np.stack([np.nanmin(inside, (1, 2)), np.nanmax(inside, (1, 2))], 1)
+        return {"norm": window(hu, lo, hi), "lung": lung, "lung_hu_range": lung_range,
                 "spacing": np.asarray(image.GetSpacing())}
-    return cached(path, {"clinical": [lo, hi], "v": 1}, build)
+    return cached(path, {"clinical": [lo, hi], "v": 2}, build)
+
+
+def clinical_window(paths: list[Path], d: dict) -> tuple[float, float]:
+    """The HU range mapped to [0, 1]: the fixed `clinical_window`, or (`clinical_norm: minmax`,
+    the SR-CycleGAN authors' normalisation) the min and max HU inside the lungs of the training
+    slices of all clinical volumes."""
+    lo, hi = d["clinical_window"]
+    if d.get("clinical_norm", "window") == "window":
+        return float(lo), float(hi)
+    if d["clinical_norm"] != "minmax":
+        raise BenchError(f"data.clinical_norm must be window or minmax, got {d['clinical_norm']!r}")
+    ranges = []
+    for p in paths:
+        r = np.asarray(clinical_arrays(p, lo, hi)["lung_hu_range"])
+        ranges.append(r[:_split(len(r), d["clinical_test_fraction"])])
+    r = np.concatenate(ranges)
+    if np.isnan(r).all():
+        raise BenchError("data.clinical_norm minmax: no lung voxels in the training slices")
+    return float(np.nanmin(r[:, 0])), float(np.nanmax(r[:, 1]))
 
 
 # ---- µCT side -----------------------------------------------------------------------------------
@@ -141,7 +168,7 @@ class CTuCT(Dataset):
         else:
             clinical_paths, simulated = self._user_folders(), False
             uct_vols, eval_vols, true_pairs = self._user_uct(d, hr_patch)
-        lo, hi = d["clinical_window"]
+        lo, hi = clinical_window(clinical_paths, d)
         clinical = [clinical_arrays(p, lo, hi) for p in clinical_paths]
 
         lr_imgs, lr_masks, lr_src, lr_only = [], [], [], []
@@ -165,7 +192,10 @@ class CTuCT(Dataset):
                                 np.concatenate([v["specimen"] for v in uct_vols]), "center"),
             eval_images=evals, lr_only=lr_only, simulated=simulated,
             protocol={"window_hu": [lo, hi],   # the LR (clinical) input window
+                      "clinical_norm": d.get("clinical_norm", "window"),
                       "uct_clip": list(d["uct_clip"]),
+                      # SR output belongs to the µCT domain: infer writes it in these units
+                      "hr_window": list(d["uct_clip"]), "hr_units": "µCT scanner units",
                       "range": [0, 1], "scale": k, "degradation": d["degradation"],
                       "lr_patches": "wholly inside the lung mask",
                       "eval": "held-out µCT slices, bicubic x1/8, vs the µCT (paper's proxy)",

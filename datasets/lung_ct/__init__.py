@@ -71,6 +71,7 @@ class LungCT(Dataset):
         return PreparedData(
             scale=k, train_lr=lr_stack, train_hr=hr_stack, eval_images=evals,
             protocol={"window_hu": [lo, hi], "range": [0, 1], "degradation": deg, "scale": k,
+                      "hr_window": [lo, hi], "hr_units": "HU",
                       "plane": "axial", "eval": "whole slices, degraded then super-resolved"},
             metadata={"spacing_mm": list(spacing), "lr_spacing_mm": [spacing[0] * k,
                       spacing[1] * k, spacing[2]], "units": "HU", "source": CREDIT,

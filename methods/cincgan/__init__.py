@@ -2,9 +2,11 @@
 CVPR Workshops 2018). No official code; built from the public re-implementations' facts.
 
 Read top to bottom: networks (networks.py), losses, one training step, inference.
-The inner cycle (G1, G2, D1) learns noisy LR -> clean LR, where clean LR = bicubic x1/k of the
-HR domain; the outer cycle (EDSR, G3, D2) learns clean LR -> HR on G1's output. The inner cycle
-trains alone first, then both train jointly (the outer loss reaches G1). Inference: SR(G1(x)).
+Three phases, as the references: the SR network (EDSR) is first pre-trained with L1 on bicubic
+pairs (HR patches and their LR under the dataset's own degradation); then the inner cycle
+(G1, G2, D1) learns noisy LR -> clean LR alone, where clean LR = bicubic x1/k of the HR domain;
+then the outer cycle (EDSR, G3, D2) joins and learns clean LR -> HR on G1's output (the outer loss
+reaches G1). Inference: SR(G1(x)).
 The paper's parameter total (27,030,790, SR-CycleGAN Table 5) matches no public variant; the
 cost table reports what this one has.
 """
@@ -18,7 +20,7 @@ from benchsr.contracts import Method, TrainBatch
 from benchsr.gan import (PatchDiscriminator, bicubic_down, lsgan, set_requires_grad, step_decay,
                          tv_loss)
 
-from .networks import Downscaler, InnerGenerator
+from .networks import downscaler, inner_generator
 
 
 class CinCGAN(Method):
@@ -32,14 +34,14 @@ class CinCGAN(Method):
     # ---- networks -----------------------------------------------------------------------------
     def build(self) -> None:
         m, k, c, dev = self.cfg["model"], self.ctx.scale, self.ctx.channels, self.ctx.device
-        d = dict(ndf=m["ndf"], n_layers=3, padding=1, norm="none")
+        d = dict(ndf=m["ndf"], n_layers=3, padding=1, norm="batch")   # the references' _NetD
         self.nets = {
-            "G1": InnerGenerator(c, m["inner_feat"], m["inner_blocks"]),
-            "G2": InnerGenerator(c, m["inner_feat"], m["inner_blocks"]),
+            "G1": inner_generator(c, m["inner_feat"], m["inner_blocks"]),
+            "G2": inner_generator(c, m["inner_feat"], m["inner_blocks"]),
             "D1": PatchDiscriminator(c, strides=(1, 1, 1, 1, 1), **d),
             "SR": edsr(c, k, m["edsr_feat"], m["edsr_blocks"], m["edsr_res_scale"]),
-            "G3": Downscaler(k, c, m["inner_feat"]),
-            "D2": PatchDiscriminator(c, strides=(2, 2, 2, 2, 1), **d),
+            "G3": downscaler(k, c, m["inner_feat"], m["inner_blocks"]),
+            "D2": PatchDiscriminator(c, strides=(2, 2, 2, 1, 1), **d),
         }
         for net in self.nets.values():
             net.to(dev)
@@ -50,11 +52,20 @@ class CinCGAN(Method):
                 {"params": [*n["G1"].parameters(), *n["G2"].parameters()], "lr": m["lr_inner"]},
                 {"params": [*n["SR"].parameters(), *n["G3"].parameters()], "lr": m["lr_outer"]},
             ], betas=betas),
-            "D": torch.optim.Adam([*n["D1"].parameters(), *n["D2"].parameters()],
-                                  lr=m["lr_inner"], betas=betas),
+            "D": torch.optim.Adam([{"params": n["D1"].parameters(), "lr": m["lr_inner"]},
+                                   {"params": n["D2"].parameters(), "lr": m["lr_outer"]}],
+                                  betas=betas),
+            # EDSR's own recipe for the supervised pre-training (Adam 1e-4, betas 0.9/0.999)
+            "SR_pretrain": torch.optim.Adam(n["SR"].parameters(), lr=m["lr_pretrain"],
+                                            betas=(0.9, 0.999)),
         }
-        total = int(self.cfg["train"]["epochs"]) * int(self.cfg["train"]["steps_per_epoch"])
-        self.inner_steps = int(round(m["inner_fraction"] * total))
+        total = self.ctx.total_steps
+        self.pretrain_steps = int(round(m["pretrain_fraction"] * total))
+        self.inner_end = self.pretrain_steps + int(round(m["inner_fraction"] * total))
+        self.ctx.notes.append(
+            f"CinCGAN phases: EDSR pre-trained {self.pretrain_steps} steps (L1 on HR patches and "
+            f"their {self.ctx.degradation} x1/{k} LR), inner cycle alone to step {self.inner_end}, "
+            f"then joint to step {total}")
 
     # ---- losses -------------------------------------------------------------------------------
     def _inner_terms(self, x, y_down):
@@ -80,13 +91,22 @@ class CinCGAN(Method):
         return sr, terms
 
     # ---- one training step ----------------------------------------------------------------------
+    def _pretrain_step(self, y: torch.Tensor, step: int) -> dict[str, float]:
+        """Supervised EDSR on (its LR under the dataset's degradation, the HR patch)."""
+        with self.ctx.autocast():
+            loss = F.l1_loss(self.nets["SR"](self.ctx.degrade(y)).float(), y)
+        self.ctx.optimize(loss, self.optimizers["SR_pretrain"], step, "EDSR pre-training")
+        return {"pretrain_l1": float(loss.detach()), "phase": 0.0}
+
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, ctx, n = self.cfg["model"], self.ctx, self.nets
-        for opt in self.optimizers.values():
-            step_decay(opt, step, m["lr_halve_every"])
+        if step < self.pretrain_steps:
+            return self._pretrain_step(batch.hr, step)
+        for name in ("G", "D"):
+            step_decay(self.optimizers[name], step - self.pretrain_steps, m["lr_halve_every"])
         x, y = batch.lr, batch.hr
         y_down = bicubic_down(y, ctx.scale)
-        joint = step >= self.inner_steps
+        joint = step >= self.inner_end
 
         set_requires_grad([n["D1"], n["D2"]], False)
         with ctx.autocast():
@@ -107,7 +127,8 @@ class CinCGAN(Method):
         ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
 
         out = {name: float(v.detach()) for name, v in terms.items()}
-        out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()), joint=float(joint))
+        out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()),
+                   phase=2.0 if joint else 1.0)
         return out
 
     def end_epoch(self, epoch: int) -> None:

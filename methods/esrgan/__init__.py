@@ -1,11 +1,16 @@
 """ESRGAN (Wang et al., ECCV Workshops 2018) with basicsr's RRDBNet and VGGStyleDiscriminator.
 
 Read top to bottom: networks, losses, one training step, inference.
-Losses as BasicSR's recipe: L1 x 1e-2, VGG19 conv5_4 perceptual x 1 (only when the ImageNet
-weights are in the torch hub cache; the run says so otherwise), relativistic GAN x 5e-3; EMA of
-the generator (0.999) is the network evaluated. The SR-CycleGAN paper trained it on UNPAIRED
-patches (a random LR patch against a random HR patch): that is the default; `paired` trains on
-bicubic-downscaled HR patches instead.
+Two phases, as BasicSR's two option files:
+1. RRDBNet-PSNR (train_RRDBNet_PSNR_x4.yml): L1 only, on pairs made from the HR stream (the HR
+   patch and its LR under the dataset's own degradation), Adam 2e-4 with cosine annealing
+   restarts (4 equal periods, eta_min 1e-7). `model.psnr_fraction` is its share of the run.
+2. ESRGAN (train_ESRGAN_x4.yml), from those weights: L1 x 1e-2, VGG19 conv5_4 perceptual x 1
+   (only when the ImageNet weights are in the torch hub cache; the run says so otherwise),
+   relativistic GAN x 5e-3, Adam 1e-4, MultiStepLR at 1/8, 1/4, 1/2, 3/4 of the phase (50k, 100k,
+   200k, 300k of 400k), gamma 0.5; the EMA (0.999) of the generator is the network evaluated.
+The SR-CycleGAN paper trained the GAN phase on UNPAIRED patches (a random LR patch against a
+random HR patch): that is the default; `paired` trains it on pairs; `psnr` is phase 1 alone.
 """
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ import torch.nn.functional as F
 
 from benchsr.blocks import VGGPerceptual, rrdbnet
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import bicubic_down, ema, esrgan_recipe_step
+from benchsr.gan import (cosine_restart_factor, ema, esrgan_recipe_step, milestones,
+                         multistep_factor, scale_lr)
 
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 
@@ -50,6 +56,16 @@ class ESRGAN(Method):
         betas = (0.9, 0.99)
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=m["lr"], betas=betas)
                            for name, net in self.nets.items()}
+        # phase 1 has its own optimiser: BasicSR's GAN run starts a fresh Adam from its weights
+        self.optimizers["G_psnr"] = torch.optim.Adam(self.nets["G"].parameters(),
+                                                     lr=m["lr_psnr"], betas=betas)
+        total = self.ctx.total_steps
+        self.psnr_steps = int(round(m["psnr_fraction"] * total))
+        self.gan_milestones = [self.psnr_steps + s for s in
+                               milestones(m["gan_milestones"], total - self.psnr_steps)]
+        self.ctx.notes.append(f"ESRGAN phases: RRDBNet-PSNR (L1 on {self.ctx.degradation} pairs) "
+                              f"for {self.psnr_steps} steps, then the GAN recipe for "
+                              f"{total - self.psnr_steps} steps")
         self.perceptual = None
         if m["lambda_percep"]:
             self.perceptual, reason = VGGPerceptual.load(dev)
@@ -71,19 +87,35 @@ class ESRGAN(Method):
         return real, fake
 
     # ---- one training step ----------------------------------------------------------------------
+    def _psnr_step(self, y: torch.Tensor, step: int) -> dict[str, float]:
+        m, g = self.cfg["model"], self.nets["G"]
+        period = max(1, -(-self.psnr_steps // int(m["psnr_periods"])))
+        scale_lr(self.optimizers["G_psnr"],
+                 cosine_restart_factor(step, period, m["psnr_eta_min"] / m["lr_psnr"]))
+        with self.ctx.autocast():
+            loss = F.l1_loss(g(self.ctx.degrade(y)).float(), y)
+        self.ctx.optimize(loss, self.optimizers["G_psnr"], step, "generator (PSNR phase)")
+        return {"psnr_l1": float(loss.detach()), "total_g": float(loss.detach())}
+
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, ctx, g, d = self.cfg["model"], self.ctx, self.nets["G"], self.nets["D"]
         y = batch.hr
-        x = batch.lr if batch.paired or m["training"] == "unpaired" else bicubic_down(y, ctx.scale)
+        if step < self.psnr_steps:
+            return self._psnr_step(y, step)
+        if step == self.psnr_steps:
+            self.g_ema.n_averaged.zero_()   # the EMA starts from the PSNR weights, as BasicSR's
+        factor = multistep_factor(step, self.gan_milestones, m["gan_gamma"])
+        for name in ("G", "D"):
+            scale_lr(self.optimizers[name], factor)
+        x = ctx.degrade(y) if m["training"] == "paired" else batch.lr
         out = esrgan_recipe_step(ctx, step, lambda: g(x), y, d, self.optimizers["G"],
-                                 self.optimizers["D"], m, self.perceptual,
-                                 gan_on=step >= m["warmup_steps"], for_d=self._for_d)
+                                 self.optimizers["D"], m, self.perceptual, for_d=self._for_d)
         self.g_ema.update_parameters(g)
         out["total_g"] = out.pop("total")
         return out
 
     def end_epoch(self, epoch: int) -> None:
-        pass   # constant lr, as the recipe's first 50k iterations
+        pass   # the lr follows the step (cosine restarts, then MultiStepLR)
 
     def extra_state(self):
         return {"g_ema": self.g_ema.state_dict()}
@@ -94,8 +126,11 @@ class ESRGAN(Method):
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        """The EMA once the GAN phase has run; the plain generator after the PSNR phase alone
+        (BasicSR's PSNR model keeps no EMA)."""
+        net = self.g_ema.module if int(self.g_ema.n_averaged) > 0 else self.nets["G"]
         with self.ctx.autocast():
-            return self.g_ema.module(lr).float().clamp(0, 1)
+            return net(lr).float().clamp(0, 1)
 
 
 PLUGINS = [ESRGAN]

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from benchsr.blocks import VGGPerceptual
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import bicubic_down, esrgan_recipe_step, lsgan, set_requires_grad, step_decay
+from benchsr.gan import (bicubic_down, esrgan_recipe_step, lsgan, milestones, multistep_factor,
+                         scale_lr, set_requires_grad)
 
 from .networks import build_networks
 
@@ -66,6 +67,9 @@ class PseudoSR(Method):
             "U": torch.optim.Adam(n["U"].parameters(), lr=m["lr"], betas=sr_betas),
             "D_esrgan": torch.optim.Adam(n["D_esrgan"].parameters(), lr=m["lr"], betas=sr_betas),
         }
+        self.warmup_steps = int(round(m["u_warmup_fraction"] * self.ctx.total_steps))
+        self.ctx.notes.append(f"pseudo-SR: U trains on L1 alone for its first {self.warmup_steps} "
+                              f"steps (u_warmup_fraction {m['u_warmup_fraction']})")
         self.perceptual = None
         if m["lambda_percep"]:
             self.perceptual, reason = VGGPerceptual.load(dev)
@@ -76,41 +80,59 @@ class PseudoSR(Method):
         return img.expand(-1, self.channels, -1, -1) if img.shape[1] != self.channels else img
 
     # ---- one training step ----------------------------------------------------------------------
+    def _schedule(self, step: int) -> None:
+        """The reference's per-iteration MultiStepLR: the cycle nets decay by gamma_cycle, U and
+        D_esrgan by gamma_sr; D_esrgan's schedule only starts counting after U's warm-up."""
+        m = self.cfg["model"]
+        steps = milestones(m["lr_milestones"], self.ctx.total_steps)
+        warmup = self.warmup_steps
+        for name, at, gamma in (("G", step, m["lr_gamma_cycle"]), ("D", step, m["lr_gamma_cycle"]),
+                                ("U", step, m["lr_gamma_sr"]),
+                                ("D_esrgan", max(0, step - warmup), m["lr_gamma_sr"])):
+            scale_lr(self.optimizers[name], multistep_factor(at, steps, gamma))
+
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, k, ctx, n = self.cfg["model"], self.ctx.scale, self.ctx, self.nets
-        for opt in self.optimizers.values():
-            step_decay(opt, step, m["lr_halve_every"])
+        self._schedule(step)
         x, y = self._rgb(batch.lr), self._rgb(batch.hr)
-        y_down = bicubic_down(y, k)                       # the clean LR domain
+        y_down = bicubic_down(y, k, antialias=m["clean_lr_antialias"])   # the clean LR domain
         z = torch.randn(x.shape[0], 1, y_down.shape[-2] // 4, y_down.shape[-1] // 4,
                         device=x.device)
         d_cycle = [n["D_x"], n["D_y"], n["D_sr"]]
 
-        # cycle generators G_xy, G_yx; discriminators and U frozen
+        # forward of the cycle generators (U frozen: it only passes gradient to its input)
         set_requires_grad([*d_cycle, n["U"]], False)
         with ctx.autocast():
             fake_x = n["G_yx"](y_down, z)                 # pseudo source-style LR
-            rec_y = n["G_xy"](fake_x)
+            rec_y = n["G_xy"](fake_x)                     # the pseudo-clean LR: U's input
             clean_x = n["G_xy"](x)
-            sr_x = n["U"](clean_x)
+            sr_pseudo = n["U"](rec_y)                     # U(G_xy(G_yx(y_down, z)))
+            with torch.no_grad():
+                sr_real = n["U"](clean_x)                 # U(G_xy(x)): D_sr's "real"
+
+        # discriminators first, as the reference: D_x, D_y, and D_sr (real = the real path
+        # U(G_xy(x)), fake = the pseudo path), each 0.5 * (real + fake)
+        set_requires_grad(d_cycle, True)
+        with ctx.autocast():
+            loss_d = 0.5 * (lsgan(n["D_x"](x), True) + lsgan(n["D_x"](fake_x.detach()), False)
+                            + lsgan(n["D_y"](y_down), True) + lsgan(n["D_y"](clean_x.detach()), False)
+                            + lsgan(n["D_sr"](sr_real), True)
+                            + lsgan(n["D_sr"](sr_pseudo.detach()), False))
+        ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
+
+        set_requires_grad(d_cycle, False)
+        with ctx.autocast():
             terms = {
                 "gan_yx": lsgan(n["D_x"](fake_x), True),
                 "gan_xy": lsgan(n["D_y"](clean_x), True),
                 "cycle": m["lambda_cycle"] * F.l1_loss(rec_y.float(), y_down),
                 "identity": m["lambda_idt"] * F.l1_loss(n["G_xy"](y_down).float(), y_down),
-                "d_sr": m["lambda_dsr"] * lsgan(n["D_sr"](sr_x), True),
+                "d_sr": m["lambda_dsr"] * lsgan(n["D_sr"](sr_pseudo), True),   # pseudo path
             }
             if m["lambda_geo"]:
                 terms["geometric"] = m["lambda_geo"] * geometric_ensemble_loss(n["G_xy"], x, clean_x)
             total_g = sum(terms.values())
         ctx.optimize(total_g, self.optimizers["G"], step, "generator")
-
-        set_requires_grad(d_cycle, True)
-        with ctx.autocast():
-            loss_d = 0.5 * (lsgan(n["D_x"](x), True) + lsgan(n["D_x"](fake_x.detach()), False)
-                            + lsgan(n["D_y"](y_down), True) + lsgan(n["D_y"](clean_x.detach()), False)
-                            + lsgan(n["D_sr"](y), True) + lsgan(n["D_sr"](sr_x.detach()), False))
-        ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
 
         out = {name: float(v.detach()) for name, v in terms.items()}
         out.update(self._train_u(rec_y.detach(), y, step))
@@ -118,19 +140,20 @@ class PseudoSR(Method):
         return out
 
     def _train_u(self, pseudo_lr: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
-        """U on the pseudo pair with the ESRGAN recipe; L1 alone during the warm-up."""
+        """U on the pseudo pair with the ESRGAN recipe, D_esrgan updated first (the reference's
+        order); L1 alone during the warm-up."""
         m, u = self.cfg["model"], self.nets["U"]
         set_requires_grad([u], True)
         return esrgan_recipe_step(self.ctx, step, lambda: u(pseudo_lr), y, self.nets["D_esrgan"],
                                   self.optimizers["U"], self.optimizers["D_esrgan"], m,
-                                  self.perceptual, gan_on=step >= m["u_warmup_steps"],
-                                  prefix="u_")
+                                  self.perceptual, gan_on=step >= self.warmup_steps,
+                                  prefix="u_", d_first=True)
 
     def _grey(self, img: torch.Tensor) -> torch.Tensor:
         return img.mean(1, keepdim=True) if self.channels == 3 else img
 
     def end_epoch(self, epoch: int) -> None:
-        pass   # the lr follows the step (step_decay), not the epoch
+        pass   # the lr follows the step (_schedule), not the epoch
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:

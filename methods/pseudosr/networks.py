@@ -64,5 +64,6 @@ def build_networks(m: dict, channels: int, scale: int) -> dict[str, nn.Module]:
         "D_x": PatchDiscriminator(channels, strides=(1,) * n_convs, norm="none", **d),
         "D_y": PatchDiscriminator(channels, strides=(1,) * n_convs, norm="none", **d),
         "D_sr": PatchDiscriminator(channels, strides=hr_strides, norm="none", **d),
-        "D_esrgan": PatchDiscriminator(channels, strides=hr_strides, norm="instance", **d),
+        # the reference builds D_esrgan with scale_factor=1: stride 1 throughout, on HR patches
+        "D_esrgan": PatchDiscriminator(channels, strides=(1,) * n_convs, norm="instance", **d),
     }

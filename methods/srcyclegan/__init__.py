@@ -7,16 +7,18 @@ Table 3 / Table 7 ablations are presets and keys of this one plugin.
 """
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import zoom
 
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (PatchDiscriminator, from_signed, init_normal, lsgan, set_requires_grad,
+from benchsr.gan import (PatchDiscriminator, from_signed, gan_loss, init_normal, set_requires_grad,
                          to_signed)
 
-from .losses import HistoryPool, f_down, f_up, recon, ssim_loss
+from .losses import HistoryPool, f_down, f_up, identity_up, recon, ssim_loss
 from .networks import G1, G2
 
 
@@ -62,21 +64,40 @@ class SRCycleGAN(Method):
         self.schedulers = {k_: torch.optim.lr_scheduler.LambdaLR(o, rule)
                            for k_, o in self.optimizers.items()}
         self.pool_x, self.pool_y = HistoryPool(m["pool_size"]), HistoryPool(m["pool_size"])
+        self.adv = gan_loss(m["gan_loss"])
+        if m["input_range"] not in ("signed", "unit"):
+            raise BenchError(f"srcyclegan: model.input_range must be signed or unit, got "
+                             f"{m['input_range']!r}")
+
+    def _to_net(self, img: torch.Tensor) -> torch.Tensor:
+        """[0, 1] -> the range fed to the tanh nets: [-1, 1] ('signed', the paper and the
+        authors' 8x code) or [0, 1] as it is ('unit', the authors' COVID-19 4x pipeline)."""
+        return to_signed(img) if self.cfg["model"]["input_range"] == "signed" else img
+
+    def _from_net(self, img: torch.Tensor) -> torch.Tensor:
+        if self.cfg["model"]["input_range"] == "signed":
+            return from_signed(img)
+        return img.float().clamp(0, 1)
 
     # ---- one training step --------------------------------------------------------------------
     def _quasi_pairs(self, x: torch.Tensor, y: torch.Tensor, every: int) -> torch.Tensor:
-        """Authors' code: every n-th clinical sample is a uCT patch shrunk by cubic-spline zoom."""
+        """Authors' code: every n-th LR sample is its HR patch shrunk by cubic-spline zoom (every
+        4th at 8x; every one at 4x, where the COVID-19 pipeline also adds N(0, std) noise with
+        probability p)."""
+        m, k = self.cfg["model"], self.ctx.scale
         x = x.clone()
-        k = self.ctx.scale
         for i in range(0, x.shape[0], every):
             small = zoom(y[i, 0].detach().float().cpu().numpy(), 1.0 / k, order=3)
-            x[i, 0] = torch.from_numpy(np.ascontiguousarray(small)).to(x)
+            small = torch.from_numpy(np.ascontiguousarray(small, np.float32))
+            if m["quasi_pair_noise_p"] and random.random() < m["quasi_pair_noise_p"]:
+                small = small + m["quasi_pair_noise_std"] * torch.randn(small.shape)  # seeded
+            x[i, 0] = small.to(x)
         return x
 
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, k, ctx = self.cfg["model"], self.ctx.scale, self.ctx
         g1, g2, d_y, d_x = (self.nets[n] for n in ("G1", "G2", "D_Y", "D_X"))
-        x, y = to_signed(batch.lr), to_signed(batch.hr)
+        x, y, adv = self._to_net(batch.lr), self._to_net(batch.hr), self.adv
         if m["quasi_pair_every"]:
             x = self._quasi_pairs(x, y, m["quasi_pair_every"])
 
@@ -85,16 +106,17 @@ class SRCycleGAN(Method):
         with ctx.autocast():
             sr, fake_lr = g1(x), g2(y)
             terms = {
-                "gan_g1": m["lambda_gan_g1"] * lsgan(d_y(sr), True),
-                "gan_g2": m["lambda_gan_g2"] * lsgan(d_x(fake_lr), True),
+                "gan_g1": m["lambda_gan_g1"] * adv(d_y(sr), True),
+                "gan_g2": m["lambda_gan_g2"] * adv(d_x(fake_lr), True),
                 "cycle": m["lambda_cycle"] * (recon(g2(sr).float(), x, m["cycle_loss"])
                                               + recon(g1(fake_lr).float(), y, m["cycle_loss"])),
             }
             down_sr, up_lr = f_down(sr.float(), k), f_up(fake_lr.float(), k)
+            ssim_kw = dict(data_range=m["ssim_data_range"], padding=m["ssim_padding"])
             if m["lambda_ssim_x"]:
-                terms["ssim_x"] = m["lambda_ssim_x"] * ssim_loss(x, down_sr, m["ssim_data_range"])
+                terms["ssim_x"] = m["lambda_ssim_x"] * ssim_loss(x, down_sr, **ssim_kw)
             if m["lambda_ssim_y"]:
-                terms["ssim_y"] = m["lambda_ssim_y"] * ssim_loss(y, up_lr, m["ssim_data_range"])
+                terms["ssim_y"] = m["lambda_ssim_y"] * ssim_loss(y, up_lr, **ssim_kw)
             if m["lambda_down"]:
                 terms["down"] = m["lambda_down"] * recon(down_sr, x, m["recon_loss"])
             if m["lambda_up"]:
@@ -102,8 +124,7 @@ class SRCycleGAN(Method):
             if m["lambda_identity"]:
                 # authors' code: G1 on an HR patch (k*k times the pixels: the costly part)
                 idt_y = f_down(g1(y).float(), k)
-                idt_x = F.interpolate(g2(x).float(), scale_factor=k, mode="bilinear",
-                                      align_corners=False)
+                idt_x = identity_up(g2(x).float(), k, m["identity_up"])
                 terms["identity"] = m["lambda_identity"] * (F.l1_loss(idt_y, y)
                                                             + 0.1 * F.l1_loss(idt_x, x))
             total_g = sum(terms.values())
@@ -113,8 +134,8 @@ class SRCycleGAN(Method):
         set_requires_grad((d_y, d_x), True)
         fake_y, fake_x = self.pool_y.query(sr.detach()), self.pool_x.query(fake_lr.detach())
         with ctx.autocast():
-            loss_dy = 0.5 * (lsgan(d_y(y), True) + lsgan(d_y(fake_y), False))
-            loss_dx = 0.5 * (lsgan(d_x(x), True) + lsgan(d_x(fake_x), False))
+            loss_dy = 0.5 * (adv(d_y(y), True) + adv(d_y(fake_y), False))
+            loss_dx = 0.5 * (adv(d_x(x), True) + adv(d_x(fake_x), False))
         ctx.optimize(loss_dy + loss_dx, self.optimizers["D"], step, "discriminator")
 
         out = {name: float(v.detach()) for name, v in terms.items()}
@@ -132,7 +153,7 @@ class SRCycleGAN(Method):
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         with self.ctx.autocast():
-            return from_signed(self.nets["G1"](to_signed(lr)))
+            return self._from_net(self.nets["G1"](self._to_net(lr)))
 
 
 PLUGINS = [SRCycleGAN]

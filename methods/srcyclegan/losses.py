@@ -20,15 +20,28 @@ def f_up(img: torch.Tensor, k: int) -> torch.Tensor:
     return F.interpolate(img, scale_factor=k, mode="nearest")
 
 
+def identity_up(img: torch.Tensor, k: int, kind: str) -> torch.Tensor:
+    """The identity term's enlargement of G2(x): 'bilinear' (align_corners=False),
+    'bilinear_ac' (nn.UpsamplingBilinear2d, align_corners=True: the authors' 8x code) or
+    'nearest' (their 4x code)."""
+    if kind == "nearest":
+        return F.interpolate(img, scale_factor=k, mode="nearest")
+    if kind not in ("bilinear", "bilinear_ac"):
+        raise ValueError(f"unknown identity_up '{kind}' (bilinear, bilinear_ac, nearest)")
+    return F.interpolate(img, scale_factor=k, mode="bilinear", align_corners=kind == "bilinear_ac")
+
+
 def recon(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
     """Pixel term: 'l2' = mean squared error (paper), 'l1' = mean absolute error (authors' code)."""
     return F.mse_loss(a, b) if kind == "l2" else F.l1_loss(a, b)
 
 
-def ssim_loss(a: torch.Tensor, b: torch.Tensor, data_range: float) -> torch.Tensor:
-    """1 - SSIM (Gaussian window 11, sigma 1.5). Computed in fp32 even under autocast: the
-    variance terms cancel catastrophically in bf16."""
-    return 1.0 - ssim(a.float(), b.float(), data_range).mean()
+def ssim_loss(a: torch.Tensor, b: torch.Tensor, data_range: float,
+              padding: str = "valid") -> torch.Tensor:
+    """1 - SSIM (Gaussian window 11, sigma 1.5). padding 'valid' averages the map where the
+    window fits; 'zero' zero-pads by 5 and averages the whole map, as the authors' pytorch_ssim.
+    Computed in fp32 even under autocast: the variance terms cancel catastrophically in bf16."""
+    return 1.0 - ssim(a.float(), b.float(), data_range, padding=padding).mean()
 
 
 class HistoryPool:
