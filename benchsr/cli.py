@@ -30,6 +30,9 @@ def _plugin_table(kind: str) -> Table:
     for col in cols:
         t.add_column(col, overflow="fold")
     for name, entry in sorted(registry.discover(kind).items()):
+        for other in entry.shadowed:
+            t.add_row(name, *[""] * (len(cols) - 3),
+                      f"[yellow]SHADOWED by {entry.origin}: not used[/]", other.origin)
         if entry.broken:
             t.add_row(name, *[""] * (len(cols) - 3), f"[red]BROKEN: {entry.error}[/]", entry.origin)
             continue
@@ -84,6 +87,9 @@ def run(
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
     precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast)"),
     seed: Optional[int] = typer.Option(None),
+    seeds: Optional[str] = typer.Option(None, help="run each method once per seed, e.g. 0,1,2"),
+    config_file: Optional[Path] = typer.Option(None, "--config",
+                                               help="replay a run's config.yaml (--set still applies)"),
     out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
     resume: bool = typer.Option(False, help="continue the newest unfinished run of the same config"),
     debug: bool = typer.Option(False, help="show tracebacks"),
@@ -92,12 +98,18 @@ def run(
     the leaderboard."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
+    if config_file is not None:
+        saved = _read_config(config_file)
+        methods, dataset, profile = f"{saved['method']}:{saved['preset']}", saved["dataset"], saved["profile"]
     chosen = _parse_methods(methods)
     ds_cls = registry.get("datasets", dataset)
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
-    extra = _extra(set_, device, precision, seed)
-    jobs = [(cls, config.resolve(cls, preset, ds_cls, profile, extra)) for cls, preset in chosen]
+    replay = config.replay_overrides(saved, chosen[0][0], ds_cls) if config_file is not None else []
+    seed_list = _parse_seeds(seeds, seed)
+    jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
+                                 replay + _extra(set_, device, precision, s)))
+            for cls, preset in chosen for s in seed_list]
     from . import distributed
     world = distributed.init()         # a world of one unless launched by torchrun
     outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)
@@ -105,6 +117,31 @@ def run(
         _show_leaderboard(out)
     if any(o.status != "complete" for o in outcomes):
         raise typer.Exit(1)
+
+
+def _read_config(path: Path) -> dict:
+    saved = config.read_yaml(path) if path.is_file() else None
+    if not saved:
+        raise BenchError(f"--config {path}: not a run's config.yaml")
+    missing = [k for k in config.IDENTITY_KEYS if not isinstance(saved.get(k), str)]
+    if missing:
+        raise BenchError(f"--config {path}: no {', '.join(missing)} (not a run's config.yaml)")
+    return saved
+
+
+def _parse_seeds(seeds: str | None, seed: int | None) -> list[int | None]:
+    """--seeds 0,1,2 -> [0, 1, 2]; without it, the one --seed (or the config's)."""
+    if seeds is None:
+        return [seed]
+    if seed is not None:
+        raise BenchError("give --seed or --seeds, not both")
+    try:
+        out = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
+    if not out or min(out) < 0 or len(set(out)) != len(out):
+        raise BenchError(f"--seeds {seeds!r}: expected distinct integers >= 0")
+    return out
 
 
 def _extra(set_: list[str], device, precision, seed) -> list[str]:

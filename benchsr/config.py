@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,120 @@ def _check_known(overrides: dict, cfg: dict, prefix: str = "") -> None:
             _check_known(value, cfg[key], path + ".")
 
 
+# Harness keys with a range: (minimum, maximum or None, whether the maximum is excluded).
+# Plugin keys are checked by the type of their default; lambda_* >= 0 and *_fraction in [0, 1].
+RANGES = {
+    "seed": (0, None, False), "time_limit_s": (0, None, False),
+    "train.epochs": (0, None, False), "train.steps_per_epoch": (1, None, False),
+    "train.batch_size": (1, None, False), "train.lr_patch": (4, None, False),
+    "eval.max_images": (0, None, False), "eval.crop": (0, None, False),
+    "eval.tile": (0, None, False), "eval.overlap": (0, 1, True),
+    "eval.border_crop": (0, None, False), "eval.samples": (0, None, False),
+}
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _typed(path: str, value, default):
+    """`value` (a --set override) cast to the type of the key's default; BenchError when it
+    cannot be, or when it is out of the key's range."""
+    bad = BenchError(f"--set {path}={value!r}: expected {_kind(default)} (default {default!r})")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+    elif isinstance(default, int) and default is not None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif isinstance(default, str):
+        if isinstance(value, (list, dict)) or value is None:
+            raise bad
+        value = str(value)   # '--set variant=2' is the string '2'
+    elif isinstance(default, list) and not isinstance(value, list):
+        raise bad
+    _check_range(path, value)
+    return value
+
+
+def _check_range(path: str, value) -> None:
+    leaf = path.rsplit(".", 1)[-1]
+    lo, hi, open_hi = RANGES.get(path, (None, None, False))
+    if leaf.startswith("lambda_"):
+        lo = 0
+    if leaf.endswith("_fraction"):
+        lo, hi = 0, 1
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if not math.isfinite(value) or (lo is not None and value < lo) or \
+            (hi is not None and (value >= hi if open_hi else value > hi)):
+        span = f"[{lo}, {hi}{')' if open_hi else ']'}" if hi is not None else f">= {lo}"
+        raise BenchError(f"--set {path}={value!r}: out of range (must be {span})")
+
+
+def _check_types(overrides: dict, cfg: dict, prefix: str = "") -> dict:
+    """The overrides, each cast to its default's type and range-checked (before any data is
+    read or any run folder made)."""
+    out = {}
+    for key, value in overrides.items():
+        path, default = f"{prefix}{key}", cfg[key]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise BenchError(f"--set {path}: is a group of keys, not a value")
+            out[key] = _check_types(value, default, path + ".")
+        elif default is None:
+            if value is not None:
+                _check_range(path, value)
+                if path in RANGES and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise BenchError(f"--set {path}={value!r}: expected an integer or null")
+            out[key] = value
+        else:
+            out[key] = _typed(path, value, default)
+    return out
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """{'train': {'epochs': 3}} -> {'train.epochs': 3}."""
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+IDENTITY_KEYS = ("method", "preset", "dataset", "profile")
+
+
+def replay_overrides(saved: dict, method_cls, dataset_cls) -> list[str]:
+    """A saved config.yaml as --set overrides on top of what its method, preset, dataset and
+    profile resolve to today: `benchsr run --config FILE` replays a run."""
+    fresh = flatten(resolve(method_cls, saved["preset"], dataset_cls, saved["profile"], []))
+    items = []
+    for key, value in flatten({k: v for k, v in saved.items() if k not in IDENTITY_KEYS}).items():
+        if key not in fresh:
+            raise BenchError(f"config key '{key}' is not known to "
+                             f"{saved['method']}:{saved['preset']} any more")
+        if fresh[key] != value:
+            items.append(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
+    return items
+
+
 def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[str]) -> dict:
     if profile not in PROFILES:
         raise BenchError(f"unknown profile '{profile}' (available: {', '.join(PROFILES)})")
@@ -143,6 +258,6 @@ def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[
         cfg = deep_merge(cfg, by_scale.get(scale) or by_scale.get(str(scale)))
     extra = parse_set(overrides)
     _check_known(extra, cfg)
-    cfg = deep_merge(cfg, extra)
+    cfg = deep_merge(cfg, _check_types(extra, cfg))
     cfg.update(method=method_cls.name, preset=preset, dataset=dataset_cls.name, profile=profile)
     return cfg

@@ -12,8 +12,27 @@ A Method plugin subclasses `Method`, sets the class attributes, and implements `
 `train_step` and `super_resolve`. Its defaults, profiles and presets live in a `presets.yaml`
 beside its module (see methods/srcyclegan/presets.yaml). The runner owns data, device, precision,
 epochs, checkpoints, timing and evaluation; the method owns its networks, losses and optimisers.
+What the harness relies on, and checks (tests/test_contract.py runs every discovered plugin):
+- `self.cfg` is the fully resolved config: seed, device, precision, `train` (epochs,
+  steps_per_epoch, batch_size, lr_patch), `eval`, `runtime`, the method's `model` keys and the
+  dataset's `data` keys, every --set already checked for type and range.
+- Every optimiser step goes through `self.ctx.optimize(loss, optimizer, step)`: it stops the run
+  on a NaN/Inf loss, applies the fp16 grad scaler, and averages gradients across torchrun ranks.
+- `train_step` returns named losses as floats; `total_g` is plotted and summarised.
+- `data = "paired"`: the runner makes every batch's LR from its HR patch with the dataset's own
+  degradation (`batch.paired` is True); a dataset without one refuses the method. Methods that
+  build pairs themselves use `self.ctx.degrade(hr)`, the same function.
+- `super_resolve` runs under torch.no_grad() and handles its own autocast
+  (`with self.ctx.autocast():`). It returns (B, C, k*h, k*w): a wrong shape or a NaN/Inf fails
+  the run naming it; values outside [0, 1] are clamped, with a note in the run.
+- `self.nets` (name -> module), `self.optimizers`, `self.schedulers` and `extra_state()` are the
+  checkpoint; `state_dict()` / `load_state_dict()` round-trip them.
+- `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
 
-A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`.
+A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its
+protocol must hold `scale`, `degradation` (how LR is made from HR: evaluation and training pairs
+use it), and, for `benchsr infer`, `window_hu` (the LR input's HU window mapped to [0, 1]) and
+`hr_window` / `hr_units` (the SR output's domain, e.g. [0, 15000] µCT scanner units).
 """
 from __future__ import annotations
 
@@ -60,10 +79,9 @@ class RunContext:
     def degrade(self, hr: torch.Tensor) -> torch.Tensor:
         """HR patches -> LR under the dataset's own degradation (the function evaluation uses),
         e.g. for a supervised pre-training phase on pairs made from the HR stream."""
-        from .volumes import degrade   # numpy, per image: the same code the evaluation runs
-        imgs = hr.detach().float().cpu().numpy()
-        lr = np.stack([[degrade(ch, self.scale, self.degradation) for ch in img] for img in imgs])
-        return torch.from_numpy(np.ascontiguousarray(lr, np.float32)).to(hr.device)
+        from .volumes import degrade_batch   # numpy, per image: the evaluation's own function
+        lr = degrade_batch(hr.detach().float().cpu().numpy(), self.scale, self.degradation)
+        return torch.from_numpy(lr).to(hr.device)
 
     def autocast(self):
         """Context manager for the forward pass: autocast in bf16/fp16, nothing in fp32."""

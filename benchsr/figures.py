@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from . import metrics
 from .results import atomic_write_bytes
+from .volumes import enlarge_bicubic
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -68,8 +67,8 @@ def detail_box(hr: np.ndarray, frac: float = 0.2) -> tuple[int, int, int]:
 
 
 def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))[None, None]
-    return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0].clamp(0, 1).numpy()
+    """The grid's bicubic panel: the same function as the `bicubic` method's output."""
+    return enlarge_bicubic(lr, scale)
 
 
 def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[str, np.ndarray]],

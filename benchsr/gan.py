@@ -136,13 +136,11 @@ def ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     return avg
 
 
-def bicubic_down(img: torch.Tensor, k: int, antialias: bool = True) -> torch.Tensor:
-    """Bicubic x1/k inside a training step. antialias=True is MATLAB-like; False is plain
-    F.interpolate (what pseudo-SR's reference uses for its clean LR), clamped to [0, 1] as
-    there."""
-    out = F.interpolate(img, scale_factor=1 / k, mode="bicubic", antialias=antialias,
-                        align_corners=False)
-    return out if antialias else out.clamp(0, 1)
+def bicubic_down(img: torch.Tensor, k: int) -> torch.Tensor:
+    """Plain F.interpolate bicubic x1/k (no antialiasing), clamped to [0, 1]: pseudo-SR's
+    reference makes its clean LR domain so. Not the dataset's degradation: pairs for training
+    come from RunContext.degrade, the function the evaluation uses."""
+    return F.interpolate(img, scale_factor=1 / k, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:

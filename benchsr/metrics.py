@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower",
-             "lr_consistency_psnr": "higher"}
+             "lr_consistency_rmse": "lower"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,19 +118,57 @@ class LPIPSMetric:
         return float(self.model(to(ref), to(test)).item())
 
 
-def bootstrap_summary(values, seed: int = 0) -> dict:
-    """mean, std, n and a 95 % bootstrap CI (scipy.stats.bootstrap, percentile) of per-image values."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+def rmse(ref: np.ndarray, test: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(ref, np.float64) - np.asarray(test, np.float64)) ** 2)))
+
+
+def cluster_bootstrap_ci(v: np.ndarray, clusters: np.ndarray, seed: int,
+                         n_resamples: int = 2000) -> list[float] | None:
+    """95 % percentile CI of the mean when values come in clusters (slices of one volume):
+    whole clusters are resampled with replacement, so correlated slices count as one draw."""
+    names, idx = np.unique(clusters, return_inverse=True)
+    if len(names) < 2:
+        return None
+    sums, counts = np.bincount(idx, v), np.bincount(idx)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(names), size=(n_resamples, len(names)))
+    means = sums[pick].sum(1) / counts[pick].sum(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
+    """mean, std, n and a 95 % bootstrap CI of per-image values: scipy.stats.bootstrap
+    (percentile) over images, or, given each image's cluster (its volume), over clusters."""
+    values = list(values)
+    keep = [i for i, x in enumerate(values) if x is not None and np.isfinite(x)]
+    v = np.asarray([values[i] for i in keep], dtype=np.float64)
     out = {"n": int(v.size), "mean": None, "std": None, "ci95": None}
     if v.size == 0:
         return out
     out["mean"], out["std"] = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    if clusters is not None:
+        c = np.asarray([clusters[i] for i in keep]).astype(str)
+        out["ci_resampled"] = "volumes"
+        out["ci95"] = cluster_bootstrap_ci(v, c, seed) if v.std() > 0 else None
+        return out
     if v.size > 1 and v.std() > 0:
         from scipy.stats import bootstrap
         res = bootstrap((v,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
                         random_state=np.random.default_rng(seed))
         out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
     return out
+
+
+def holm(p_values: list) -> list:
+    """Holm-Bonferroni adjusted p-values (None/NaN entries stay NaN and do not count)."""
+    p = np.array([np.nan if v is None else v for v in p_values], dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    out, running = np.full(p.shape, np.nan), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
 
 
 def paired_wilcoxon(a: "pd.Series | None", b: "pd.Series | None") -> float | None:

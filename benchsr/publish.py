@@ -17,9 +17,13 @@ from . import figures
 from .results import write_text
 from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups, load_runs
 
-LEGEND = (f"Cells: mean ± std [95 % bootstrap CI] #rank over evaluation images; best in bold. "
-          f"{WORSE_MARK} = worse than the best method on the same images (two-sided Wilcoxon "
-          f"signed-rank, p < {SIGNIFICANCE}). {direction_sentence()}.")
+LEGEND = (f"Cells: mean ± sd [95 % bootstrap CI] #rank; best in bold. With one seed the sd is "
+          f"over evaluation images; with several (Seeds > 1) it is over the per-seed means, and "
+          f"the CI comes from all seeds' images pooled. CIs resample whole volumes where images "
+          f"know their volume. {WORSE_MARK} = worse than the best method on the same images "
+          f"(two-sided Wilcoxon signed-rank on per-image values, Holm-corrected for the number of "
+          f"methods, p < {SIGNIFICANCE}). Compute is in GMACs (multiply-adds; FLOPs = 2 x MACs). "
+          f"{direction_sentence()}.")
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -25,6 +25,7 @@ class PluginEntry:
     origin: str                 # "builtin:<folder>" or "entry-point:<dist>"
     cls: type | None = None
     error: str | None = None    # one line, when broken
+    shadowed: list = field(default_factory=list)   # later plugins of the same name, not used
 
     @property
     def broken(self) -> bool:
@@ -49,9 +50,14 @@ def _plugins_of(obj, base: type) -> list[type]:
 
 
 def _add(table: dict[str, PluginEntry], entry: PluginEntry) -> None:
-    if entry.name in table and not table[entry.name].broken:
-        # first one wins: a plugin cannot silently replace a built-in
+    """First one wins: a plugin cannot replace a built-in. The loser is kept on the winner's
+    `shadowed` list, so `benchsr list` shows it instead of dropping it silently."""
+    old = table.get(entry.name)
+    if old is not None and not old.broken:
+        old.shadowed.append(entry)
         return
+    if old is not None:
+        entry.shadowed.append(old)
     table[entry.name] = entry
 
 

@@ -22,6 +22,7 @@ from .guards import fault, time_limit
 from .contracts import BenchError, PreparedData, RunContext, TrainBatch
 from .evaluate import evaluate
 from .patches import PatchSampler
+from .volumes import degrade_batch
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -81,7 +82,9 @@ def summarise(df: pd.DataFrame, seed: int) -> dict:
         for m in metrics.DIRECTION:
             if m not in part or part[m].isna().all():
                 continue
-            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed)
+            by_volume = part["volume"].notna().all() and part["volume"].nunique() > 1
+            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed,
+                                               part["volume"].tolist() if by_volume else None)
             if part["volume"].notna().any():
                 out[m]["volume_mean"] = float(part.groupby("volume")[m].mean().mean())
         return out
@@ -114,6 +117,9 @@ class Runner:
     def run(self, method_cls, cfg: dict, resume: bool = False) -> RunOutcome:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
+        if method_cls.data == "paired" and not self.data.protocol.get("degradation"):
+            raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "
+                             f"no degradation to make them from its HR patches")
         label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
         world = distributed.world()
         if world.is_main:
@@ -261,6 +267,8 @@ class Runner:
             if bs % world.size:
                 raise BenchError(f"train.batch_size {bs} is not divisible by the {world.size} ranks")
         shard = world.shard(bs)
+        make_pairs = type(method).data == "paired"   # the runner makes them: LR = degrade(HR)
+        paired = make_pairs or self.data.paired
         memory_format = torch.channels_last if cfg["runtime"]["channels_last"] else torch.contiguous_format
         task = self._task(f"train {manifest['label']}", (int(tr["epochs"]) - start) * steps)
         method.train(True)
@@ -271,8 +279,10 @@ class Runner:
                 t0 = time.perf_counter()
                 lr_np, _ = lr_sampler.sample(bs, rng)     # the global batch, same on every rank
                 hr_np, _ = hr_sampler.sample(bs, rng)
+                if make_pairs:   # LR = the HR patch under the dataset's own degradation
+                    lr_np = degrade_batch(hr_np, k, ctx.degradation)
                 batch = TrainBatch(*(torch.from_numpy(a[shard]).to(ctx.device, memory_format=memory_format)
-                                     for a in (lr_np, hr_np)), self.data.paired)
+                                     for a in (lr_np, hr_np)), paired)
                 t_data += time.perf_counter() - t0
                 step = epoch * steps + i
                 self.where = f"step {step}"
@@ -301,7 +311,9 @@ class Runner:
         df = pd.read_csv(path)
         if "total_g" not in df or df.empty:
             return None
-        per_epoch = df.groupby("epoch")["total_g"].mean()
+        per_epoch = df.groupby("epoch")["total_g"].mean().dropna()
+        if per_epoch.empty:
+            return None
         return {"total_g_first_epoch": float(per_epoch.iloc[0]),
                 "total_g_last_epoch": float(per_epoch.iloc[-1]), "epochs": int(len(per_epoch))}
 

@@ -2,9 +2,15 @@
 
 Per dataset and protocol (rows made under different protocols are never put in one table):
 - quality: mean ± std and the 95 % bootstrap CI of each metric, its rank, and a Wilcoxon
-  signed-rank test of each method against the best one on the same images;
+  signed-rank test of each method against the best one on the same images, Holm-corrected for
+  the number of methods compared;
 - cost: parameters, FLOPs, time per epoch, samples/s, ms per slice, peak memory;
 - provenance: commit, device, precision, profile, seed, protocol, status.
+
+Rows: runs that differ only in their seed form one row (mean ± sd across seeds, per-image
+values pooled); runs that differ in any other config key are separate rows whose labels name the
+keys. A run repeated with the same config and seed counts once (the newest), and the provenance
+table lists the older one as superseded: no run folder is hidden.
 
 Each table comes as a frame of display strings plus a same-shaped mask of the best cells, so
 Markdown, LaTeX and HTML renderers (publish.py) mark the best value the same way.
@@ -20,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import DIRECTION, paired_wilcoxon
+from .config import flatten, read_yaml
+from .metrics import DIRECTION, bootstrap_summary, holm, paired_wilcoxon
 from .results import read_json
 
 METRIC_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_global": "SSIM global (paper)",
                 "lpips": "LPIPS"}
-OTHER_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lr_consistency_psnr": "LR-consistency PSNR"}
+OTHER_NAMES = {"psnr": "PSNR", "ssim": "SSIM",
+               "lr_consistency_rmse": "LR-consistency RMSE (a check, not ranked)"}
 SIGNIFICANCE = 0.05
 WORSE_MARK = "†"
 
@@ -41,32 +49,101 @@ def _read_run(run_dir: Path) -> dict | None:
         return None   # being written by another process: only complete files are read
     if manifest.get("status") not in ("complete", "failed"):
         return None   # still running (or killed mid-run): not a result yet
-    rec = {"dir": run_dir, "manifest": manifest, "metrics": None}
+    rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None}
     for name in ("summary", "cost"):
         try:
             rec[name] = read_json(run_dir / f"{name}.json")
         except (OSError, ValueError):
             rec[name] = {}
+    try:
+        rec["config"] = read_yaml(run_dir / "config.yaml")
+    except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
+        rec["config"] = {}
     if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
         df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
-        rec["metrics"] = df[df["group"].fillna("") == ""].set_index("image")
+        rec["all_metrics"] = df[df["group"].fillna("") == ""]
+        rec["metrics"] = rec["all_metrics"].set_index("image")
     return rec
 
 
+def _row_config(rec: dict) -> dict:
+    """What makes runs one row: their whole config except the seed."""
+    return {k: v for k, v in flatten(rec["config"]).items() if k != "seed"}
+
+
+def _differing(configs: list[dict]) -> list[str]:
+    keys = sorted(set().union(*configs))
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+
+def _merge_seeds(members: list[dict], label: str) -> dict:
+    """One row from the runs of one config: per seed the newest run, the others superseded."""
+    by_seed: dict = {}
+    for rec in members:                        # oldest first: the newest run of a seed wins
+        old = by_seed.get(rec["manifest"].get("seed"))
+        if old is not None:
+            rec.setdefault("supersedes", []).extend([old, *old.get("supersedes", [])])
+        by_seed[rec["manifest"].get("seed")] = rec
+    runs = sorted(by_seed.values(), key=lambda r: str(r["manifest"].get("seed")))
+    newest = max(runs, key=lambda r: r["dir"].name)
+    row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)
+    if len(runs) > 1:
+        row["summary"] = _pooled_summary(runs, newest["summary"])
+        complete = [r for r in runs if r["metrics"] is not None]
+        if complete:   # per-image means over seeds: what the paired tests compare
+            row["metrics"] = pd.concat([r["metrics"] for r in complete]).groupby(level=0).mean(
+                numeric_only=True)
+    return row
+
+
+def _pooled_summary(runs: list[dict], base: dict) -> dict:
+    """Across seeds: mean and sd of the per-seed means; n and the CI from the per-image values
+    of all seeds pooled (a cluster bootstrap over volumes, or over images, since one image seen
+    under several seeds is one observation's worth of independence)."""
+    frames = [r["all_metrics"] for r in runs if r["all_metrics"] is not None]
+    out = dict(base)
+    for metric in DIRECTION:
+        means = [r["summary"].get(metric, {}).get("mean") for r in runs]
+        means = [m for m in means if m is not None]
+        if not means or not frames:
+            continue
+        pooled = pd.concat(frames)
+        clusters = pooled["volume"] if pooled["volume"].notna().all() else pooled["image"]
+        stat = bootstrap_summary(pooled[metric].tolist(), 0, clusters.astype(str).tolist())
+        stat.update(mean=float(np.mean(means)),
+                    std=float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
+                    n_seeds=len(means), spread="seeds")
+        out[metric] = stat
+    return out
+
+
 def load_runs(paths: list[Path]) -> list[dict]:
-    """Finished run folders found under `paths` (results roots, run folders or anything between);
-    the newest per (dataset, label, profile, protocol)."""
+    """Leaderboard rows from the finished run folders under `paths` (results roots, run folders
+    or anything between). Runs of one (dataset, label, profile, protocol) and one config but for
+    the seed form one row; other config differences make separate rows, labelled by them."""
     found = set()
     for path in paths:
         found |= {m.parent for m in Path(path).glob("**/manifest.json")}
-    runs = {}
+    families: dict[tuple, list[dict]] = {}
     for run_dir in sorted(found, key=lambda p: p.name):   # run ids start with a UTC timestamp
         rec = _read_run(run_dir)
         if rec is None:
             continue
         m = rec["manifest"]
-        runs[(m["dataset"], m["label"], m["profile"], protocol_key(m.get("protocol", {})))] = rec
-    return list(runs.values())
+        key = (m["dataset"], m["label"], m["profile"], protocol_key(m.get("protocol", {})))
+        families.setdefault(key, []).append(rec)
+    rows = []
+    for (_, label, _, _), members in families.items():
+        by_config: dict[str, list[dict]] = {}
+        for rec in members:
+            by_config.setdefault(json.dumps(_row_config(rec), sort_keys=True, default=str),
+                                 []).append(rec)
+        configs = [_row_config(group[0]) for group in by_config.values()]
+        differ = _differing(configs) if len(configs) > 1 else []
+        for cfg, group in zip(configs, by_config.values()):
+            tag = ", ".join(f"{k}={json.dumps(cfg.get(k))}" for k in differ)
+            rows.append(_merge_seeds(group, f"{label} [{tag}]" if tag else label))
+    return rows
 
 
 @dataclass
@@ -107,7 +184,8 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
         s = rec["summary"].get(metric) or {}
         ci = s.get("ci95") or [None, None]
         rows.append({"label": rec["manifest"]["label"], "metric": metric, "mean": s.get("mean"),
-                     "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1]})
+                     "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1],
+                     "n_seeds": s.get("n_seeds", 1), "spread": s.get("spread", "images")})
     df = pd.DataFrame(rows)
     df["mean"] = pd.to_numeric(df["mean"])
     higher = DIRECTION[metric] == "higher"
@@ -120,13 +198,16 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
         for i, rec in enumerate(recs):
             if i != best_i and pd.notna(df.loc[i, "mean"]) and ref is not None and rec["metrics"] is not None:
                 df.loc[i, "p_vs_best"] = paired_wilcoxon(ref.get(metric), rec["metrics"].get(metric))
+        # one test per method against the best: Holm's correction for their number
+        df["p_raw_vs_best"] = df["p_vs_best"]
+        df["p_vs_best"] = holm(df["p_vs_best"].tolist())
     return df
 
 
 def _cell(row, digits: int) -> str:
     if pd.isna(row["mean"]):
         return "n/a"
-    text = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
+    text = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"   # sd over seeds if n_seeds > 1
     if pd.notna(row["ci_low"]):
         text += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
     text += f" #{int(row['rank'])}"
@@ -158,8 +239,8 @@ def _other_sets(summary: dict) -> str:
     simulated specimen, or the LR-consistency PSNR of LR-only clinical slices."""
     parts = []
     for group, stats in (summary.get("groups") or {}).items():
-        vals = [f"{OTHER_NAMES[k]} {_fmt(stats.get(k), 2 if 'psnr' in k else 3)}"
-                for k in ("psnr", "ssim", "lr_consistency_psnr") if stats.get(k)]
+        vals = [f"{OTHER_NAMES[k]} {_fmt(stats.get(k), 2 if 'psnr' in k else 4)}"
+                for k in OTHER_NAMES if stats.get(k)]
         parts.append(f"{group}: " + ", ".join(vals))
     return "; ".join(parts)
 
@@ -177,6 +258,7 @@ def quality_table(recs: list[dict]) -> Table:
         if s.get("lpips_note") and pd.isna(stats["lpips"].iloc[i]["mean"]):
             row["LPIPS"] = s["lpips_note"]
         row["n"] = int(stats["psnr"].iloc[i]["n"])
+        row["Seeds"] = int(stats["psnr"].iloc[i]["n_seeds"])
         trend = s.get("training")
         row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
                                         f"{trend['total_g_last_epoch']:.3f}") if trend else "-"
@@ -218,13 +300,15 @@ def cost_table(recs: list[dict]) -> Table:
         row = {"Method": m["label"], "Profile": m["profile"],
                "Params": _count(c.get("params_total")),
                "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
-               "GFLOPs / LR input": f"{flops / 1e9:.2f} ({shape})" if flops else "n/a (no network)"}
+               # torch's flop counter counts a multiply and an add: MACs = FLOPs / 2, as SR papers report
+               "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
         for title, (key, fmt, _) in COST_NUMBERS.items():
             row[title] = fmt.format(c[key]) if c.get(key) else "-"
         row["Device"] = f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})"
         row["Precision"] = m.get("precision", "?")
         rows.append(row)
         numbers.append({"label": m["label"], "params": c.get("params_total"), "flops": flops,
+                        "macs": flops / 2 if flops else None,
                         **{key: c.get(key) for key, _, _ in COST_NUMBERS.values()}})
     cells, nums = pd.DataFrame(rows), pd.DataFrame(numbers)
     best = pd.DataFrame(False, index=cells.index, columns=cells.columns)
@@ -235,18 +319,31 @@ def cost_table(recs: list[dict]) -> Table:
     return Table(cells, best, nums)
 
 
+def _member_runs(rec: dict):
+    """(run record, status shown) for every run folder behind a row, superseded ones too."""
+    for run in rec.get("seed_runs", [rec]):
+        yield run, run["manifest"].get("status")
+        for old in run.get("supersedes", []):
+            yield old, f"superseded by {run['dir'].name}"
+
+
 def provenance_table(recs: list[dict]) -> Table:
     rows = []
-    for rec in recs:
-        m, p = rec["manifest"], rec["manifest"].get("provenance", {})
-        commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
-        rows.append({"Method": m["label"], "Run": rec["dir"].name, "Status": m.get("status"),
-                     "Commit": commit, "Device": p.get("device", "?"),
-                     "Precision": m.get("precision", "?"), "Profile": m["profile"],
-                     "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
-                     "Finished": m.get("finished", "?")})
+    for row in recs:
+        for rec, status in _member_runs(row):
+            m, p = rec["manifest"], rec["manifest"].get("provenance", {})
+            commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
+            rows.append(_provenance_row(row["manifest"]["label"], rec, m, p, commit, status))
     cells = pd.DataFrame(rows)
     return Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), cells)
+
+
+def _provenance_row(label, rec, m, p, commit, status) -> dict:
+    return {"Method": label, "Run": rec["dir"].name, "Status": status,
+            "Commit": commit, "Device": p.get("device", "?"),
+            "Precision": m.get("precision", "?"), "Profile": m["profile"],
+            "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
+            "Finished": m.get("finished", "?")}
 
 
 def groups(recs: list[dict]) -> list[Group]:

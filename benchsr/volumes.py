@@ -208,3 +208,16 @@ def degrade(img: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:
     if kind == "avgpool":
         return img.reshape(h // scale, scale, w // scale, scale).mean((1, 3)).astype(np.float32)
     raise BenchError(f"unknown degradation '{kind}' (bicubic, zoom, avgpool)")
+
+
+def degrade_batch(hr: np.ndarray, scale: int, kind: str) -> np.ndarray:
+    """(B, C, k*p, k*p) HR patches -> (B, C, p, p) under `degrade`: how training pairs are made,
+    with the very function the evaluation degrades with."""
+    return np.stack([[degrade(ch, scale, kind) for ch in img] for img in hr]).astype(np.float32)
+
+
+def enlarge_bicubic(img: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-style bicubic x scale of a 2D image (basicsr's imresize), clipped to [0, 1]: the
+    `bicubic` method and the comparison grid's bicubic panel are this one function."""
+    from basicsr.utils.matlab_functions import imresize  # lazy: basicsr imports slowly
+    return np.clip(imresize(img.astype(np.float64)[..., None], scale)[..., 0], 0, 1).astype(np.float32)

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+import SimpleITK as sitk
 
 from benchsr import config, registry
 from benchsr.cache import CACHE_ENV
@@ -49,3 +50,35 @@ def fake_distribution(folder, name: str, methods: dict[str, str]) -> None:
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         "[benchsr.methods]\n" + "".join(f"{k} = {v}\n" for k, v in methods.items()))
+
+
+# ---- a COVID-19-20 tree with the challenge's real layout, from the real chest CT ----
+TRAIN = ["volume-covid19-A-0003", "volume-covid19-A-0011_1", "volume-covid19-A-0014_day000",
+         "volume-covid19-A-0020", "volume-covid19-A-0025_day012"]
+VALID = ["volume-covid19-A-0101", "volume-covid19-A-0110_day004"]
+
+
+def _write(img: sitk.Image, path):
+    sitk.WriteImage(img, str(path), useCompression=True)
+
+
+def _case(series: sitk.Image, z0: int) -> sitk.Image:
+    """Ten real axial slices, the central 256 x 256 of the chest, HU kept, spacing kept."""
+    return series[128:384, 128:384, z0:z0 + 10]
+
+
+@pytest.fixture(scope="session")
+def covid_tree(tmp_path_factory):
+    from benchsr.datasets.lung_ct import series_folder
+    from benchsr.volumes import read_volume
+    series = sitk.Cast(read_volume(series_folder()), sitk.sitkInt16)
+    root = tmp_path_factory.mktemp("covid") / "COVID-19-20_v2"
+    (root / "Train").mkdir(parents=True)
+    (root / "Validation").mkdir()
+    for i, name in enumerate(TRAIN):
+        vol = _case(series, 4 * i)
+        _write(vol, root / "Train" / f"{name}_ct.nii.gz")
+        _write(sitk.Cast(vol > 0, sitk.sitkUInt8), root / "Train" / f"{name}_seg.nii.gz")
+    for i, name in enumerate(VALID):
+        _write(_case(series, 40 + 12 * i), root / "Validation" / f"{name}_ct.nii.gz")
+    return root

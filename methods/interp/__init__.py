@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from benchsr.contracts import Method
+from benchsr.volumes import enlarge_bicubic
 
 
 class Bicubic(Method):
@@ -20,11 +21,9 @@ class Bicubic(Method):
     scales = (2, 3, 4, 8, 16)
 
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
-        from basicsr.utils.matlab_functions import imresize  # lazy: basicsr imports slowly
-        k = self.ctx.scale
-        out = [torch.from_numpy(np.asarray(imresize(img.permute(1, 2, 0).double().cpu().numpy(), k)))
-               for img in lr]
-        return torch.stack(out).permute(0, 3, 1, 2).to(lr).clamp(0, 1)
+        k, arr = self.ctx.scale, lr.detach().float().cpu().numpy()
+        out = np.stack([[enlarge_bicubic(ch, k) for ch in img] for img in arr])
+        return torch.from_numpy(out).to(lr)
 
 
 class Nearest(Method):

@@ -95,7 +95,8 @@ class PseudoSR(Method):
         m, k, ctx, n = self.cfg["model"], self.ctx.scale, self.ctx, self.nets
         self._schedule(step)
         x, y = self._rgb(batch.lr), self._rgb(batch.hr)
-        y_down = bicubic_down(y, k, antialias=m["clean_lr_antialias"])   # the clean LR domain
+        # the clean LR domain: plain bicubic as the reference, or the dataset's degradation
+        y_down = ctx.degrade(y) if m["clean_lr"] == "dataset" else bicubic_down(y, k)
         z = torch.randn(x.shape[0], 1, y_down.shape[-2] // 4, y_down.shape[-1] // 4,
                         device=x.device)
         d_cycle = [n["D_x"], n["D_y"], n["D_sr"]]
