@@ -40,10 +40,13 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text:
+        # torch says "Weights only load failed" for both: only an unsupported global (a class
+        # or function the pickle names) means code; anything else is a damaged file
+        if "Unsupported global" in text or "GLOBAL" in text:
             raise BenchError(f"{path}: refused: the checkpoint carries pickled objects beyond "
                              "tensors (possibly code); only weights are loaded") from None
-        raise BenchError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
+        raise BenchError(f"{path}: corrupt checkpoint, not a readable torch file "
+                         f"({_first_line(exc).removeprefix('Weights only load failed. ')[:120]})") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise BenchError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "method" not in ckpt:

@@ -54,14 +54,16 @@ def list_plugins() -> None:
 
 
 def _parse_methods(spec: str) -> list[tuple[type, str]]:
-    """'all' or 'name[:preset],...' -> [(class, preset)]; validated before anything is written."""
+    """'all', 'name[:preset],...' or both ('all,esrgan:psnr') -> [(class, preset)], each once;
+    validated before anything is written."""
     table = registry.discover("methods")
-    names = ([n for n, e in sorted(table.items()) if not e.broken] if spec.strip() == "all"
-             else [s.strip() for s in spec.split(",") if s.strip()])
+    names = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        names += [n for n, e in sorted(table.items()) if not e.broken] if item == "all" else [item]
     if not names:
         raise BenchError("--methods is empty")
     out = []
-    for item in names:
+    for item in dict.fromkeys(n if ":" in n else f"{n}:default" for n in names):
         name, _, preset = item.partition(":")
         cls = registry.get("methods", name)
         preset = preset or "default"
@@ -79,7 +81,7 @@ def _progress() -> Progress:
 
 @app.command()
 def run(
-    methods: str = typer.Option("all", help="'all' or a comma list of METHOD[:PRESET]"),
+    methods: str = typer.Option("all", help="'all' and/or a comma list of METHOD[:PRESET]"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
     profile: str = typer.Option("quick", help="smoke | quick | paper"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
@@ -98,6 +100,7 @@ def run(
     the leaderboard."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
+    check_out_folder(out)
     if config_file is not None:
         saved = _read_config(config_file)
         methods, dataset, profile = f"{saved['method']}:{saved['preset']}", saved["dataset"], saved["profile"]
@@ -117,6 +120,15 @@ def run(
         _show_leaderboard(out)
     if any(o.status != "complete" for o in outcomes):
         raise typer.Exit(1)
+
+
+def check_out_folder(out: Path) -> None:
+    """--out must be a folder this process can write into (or be creatable), before any work."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out}: is a file, not a folder")
+    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"--out {out}: {existing} is not writable")
 
 
 def _read_config(path: Path) -> dict:
@@ -252,6 +264,11 @@ def infer(
     overlap: float = typer.Option(0.25, help="tile overlap fraction, averaged where tiles meet"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast)"),
+    series: Optional[str] = typer.Option(None, help="the SeriesInstanceUID, in a DICOM folder "
+                                                    "holding several series"),
+    overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
+    allow_unfinished: bool = typer.Option(False, help="use a failed or unfinished run's last "
+                                                      "checkpoint"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Super-resolve a whole CT volume with a trained run; writes NIfTI that overlays the input
@@ -260,13 +277,19 @@ def infer(
         os.environ["BENCHSR_DEBUG"] = "1"
     if not 0 <= overlap < 1:
         raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
-    from .infer import load_trained, super_resolve_volume
+    from .infer import MIN_INPUT, check_output, load_trained, super_resolve_volume
     from .runner import check_precision, pick_device
+    if tile < 0 or 0 < tile < MIN_INPUT:
+        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
+    check_output(input_path, output, overwrite)     # before any work
     dev = pick_device(device)
     check_precision(precision, dev)
-    trained = load_trained(run_dir, checkpoint, dev, precision)
+    trained = load_trained(run_dir, checkpoint, dev, precision, allow_unfinished)
+    if trained.weights:
+        console.print(f"weights: {trained.weights}")
     with _progress() as progress:
-        done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap, progress)
+        done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap,
+                                    progress, overwrite, series)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
                   f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
                   f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g})")
@@ -275,9 +298,11 @@ def infer(
 def main() -> None:
     try:
         app()
-    except BenchError as exc:
+    except (BenchError, OSError) as exc:
         if os.environ.get("BENCHSR_DEBUG"):
             raise
+        if isinstance(exc, OSError):   # a file benchsr reads or writes: name it, in one line
+            exc = BenchError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 

@@ -181,8 +181,18 @@ def _typed(path: str, value, default):
     return value
 
 
+def _is_interval(leaf: str) -> bool:
+    return leaf in ("window", "clip") or leaf.endswith(("_window", "_clip"))
+
+
 def _check_range(path: str, value) -> None:
     leaf = path.rsplit(".", 1)[-1]
+    if _is_interval(leaf):   # an intensity window: two numbers, low < high
+        ok = (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+        if not ok or not value[0] < value[1]:
+            raise BenchError(f"--set {path}={value!r}: must be [low, high] with low < high")
+        return
     lo, hi, open_hi = RANGES.get(path, (None, None, False))
     if leaf.startswith("lambda_"):
         lo = 0

@@ -11,9 +11,12 @@ series whole), and one output slice is in memory at a time (64 MiB at 8x of a 51
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,30 +41,71 @@ class Trained:
     window: tuple[float, float]        # the LR input's HU window (mapped to [0, 1])
     out_window: tuple[float, float]    # the SR output's window: the HR domain's
     out_units: str                     # what the output's values are (HU, µCT scanner units)
+    weights: str = ""                  # which checkpoint and epoch, or "" (no network)
 
 
-def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
-                 precision: str) -> Trained:
-    """The method of a run folder (its config.yaml and manifest.json) with its weights."""
+def _window(value, path: Path, key: str) -> tuple[float, float]:
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not ok or not value[0] < value[1]:
+        raise BenchError(f"{path}: protocol.{key} must be [low, high] numbers, low < high; "
+                         f"got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict, Path, Path]:
+    """config.yaml and manifest.json of a run folder, with the fields infer needs checked."""
     cfg_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
     if not cfg_path.is_file() or not manifest_path.is_file():
         raise BenchError(f"{run_dir}: not a run folder (config.yaml and manifest.json needed)")
     cfg = config.read_yaml(cfg_path)
     try:
         manifest = read_json(manifest_path)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise BenchError(f"{manifest_path}: invalid JSON ({exc})") from None
+    for key in ("method", "preset"):
+        if not isinstance(cfg.get(key), str):
+            raise BenchError(f"{cfg_path}: '{key}' missing or not a string")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("protocol", {}), dict):
+        raise BenchError(f"{manifest_path}: not a run manifest (no protocol mapping)")
+    for key, kind in (("label", str), ("status", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise BenchError(f"{manifest_path}: '{key}' missing or not a {kind.__name__}")
+    return cfg, manifest, cfg_path, manifest_path
+
+
+def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
+                 precision: str, allow_unfinished: bool = False) -> Trained:
+    """The method of a run folder (its config.yaml and manifest.json) with its weights. A run
+    that did not complete is refused unless `allow_unfinished`."""
+    cfg, manifest, cfg_path, manifest_path = _read_run(run_dir)
+    if manifest["status"] != "complete" and not allow_unfinished:
+        raise BenchError(f"{run_dir}: the run is {manifest['status']}, not complete "
+                         f"({manifest.get('reason', 'no result yet')}); --allow-unfinished "
+                         f"uses its last checkpoint anyway")
     protocol = manifest.get("protocol", {})
-    scale = int(manifest.get("scale") or protocol.get("scale") or 0)
-    window = protocol.get("window_hu")
-    if not scale or not window:
+    try:
+        scale = int(manifest.get("scale") or protocol.get("scale") or 0)
+    except (TypeError, ValueError):
+        scale = 0
+    if scale < 1 or "window_hu" not in protocol:
         raise BenchError(f"{manifest_path}: the run records no scale or HU window")
+    window = _window(protocol["window_hu"], manifest_path, "window_hu")
+    out_window = _window(protocol.get("hr_window") or list(window), manifest_path, "hr_window")
     cls = registry.get("methods", cfg["method"])
-    method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1))
-    method.build()
+    try:
+        method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1))
+        method.build()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BenchError(f"{cfg_path}: does not configure {cfg['method']} "
+                         f"({type(exc).__name__}: {exc})") from None
+    weights = ""
+    if not method.nets and checkpoint is not None:
+        raise BenchError(f"--checkpoint {checkpoint}: {cfg['method']} has no weights to load")
     if method.nets:
         path = checkpoint or run_dir / "checkpoints" / "last.pt"
         ckpt = checkpoints.load(path, device)
+        weights = f"{path} (epoch {ckpt.get('epoch', '?')})"
         meta = ckpt.get("meta", {})
         for key, want in (("method", cfg["method"]), ("scale", scale), ("channels", 1)):
             if key in meta and meta[key] != want:
@@ -76,9 +120,8 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     method.train(False)
     # the SR output belongs to the HR domain (ct-uct: µCT units); runs that record no HR window
     # had an HR domain in the input's HU window
-    out_window = protocol.get("hr_window") or window
-    return Trained(method, manifest["label"], scale, (float(window[0]), float(window[1])),
-                   (float(out_window[0]), float(out_window[1])), str(protocol.get("hr_units", "HU")))
+    return Trained(method, manifest["label"], scale, window, out_window,
+                   str(protocol.get("hr_units", "HU")), weights)
 
 
 def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
@@ -90,9 +133,69 @@ def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]
         lo, hi = int(a) if a else 0, int(b) if b else size
     except ValueError:
         raise BenchError(f"{what} '{text}': expected START:STOP") from None
+    if lo >= hi:
+        raise BenchError(f"{what} '{text}': empty range (START must be below STOP)")
     if not 0 <= lo < hi <= size:
         raise BenchError(f"{path}: {what} {lo}:{hi} is outside the volume (0:{size})")
     return lo, hi
+
+
+def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
+    """Before any work: the output is a new .nii/.nii.gz (or --overwrite), never the input, in
+    a folder that exists and can be written."""
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise BenchError(f"{output}: the output must be .nii or .nii.gz")
+    if output.resolve() == input_path.resolve():    # symlinks and '..' included
+        raise BenchError(f"{output}: this is the input volume; refusing to overwrite it")
+    if output.is_dir():
+        raise BenchError(f"{output}: is a folder; give a file name ending .nii or .nii.gz")
+    if output.exists() and not overwrite:
+        raise BenchError(f"{output}: exists; --overwrite replaces it")
+    if not output.parent.is_dir():
+        raise BenchError(f"{output.parent}: output folder does not exist")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise BenchError(f"{output.parent}: output folder is not writable")
+
+
+def _temp_prefix(output: Path) -> str:
+    return f".{output.name}.benchsr-"
+
+
+def remove_stale_temps(output: Path) -> list[Path]:
+    """Temp files a killed infer left beside `output` (their writer's pid is gone)."""
+    gone = []
+    for tmp in output.parent.glob(f"{_temp_prefix(output)}*.tmp"):
+        pid = tmp.name[len(_temp_prefix(output)):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals():
+    """SIGTERM (and SIGHUP) become SystemExit, so the temp file is removed like on Ctrl-C."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def nifti_header(shape_xyz, spacing, origin, direction, description: str):
@@ -116,13 +219,13 @@ def nifti_header(shape_xyz, spacing, origin, direction, description: str):
 
 def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
                          roi: str | None = None, tile: int = 128, overlap: float = 0.25,
-                         progress=None) -> dict:
+                         progress=None, overwrite: bool = False, series: str | None = None) -> dict:
     """Writes `output` (.nii or .nii.gz) atomically; returns what was done."""
-    if not output.name.endswith((".nii", ".nii.gz")):
-        raise BenchError(f"{output}: the output must be .nii or .nii.gz")
-    if not output.parent.is_dir():
-        raise BenchError(f"{output.parent}: output folder does not exist")
-    volume = SlabReader(input_path)      # streamed from disk where the format allows
+    check_output(input_path, output, overwrite)
+    remove_stale_temps(output)
+    if tile < 0 or 0 < tile < MIN_INPUT:
+        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
+    volume = SlabReader(input_path, series)      # streamed from disk where the format allows
     volume.check_hu()
     nx, ny, nz = volume.size
     z0, z1 = parse_range(slices, nz, "slice range", input_path)
@@ -143,12 +246,13 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
                           volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
     device = trained.method.ctx.device
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
+                               suffix=".tmp")
     os.close(fd)
     task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
     try:
         opener = gzip.open if output.name.endswith(".gz") else open
-        with opener(tmp, "wb") as fh:
+        with _cleanup_on_signals(), opener(tmp, "wb") as fh:
             fh.write(header.binaryblock)
             fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
             for zs in range(z0, z1, SLAB):
@@ -162,7 +266,13 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
                     fh.write(np.round(out).astype("<i2").tobytes())   # x fastest, as NIfTI stores
                     if task is not None:
                         progress.advance(task)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; a finished file follows the umask
         os.replace(tmp, output)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise BenchError(f"{output}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import random
 import shutil
 import tempfile
@@ -25,6 +26,8 @@ from .patches import PatchSampler
 from .volumes import degrade_batch
 
 def pick_device(name: str) -> torch.device:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name)):
+        raise BenchError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         if torch.cuda.is_available():   # torchrun: one GPU per local rank
             return torch.device("cuda", distributed.world().local_rank)
@@ -71,6 +74,17 @@ def save_samples(run_dir: Path, kept, scale: int) -> None:
         gap = np.ones((sr.shape[0], 4), np.float32)
         _png(run_dir / "samples" / f"{img.name}.png",
              np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
+
+
+def check_finite_metrics(rows: list[dict]) -> None:
+    """An infinite or NaN score is not a result: the run fails, naming the image (an SR equal
+    to its reference gives PSNR inf, e.g. under a degenerate window)."""
+    for row in rows:
+        for m in metrics.DIRECTION:
+            v = row.get(m)
+            if v is not None and not np.isfinite(v):
+                raise BenchError(f"{m} is {v} on image {row['image']}: not a result (an output "
+                                 f"identical to its reference, or a broken window?)")
 
 
 def summarise(df: pd.DataFrame, seed: int) -> dict:
@@ -211,6 +225,7 @@ class Runner:
             raise BenchError("the dataset produced no evaluation images")
         for row in rows:
             row.setdefault("lpips", None)
+        check_finite_metrics(rows)
         df = pd.DataFrame(rows)
         results.write_text(run_dir / "metrics.csv", df.to_csv(index=False))
         summary = summarise(df, cfg["seed"])
@@ -258,6 +273,8 @@ class Runner:
             start, log = ckpt["epoch"] + 1, ckpt["log"]
             manifest["resumed_from_epoch"] = start
             manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"
+            # a kill after the checkpoint but before losses.csv leaves it stale: rebuild it now
+            results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
         world = distributed.world()
         if world.active:   # every rank starts from rank 0's weights, optimiser state and epoch
             state = distributed.broadcast({"method": method.state_dict(), "start": start, "log": log}

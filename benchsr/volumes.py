@@ -26,12 +26,16 @@ def _check_nifti(path: Path) -> None:
     bad = 0
     try:
         image = nib.load(str(path), keep_file_open=True)
+        # ITK replaces a NaN pixdim with 1 mm before any spacing check could see it
+        _check_spacing(path, [float(v) for v in image.header.get_zooms()[:3]])
         proxy, shape = image.dataobj, image.shape
         slabs = [proxy] if len(shape) != 3 else [proxy[..., z:z + 32] for z in range(0, shape[2], 32)]
         for slab in slabs:
             data = np.asarray(slab)
             if data.dtype.kind == "f":
                 bad += int((~np.isfinite(data)).sum())
+    except BenchError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise BenchError(f"{path}: cannot read image (corrupt or truncated: {msg})") from None
@@ -63,21 +67,88 @@ def _read_errors(path: Path):
         raise BenchError(f"{path}: cannot read image ({msg})") from None
 
 
-def read_volume(path: Path) -> sitk.Image:
-    """A file SimpleITK reads, or a folder holding one DICOM series (sorted by position)."""
+def _dicom_header(name: str) -> sitk.ImageFileReader | None:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(name)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
+
+
+def _tag(reader: sitk.ImageFileReader, key: str, default: str = "") -> str:
+    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else default
+
+
+def dicom_series(folder: Path, series: str | None = None) -> list[str]:
+    """The files of the one DICOM series in `folder` (or of `series`, a SeriesInstanceUID),
+    checked: several series need a choice; every file must be readable DICOM of some series;
+    slices must be evenly spaced (a missing or corrupt slice would silently stretch z)."""
+    ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    if not ids:
+        raise BenchError(f"{folder}: no DICOM series found in this folder")
+    if series is None and len(ids) > 1:
+        listing = "; ".join(_series_line(folder, uid) for uid in ids)
+        raise BenchError(f"{folder}: {len(ids)} DICOM series, choose one with --series UID: {listing}")
+    if series is not None and series not in ids:
+        raise BenchError(f"{folder}: no DICOM series {series} here (found: {', '.join(ids)})")
+    uid = series or ids[0]
+    names = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    known = {Path(n).name for i in ids for n in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i)}
+    bad = [p.name for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+           and p.name not in known and _dicom_header(str(p)) is None]
+    if bad:
+        raise BenchError(f"{folder}: {len(bad)} file(s) are not readable DICOM (corrupt or "
+                         f"truncated?): {', '.join(bad[:5])}")
+    _check_even_positions(folder, names)
+    return names
+
+
+def _series_line(folder: Path, uid: str) -> str:
+    names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+    head = _dicom_header(names[0])
+    desc = _tag(head, "0008|103e", "no description") if head is not None else "unreadable"
+    return f"{uid} ({desc}, {len(names)} slices)"
+
+
+def _check_even_positions(folder: Path, names: list[str]) -> None:
+    """Slice positions along the slice normal, evenly spaced (1 % tolerance)."""
+    if len(names) < 3:
+        return
+    heads = [_dicom_header(n) for n in names]
+    try:
+        pos = np.array([[float(v) for v in _tag(h, "0020|0032").split("\\")] for h in heads])
+        cos = [float(v) for v in _tag(heads[0], "0020|0037").split("\\")]
+    except (ValueError, AttributeError):
+        return   # no positions recorded: GDCM sorted by other means; nothing to check
+    if pos.shape[1] != 3 or len(cos) != 6:
+        return
+    z = np.sort(pos @ np.cross(cos[:3], cos[3:]))
+    gaps = np.diff(z)
+    step = float(np.median(gaps))
+    off = np.flatnonzero(np.abs(gaps - step) > max(0.01 * abs(step), 1e-3))
+    if step <= 0 or len(off):
+        i = int(off[0]) if len(off) else 0
+        raise BenchError(f"{folder}: slice positions are not evenly spaced: {gaps[i]:.4g} mm "
+                         f"between {z[i]:.4g} and {z[i + 1]:.4g} mm where the series steps "
+                         f"{step:.4g} mm (a missing, duplicated or corrupt slice?)")
+
+
+def read_volume(path: Path, series: str | None = None) -> sitk.Image:
+    """A file SimpleITK reads, or a folder holding a DICOM series (sorted by position)."""
     path = Path(path)
     with _read_errors(path):
         if path.is_dir():
-            names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
-            if not names:
-                raise BenchError(f"{path}: no DICOM series found in this folder")
             reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(names)
+            reader.SetFileNames(dicom_series(path, series))
             image = reader.Execute()
             _check_shape(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel())
             _check_spacing(path, image.GetSpacing())
         elif path.is_file():
             image = _file_reader(path).Execute()   # header already checked
+        elif path.exists():
+            raise BenchError(f"{path}: not a regular file or folder (a pipe or device?)")
         else:
             raise BenchError(f"{path}: no such file or folder")
     return image
@@ -91,9 +162,13 @@ def _check_shape(path: Path, dimension: int, components: int) -> None:
                          "(a colour or vector image)")
 
 
+MAX_SPACING_MM = 1000.0   # a voxel a metre wide is a broken header, not a CT
+
+
 def _check_spacing(path: Path, spacing) -> None:
-    if not all(np.isfinite(v) and v > 0 for v in spacing):
-        raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive)")
+    if not all(np.isfinite(v) and 0 < v <= MAX_SPACING_MM for v in spacing):
+        raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive and "
+                         f"at most {MAX_SPACING_MM:g} mm)")
 
 
 class SlabReader:
@@ -101,7 +176,7 @@ class SlabReader:
     extraction, which ITK streams from disk for uncompressed formats (.nii, .mha/.mhd, raw
     .nrrd) and reads whole for compressed ones; a DICOM folder is read whole, once."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, series: str | None = None):
         self.path = Path(path)
         self._image = self._reader = None
         if self.path.is_file():
@@ -109,7 +184,7 @@ class SlabReader:
                 self._reader = _file_reader(self.path)
             info = self._reader
         else:
-            self._image = info = read_volume(self.path)
+            self._image = info = read_volume(self.path, series)
         self.size = tuple(info.GetSize())               # (x, y, z)
         self.spacing = tuple(info.GetSpacing())
         self.origin = tuple(info.GetOrigin())

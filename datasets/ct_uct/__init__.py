@@ -127,10 +127,18 @@ def read_manifest(folder: Path) -> dict:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise BenchError(f"{path}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(doc, dict):
+        raise BenchError(f"{path}: expected a mapping with a 'volumes' mapping")
     volumes = doc.get("volumes") or {}
-    for name in volumes:   # names only: a manifest never points outside its folder
-        if Path(name).name != name or name in ("..", "."):
+    if not isinstance(volumes, dict):
+        raise BenchError(f"{path}: 'volumes' must map file names to {{box: [...]}}, "
+                         f"got a {type(volumes).__name__}")
+    for name, entry in volumes.items():   # names only: a manifest never points outside its folder
+        if not isinstance(name, str) or Path(name).name != name or name in ("..", "."):
             raise BenchError(f"{path}: '{name}' is not a plain file name in {folder}")
+        if entry is not None and not isinstance(entry, dict):
+            raise BenchError(f"{path}: the entry of '{name}' must be a mapping like "
+                             f"{{box: [z0, z1, y0, y1, x0, x1]}}, got {entry!r}")
     return volumes
 
 
@@ -260,6 +268,10 @@ class CTuCT(Dataset):
                        if not p.name.startswith(".") and p.name != "manifest.yaml")
         if not items:
             raise BenchError(f"ct-uct: {folder} is empty (expected volumes or DICOM folders)")
+        inside = folder.resolve()
+        for p in items:   # a link may not lead the data out of the folder it was given in
+            if p.is_symlink() and inside not in p.resolve().parents:
+                raise BenchError(f"ct-uct: {p} is a link to {p.resolve()}, outside {folder}")
         return items
 
     def _user_uct(self, d, hr_patch):
