@@ -25,6 +25,15 @@ def lung_smoke(lung_cls):
     return lung_cls(cfg).load()
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, lung_smoke):
+    """A smoke SR-CycleGAN run (with a checkpoint) and a nearest run (no weights)."""
+    from benchsr.runner import Runner
+    out = tmp_path_factory.mktemp("runs")
+    return {m: Runner(lung_smoke, out).run(registry.get("methods", m), smoke_config(m)).run_dir
+            for m in ("srcyclegan", "nearest")}
+
+
 def smoke_config(method: str, preset: str = "default", dataset_cls=None, extra=()):
     dataset_cls = dataset_cls or registry.get("datasets", "lung-ct")
     return config.resolve(registry.get("methods", method), preset, dataset_cls, "smoke", list(extra))

@@ -18,7 +18,7 @@ from benchsr import registry
 from benchsr.runner import Runner
 
 from conftest import smoke_config
-from test_infer import _ct, _main, _write, trained  # noqa: F401 - `trained` is a fixture
+from test_infer import _ct, _main, _write
 
 
 def _one_line_exit_2(code, err, *words):

@@ -12,19 +12,8 @@ import SimpleITK as sitk
 import torch
 import yaml
 
-from benchsr import cli, registry
-from benchsr.runner import Runner
+from benchsr import cli
 
-from conftest import smoke_config
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, lung_smoke):
-    """A smoke SR-CycleGAN run (with a checkpoint) and a nearest run (no weights)."""
-    out = tmp_path_factory.mktemp("runs")
-    runs = {m: Runner(lung_smoke, out).run(registry.get("methods", m), smoke_config(m)).run_dir
-            for m in ("srcyclegan", "nearest")}
-    return runs
 
 
 def _ct(shape=(4, 40, 48), seed=0) -> np.ndarray:
