@@ -31,7 +31,7 @@ from benchsr import config, cost, fastpaths, registry, results  # noqa: E402
 from benchsr.contracts import RunContext, TrainBatch  # noqa: E402
 from benchsr.evaluate import evaluate  # noqa: E402
 from benchsr.patches import PatchSampler  # noqa: E402
-from benchsr.runner import seed_epoch  # noqa: E402
+from benchsr.training import seed_epoch  # noqa: E402
 
 # (name, precision, runtime overrides): each against "fp32 eager" in the same process
 VARIANTS = {

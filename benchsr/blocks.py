@@ -1,13 +1,11 @@
 """Networks several method plugins build on, taken from basicsr where basicsr has them:
-RRDBNet at any power-of-two scale, EDSR / RCAN for any channel count, a frozen mean-shift layer,
-and a VGG19 feature loss whose ImageNet weights come from the torch hub cache or not at all.
+RRDBNet at any power-of-two scale, EDSR / RCAN for any channel count, a frozen mean-shift layer.
 
 basicsr is imported lazily: its import costs seconds and the CLI should start fast.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -89,55 +87,3 @@ class Normalised(nn.Module):
 
     def forward(self, *args):
         return self.add_mean(self.net(self.sub_mean(args[0]), *args[1:]))
-
-
-# ---- VGG19 perceptual loss -------------------------------------------------------------------
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-VGG19_CONV5_4 = 35   # features[:35] ends with conv5_4, before its ReLU
-
-
-def vgg19_weights_path() -> Path:
-    """Where torchvision would cache the ImageNet VGG19 weights (we never download them)."""
-    from torchvision.models import VGG19_Weights
-    name = VGG19_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
-
-
-def vgg19_features() -> nn.Module:
-    """VGG19's convolutional trunk up to conv5_4 (torchvision's layer list, without building the
-    120M-parameter classifier we would throw away)."""
-    from torchvision.models.vgg import cfgs, make_layers
-    return make_layers(cfgs["E"])[:VGG19_CONV5_4]
-
-
-class VGGPerceptual(nn.Module):
-    """L1 between VGG19 conv5_4 features (before ReLU) of two images in [0, 1], as ESRGAN.
-    Grey images are repeated to RGB and ImageNet-normalised. Build with `load()`."""
-
-    def __init__(self, features: nn.Module):
-        super().__init__()
-        self.features = features.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
-
-    @classmethod
-    def load(cls, device) -> tuple[VGGPerceptual | None, str]:
-        """(loss module, '') when the weights are in the hub cache; (None, reason) otherwise."""
-        path = vgg19_weights_path()
-        if not path.is_file():
-            return None, f"perceptual loss off: VGG19 weights not found ({path})"
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        features = vgg19_features()
-        prefix = "features."
-        features.load_state_dict({k[len(prefix):]: v for k, v in state.items()
-                                  if k.startswith(prefix) and int(k.split(".")[1]) < VGG19_CONV5_4})
-        return cls(features).to(device), ""
-
-    def _feat(self, img: torch.Tensor) -> torch.Tensor:
-        if img.shape[1] == 1:
-            img = img.expand(-1, 3, -1, -1)
-        return self.features((img - self.mean) / self.std)
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(self._feat(pred), self._feat(target).detach())

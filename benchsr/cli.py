@@ -167,7 +167,8 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")
     from .fastpaths import check as check_runtime
-    from .runner import Runner, check_precision, pick_device
+    from .devices import check_precision, pick_device
+    from .runner import Runner
     for _, cfg in jobs:
         check_precision(cfg["precision"], pick_device(cfg["device"]))
         check_runtime(cfg["runtime"])
@@ -175,7 +176,7 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
         data = ds_cls(jobs[0][1], data_dir).load()
     outcomes = []
     with _progress() if show else contextlib.nullcontext() as progress:
-        runner = Runner(data, out, progress)
+        runner = Runner(data, out, progress, ds_cls.provenance_packages)
         for cls, cfg in jobs:
             outcome = runner.run(cls, cfg, resume=resume)
             if show:
@@ -278,7 +279,7 @@ def infer(
     if not 0 <= overlap < 1:
         raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
     from .infer import MIN_INPUT, check_output, load_trained, super_resolve_volume
-    from .runner import check_precision, pick_device
+    from .devices import check_precision, pick_device
     if tile < 0 or 0 < tile < MIN_INPUT:
         raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
     check_output(input_path, output, overwrite)     # before any work

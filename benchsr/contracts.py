@@ -227,6 +227,7 @@ class Dataset:
     scale: ClassVar[int] = 4
     simulated: ClassVar[bool] = False
     needs_data_dir: ClassVar[bool] = False
+    provenance_packages: ClassVar[tuple[str, ...]] = ()   # distributions whose versions runs record
 
     def __init__(self, config: dict[str, Any], data_dir: Path | None = None):
         self.cfg = config

@@ -1,12 +1,16 @@
-"""Evaluation: tiled super-resolution of whole evaluation images, then the metrics per image."""
+"""The evaluation room: tiled super-resolution of whole evaluation images (held to the output
+contract), the metrics per image, and, for a run, which images, LPIPS, and the split across
+torchrun ranks with the rows gathered on rank 0."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
 import torch
 
-from . import metrics
+from . import distributed, metrics
+from .guards import fault
 from .contracts import BenchError, EvalImage, Method
 from .volumes import degrade
 
@@ -81,44 +85,90 @@ def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
 
 
 def score(sr: np.ndarray, img: EvalImage, border: int, lpips_metric) -> dict:
-    """Per-image metrics on [0, 1] data (data range 1), `border` pixels cropped on every side."""
+    """Per-image metrics of the registry on [0, 1] data (data range 1), `border` pixels cropped
+    on every side. An image without a reference gets the metrics that need none: its LR
+    against the k x k average-pooled SR."""
     row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
-    if img.hr is None:   # no reference: is the SR consistent with its own LR input? A check,
-        # not a score (it is SR-CycleGAN's own training term), as RMSE: finite even when exact
-        pooled = degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
-        row["lr_consistency_rmse"] = metrics.rmse(img.lr, pooled)
-        return row
-    ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
-    row["psnr"] = metrics.psnr(ref, test, 1.0)
-    row["ssim"] = metrics.ssim_windowed(ref, test, 1.0)
-    row["ssim_global"] = metrics.ssim_global(ref, test)
-    row["lpips"] = lpips_metric(ref, test) if lpips_metric is not None else None
+    if img.hr is None:
+        ref, test = img.lr, degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
+    else:
+        ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
+    for m in metrics.METRICS.values():
+        if m.needs_hr == (img.hr is not None):
+            row[m.name] = m.fn(ref, test, lpips_metric)
     return row
 
 
 def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.device,
-             lpips_metric=None, on_image=None):
+             lpips_metric=None, on_image=None, stage=None):
     """Scores every image given; returns per-image rows, the SR arrays of the first few images,
-    and ms per image."""
+    and ms per image. `stage(name)` (runner.Stage) names the image a failure happened on."""
     ev, k = cfg["eval"], method.ctx.scale
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
     method.train(False)
     rows, kept, times = [], [], []
     for i, img in enumerate(images):
-        img = centre_crop(img, int(ev["crop"]), k)
-        lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        sr = tiled_sr(method, lr, k, int(ev["tile"]), float(ev["overlap"]))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-        sr_np = sr[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
-        rows.append(score(sr_np, img, border, lpips_metric) | {"ms": times[-1] * 1e3})
-        if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
-            kept.append((img, sr_np))
+        with stage(f"evaluation of image {i + 1} ({img.name})") if stage else contextlib.nullcontext():
+            rows.append(_score_one(method, img, ev, k, border, device, lpips_metric, times, kept))
         if on_image:
             on_image(i)
     method.train(True)
     return rows, kept, (1e3 * float(np.mean(times)) if times else None)
+
+
+def _score_one(method, img, ev, k, border, device, lpips_metric, times, kept) -> dict:
+    """One image: crop, tiled SR (timed), sample kept, metrics."""
+    img = centre_crop(img, int(ev["crop"]), k)
+    lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    sr = tiled_sr(method, lr, k, int(ev["tile"]), float(ev["overlap"]))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    times.append(time.perf_counter() - t0)
+    sr_np = sr[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
+    if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
+        kept.append((img, sr_np))
+    return score(sr_np, img, border, lpips_metric) | {"ms": times[-1] * 1e3}
+
+
+def choose_images(data, cfg: dict) -> list[EvalImage]:
+    """Every evaluation set's images, at most eval.max_images of each (0 = all)."""
+    limit = cfg["eval"]["max_images"] or None
+    pool, images = data.eval_images + data.lr_only, []
+    for group in dict.fromkeys(i.group for i in pool):
+        images += [i for i in pool if i.group == group][:limit]
+    return images
+
+
+def check_finite_metrics(rows: list[dict]) -> None:
+    """An infinite or NaN score is not a result: the run fails, naming the image (an SR equal
+    to its reference gives PSNR inf, e.g. under a degenerate window)."""
+    for row in rows:
+        for m in metrics.METRICS:
+            v = row.get(m)
+            if v is not None and not np.isfinite(v):
+                raise BenchError(f"{m} is {v} on image {row['image']}: not a result (an output "
+                                 f"identical to its reference, or a broken window?)")
+
+
+def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, lpips_metric,
+                 stage, tick=lambda: None):
+    """Each rank scores every size-th image; rank 0 gets all rows, in order. Returns (rows,
+    kept samples, ms per image); raises when there is no row or a metric is not finite."""
+    world = distributed.world()
+    mine = list(range(len(images)))[world.rank::world.size]
+
+    def on_image(i: int) -> None:
+        fault("eval", i)
+        tick()
+    rows, kept, ms = evaluate(method, [images[i] for i in mine], cfg, device, lpips_metric,
+                              on_image=on_image, stage=stage)
+    rows = [row for _, row in sorted(distributed.gather(list(zip(mine, rows))), key=lambda p: p[0])]
+    if not rows:
+        raise BenchError("the dataset produced no evaluation images")
+    for row in rows:
+        row.setdefault("lpips", None)
+    check_finite_metrics(rows)
+    return rows, kept, ms

@@ -1,16 +1,17 @@
-"""Pieces GAN method plugins share: range conversion, freezing, init, a configurable PatchGAN,
-LSGAN / vanilla / relativistic / TV losses, step-based learning-rate schedules, and an
-exponential moving average of a generator.
+"""Training pieces GAN method plugins share: range conversion, freezing, init, a configurable
+PatchGAN, an exponential moving average of a generator, and one relativistic-GAN update of a
+generator and its discriminator (the recipe ESRGAN introduced; pseudo-SR's U uses it too).
+Losses are in losses.py, schedules in schedules.py.
 
 Nothing here knows a method; a plugin composes these with its own networks.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .losses import relativistic_d, relativistic_g
 
 
 def to_signed(img: torch.Tensor) -> torch.Tensor:
@@ -80,54 +81,6 @@ def strided_first(n_strided: int, n_convs: int) -> tuple[int, ...]:
     return tuple(2 if i < n_strided else 1 for i in range(n_convs))
 
 
-def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    """Least-squares GAN loss against 1 (real) or 0 (fake), in fp32."""
-    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
-    return F.mse_loss(pred.float(), target.float())
-
-
-def _bce(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    pred = pred.float()
-    return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(real)))
-
-
-def vanilla(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    """The log-likelihood GAN loss (Goodfellow et al.): binary cross-entropy on logits, fp32."""
-    return _bce(pred, real)
-
-
-GAN_LOSSES = {"lsgan": lsgan, "vanilla": vanilla}
-
-
-def gan_loss(kind: str):
-    """The adversarial loss named `kind` (lsgan | vanilla)."""
-    if kind not in GAN_LOSSES:
-        raise ValueError(f"unknown GAN loss '{kind}' ({' | '.join(GAN_LOSSES)})")
-    return GAN_LOSSES[kind]
-
-
-def relativistic_g(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
-    """Relativistic average GAN, generator side (ESRGAN): fakes should look more real than the
-    average real, reals less real than the average fake."""
-    return 0.5 * (_bce(real_pred - fake_pred.mean(), False) + _bce(fake_pred - real_pred.mean(), True))
-
-
-def relativistic_d(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
-    """Relativistic average GAN, discriminator side; `fake_pred` from detached fakes. As BasicSR
-    and pseudo-SR do, each side's reference mean is a constant: no gradient flows through it."""
-    return 0.5 * (_bce(real_pred - fake_pred.detach().mean(), True)
-                  + _bce(fake_pred - real_pred.detach().mean(), False))
-
-
-def tv_loss(img: torch.Tensor) -> torch.Tensor:
-    """Squared total variation as CinCGAN's reference TVLoss defines it: twice the sum of the
-    mean squared vertical and horizontal differences."""
-    img = img.float()
-    dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean()
-    dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean()
-    return 2 * (dh + dw)
-
-
 def ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     """A frozen exponential moving average of `net` (update with .update_parameters(net))."""
     avg = torch.optim.swa_utils.AveragedModel(
@@ -136,44 +89,12 @@ def ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     return avg
 
 
-def bicubic_down(img: torch.Tensor, k: int) -> torch.Tensor:
-    """Plain F.interpolate bicubic x1/k (no antialiasing), clamped to [0, 1]: pseudo-SR's
-    reference makes its clean LR domain so. Not the dataset's degradation: pairs for training
-    come from RunContext.degrade, the function the evaluation uses."""
-    return F.interpolate(img, scale_factor=1 / k, mode="bicubic", align_corners=False).clamp(0, 1)
+def as_floats(terms: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
+    """Named loss tensors -> the floats train_step returns."""
+    return {f"{prefix}{k}": float(v.detach()) for k, v in terms.items()}
 
 
-def scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
-    """Each group's lr = its initial lr * factor. Schedules below are functions of the step, so
-    a resumed run replays them (the initial lr travels in the optimizer's state_dict)."""
-    for group in optimizer.param_groups:
-        group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
-
-
-def step_decay(optimizer: torch.optim.Optimizer, step: int, every: int,
-               factor: float = 0.5) -> None:
-    """lr = initial lr * factor ** (step // every); every = 0 keeps it constant."""
-    scale_lr(optimizer, factor ** (step // every) if every else 1.0)
-
-
-def milestones(fractions, total_steps: int) -> list[int]:
-    """Milestones given as shares of a run's steps -> step numbers (a profile's length scales
-    them: the references' 100k of 300k is step 150 of 450)."""
-    return [int(round(f * total_steps)) for f in fractions]
-
-
-def multistep_factor(step: int, steps: list[int], gamma: float) -> float:
-    """MultiStepLR as a function of the step: gamma ** (milestones passed)."""
-    return gamma ** sum(step >= s for s in steps)
-
-
-def cosine_restart_factor(step: int, period: int, eta_min_ratio: float) -> float:
-    """BasicSR's CosineAnnealingRestartLR with equal periods and restart weights 1: lr / base."""
-    t = (step % period) / max(1, period)
-    return eta_min_ratio + (1 - eta_min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def esrgan_recipe_step(ctx, step: int, make_sr, hr: torch.Tensor, disc: nn.Module,
+def relativistic_gan_step(ctx, step: int, make_sr, hr: torch.Tensor, disc: nn.Module,
                        opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, w: dict,
                        perceptual=None, gan_on: bool = True, for_d=None, prefix: str = "",
                        d_first: bool = False) -> dict[str, float]:
@@ -206,7 +127,7 @@ def esrgan_recipe_step(ctx, step: int, make_sr, hr: torch.Tensor, disc: nn.Modul
             terms["gan"] = w["lambda_gan"] * relativistic_g(disc(real_d).detach(), disc(fake_d))
         total = sum(terms.values())
     ctx.optimize(total, opt_g, step, f"{prefix}generator")
-    out.update({f"{prefix}{k}": float(v.detach()) for k, v in terms.items()})
+    out.update(as_floats(terms, prefix))
     out[f"{prefix}total"] = float(total.detach())
     if gan_on and not d_first:
         update_d()

@@ -217,6 +217,43 @@ def nifti_header(shape_xyz, spacing, origin, direction, description: str):
     return header
 
 
+def _region(volume: SlabReader, slices: str | None, roi: str | None, path: Path) -> tuple:
+    """(z0, z1, x0, x1, y0, y1) from --slices / --roi, checked against the volume."""
+    nx, ny, nz = volume.size
+    z0, z1 = parse_range(slices, nz, "slice range", path)
+    x0, x1, y0, y1 = 0, nx, 0, ny
+    if roi:
+        try:
+            xs, ys = roi.split(",")
+        except ValueError:
+            raise BenchError(f"--roi '{roi}': expected X0:X1,Y0:Y1") from None
+        x0, x1 = parse_range(xs, nx, "ROI x", path)
+        y0, y1 = parse_range(ys, ny, "ROI y", path)
+    if min(x1 - x0, y1 - y0) < MIN_INPUT:
+        raise BenchError(f"{path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
+                         f"the {MIN_INPUT}x{MIN_INPUT} minimum")
+    return z0, z1, x0, x1, y0, y1
+
+
+def _sr_slice(trained: Trained, raw: np.ndarray, tile: int, overlap: float) -> bytes:
+    """One input slice (stored values) -> its SR slice as little-endian int16 in the output's
+    units; the output guard (evaluate.checked_sr) fails on NaN/Inf."""
+    (lo, hi), (out_lo, out_hi) = trained.window, trained.out_window
+    lr = np.clip((raw.astype(np.float32) - lo) / (hi - lo), 0, 1)
+    with torch.no_grad(), trained.method.ctx.autocast():
+        sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(trained.method.ctx.device),
+                      trained.scale, tile, overlap)
+    out = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (out_hi - out_lo) + out_lo
+    return np.round(out).astype("<i2").tobytes()   # x fastest, as NIfTI stores
+
+
+def _finish(tmp: str, output: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; a finished file follows the umask
+    os.replace(tmp, output)
+
+
 def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
                          roi: str | None = None, tile: int = 128, overlap: float = 0.25,
                          progress=None, overwrite: bool = False, series: str | None = None) -> dict:
@@ -227,25 +264,11 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
         raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
     volume = SlabReader(input_path, series)      # streamed from disk where the format allows
     volume.check_hu()
-    nx, ny, nz = volume.size
-    z0, z1 = parse_range(slices, nz, "slice range", input_path)
-    x0, x1, y0, y1 = 0, nx, 0, ny
-    if roi:
-        try:
-            xs, ys = roi.split(",")
-        except ValueError:
-            raise BenchError(f"--roi '{roi}': expected X0:X1,Y0:Y1") from None
-        x0, x1 = parse_range(xs, nx, "ROI x", input_path)
-        y0, y1 = parse_range(ys, ny, "ROI y", input_path)
-    if min(x1 - x0, y1 - y0) < MIN_INPUT:
-        raise BenchError(f"{input_path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
-                         f"the {MIN_INPUT}x{MIN_INPUT} minimum")
-    k, (lo, hi), (out_lo, out_hi) = trained.scale, trained.window, trained.out_window
-    sx, sy, sz = volume.spacing
+    z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)
+    k, (sx, sy, sz) = trained.scale, volume.spacing
     origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
                           volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
-    device = trained.method.ctx.device
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
                                suffix=".tmp")
     os.close(fd)
@@ -256,20 +279,11 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
             fh.write(header.binaryblock)
             fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
             for zs in range(z0, z1, SLAB):
-                block = volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1)
-                for hu_in in block:
-                    lr = np.clip((hu_in.astype(np.float32) - lo) / (hi - lo), 0, 1)
-                    with torch.no_grad(), trained.method.ctx.autocast():
-                        sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(device),
-                                      k, tile, overlap)
-                    out = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (out_hi - out_lo) + out_lo
-                    fh.write(np.round(out).astype("<i2").tobytes())   # x fastest, as NIfTI stores
+                for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
+                    fh.write(_sr_slice(trained, raw, tile, overlap))
                     if task is not None:
                         progress.advance(task)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; a finished file follows the umask
-        os.replace(tmp, output)
+        _finish(tmp, output)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise BenchError(f"{output}: cannot write ({exc.strerror or exc})") from None
@@ -279,4 +293,4 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
             "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
             "roi": [x0, x1, y0, y1], "units": trained.out_units,
-            "value_range": [out_lo, out_hi]}
+            "value_range": list(trained.out_window)}

@@ -1,4 +1,6 @@
-"""Image-quality metrics. Higher is better for all but LPIPS; `DIRECTION` declares it once.
+"""Image-quality metrics, and the one registry (`METRICS`, at the end) that evaluation, summaries
+and tables iterate: each metric's function, direction, titles, digits and whether it needs a
+reference. Adding a metric is one entry there.
 
 All metrics take float arrays/tensors in the stated data range; nothing is quantised to uint8.
 The windowed SSIM is the same function the SR-CycleGAN loss differentiates, and tests check it
@@ -7,8 +9,9 @@ against skimage.metrics and basicsr on the same arrays.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -16,10 +19,6 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DIRECTION = {"psnr": "higher", "ssim": "higher", "ssim_global": "higher", "lpips": "lower",
-             "lr_consistency_rmse": "lower"}
-
 
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
@@ -185,3 +184,40 @@ def paired_wilcoxon(a: "pd.Series | None", b: "pd.Series | None") -> float | Non
         return 1.0
     from scipy.stats import wilcoxon
     return float(wilcoxon(diff).pvalue)
+
+
+# ---- the registry ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    title: str                  # a column of the leaderboard
+    short: str                  # in the "other evaluation sets" column
+    direction: str              # "higher" | "lower" is better
+    digits: int
+    fn: Callable                # (reference, test, lpips model or None) -> float | None
+    needs_hr: bool = True       # False: measured on LR-only images (test = the pooled SR)
+    ranked: bool = True         # a ranked quality column
+    other_sets: bool = False    # shown for secondary evaluation sets
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("psnr", "PSNR (dB)", "PSNR", "higher", 2, lambda r, t, _: psnr(r, t, 1.0),
+           other_sets=True),
+    Metric("ssim", "SSIM", "SSIM", "higher", 3, lambda r, t, _: ssim_windowed(r, t, 1.0),
+           other_sets=True),
+    Metric("ssim_global", "SSIM global (paper)", "global SSIM", "higher", 3,
+           lambda r, t, _: ssim_global(r, t)),
+    Metric("lpips", "LPIPS", "LPIPS", "lower", 3, lambda r, t, lp: lp(r, t) if lp else None),
+    # SR-CycleGAN's own training term, so a check beside the table, never a ranked score
+    Metric("lr_consistency_rmse", "LR-consistency RMSE", "LR-consistency RMSE (a check, not ranked)",
+           "lower", 4, lambda lr, pooled, _: rmse(lr, pooled), needs_hr=False, ranked=False,
+           other_sets=True),
+)}
+
+
+def directions() -> dict[str, str]:
+    """Each metric's direction, from the registry as it is now."""
+    return {name: m.direction for name, m in METRICS.items()}
+
+
+DIRECTION = directions()

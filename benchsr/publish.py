@@ -17,13 +17,14 @@ from . import figures
 from .results import write_text
 from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups, load_runs
 
-LEGEND = (f"Cells: mean ± sd [95 % bootstrap CI] #rank; best in bold. With one seed the sd is "
+def legend() -> str:
+    return (f"Cells: mean ± sd [95 % bootstrap CI] #rank; best in bold. With one seed the sd is "
           f"over evaluation images; with several (Seeds > 1) it is over the per-seed means, and "
           f"the CI comes from all seeds' images pooled. CIs resample whole volumes where images "
           f"know their volume. {WORSE_MARK} = worse than the best method on the same images "
           f"(two-sided Wilcoxon signed-rank on per-image values, Holm-corrected for the number of "
           f"methods, p < {SIGNIFICANCE}). Compute is in GMACs (multiply-adds; FLOPs = 2 x MACs). "
-          f"{direction_sentence()}.")
+          f"{direction_sentence()}.")   # built when asked: the metric registry may grow
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -134,7 +135,7 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     found = groups(load_runs(paths))
     md = ["# benchsr leaderboard", "",
           "Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
-          "are in each run folder). " + LEGEND, ""]
+          "are in each run folder). " + legend(), ""]
     sections = []
     for group in found:
         _write_group_files(group, folder)
@@ -152,7 +153,7 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
         sections.append("<p>No finished runs yet.</p>")
     write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
     write_text(out_root / "leaderboard.html",
-               PAGE.format(legend=html.escape(LEGEND), sections="\n".join(sections)))
+               PAGE.format(legend=html.escape(legend()), sections="\n".join(sections)))
     return found
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import config, registry, results
 from .contracts import BenchError
-from .tables import METRIC_NAMES
+from .metrics import METRICS
 
 
 def paper_tables() -> dict[str, dict]:
@@ -67,9 +67,9 @@ def compare(rows: list[tuple[dict, Path]]) -> pd.DataFrame:
         line = {"Row": row["name"], "Run label": manifest["label"]}
         for metric, paper in row["paper"].items():
             ours = summary.get(metric) or {}
-            digits = 2 if metric == "psnr" else 3
-            line[f"{METRIC_NAMES[metric]}: paper"] = f"{paper:.2f}"
-            line[f"{METRIC_NAMES[metric]}: ours"] = ("n/a" if ours.get("mean") is None else
+            digits, title = METRICS[metric].digits, METRICS[metric].title
+            line[f"{title}: paper"] = f"{paper:.2f}"
+            line[f"{title}: ours"] = ("n/a" if ours.get("mean") is None else
                                                      f"{ours['mean']:.{digits}f} ± {ours['std']:.{digits}f}")
         line["SSIM (windowed): ours"] = (f"{summary['ssim']['mean']:.3f}" if summary.get("ssim") else "n/a")
         line["Run"] = run.name

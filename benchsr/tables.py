@@ -26,44 +26,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import flatten, read_yaml
-from .metrics import DIRECTION, bootstrap_summary, holm, paired_wilcoxon
-from .results import read_json
+from .config import flatten
+from .metrics import METRICS, bootstrap_summary, holm, paired_wilcoxon
+from .results import finished_runs
 
-METRIC_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_global": "SSIM global (paper)",
-                "lpips": "LPIPS"}
-OTHER_NAMES = {"psnr": "PSNR", "ssim": "SSIM",
-               "lr_consistency_rmse": "LR-consistency RMSE (a check, not ranked)"}
+def ranked_titles() -> dict[str, str]:
+    """The ranked quality columns, from the metric registry as it is now."""
+    return {name: m.title for name, m in METRICS.items() if m.ranked}
+
+
 SIGNIFICANCE = 0.05
 WORSE_MARK = "†"
 
 
 def protocol_key(protocol: dict) -> str:
     return hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _read_run(run_dir: Path) -> dict | None:
-    try:
-        manifest = read_json(run_dir / "manifest.json")
-    except (OSError, ValueError):
-        return None   # being written by another process: only complete files are read
-    if manifest.get("status") not in ("complete", "failed"):
-        return None   # still running (or killed mid-run): not a result yet
-    rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None}
-    for name in ("summary", "cost"):
-        try:
-            rec[name] = read_json(run_dir / f"{name}.json")
-        except (OSError, ValueError):
-            rec[name] = {}
-    try:
-        rec["config"] = read_yaml(run_dir / "config.yaml")
-    except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
-        rec["config"] = {}
-    if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
-        df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
-        rec["all_metrics"] = df[df["group"].fillna("") == ""]
-        rec["metrics"] = rec["all_metrics"].set_index("image")
-    return rec
 
 
 def _row_config(rec: dict) -> dict:
@@ -102,7 +79,7 @@ def _pooled_summary(runs: list[dict], base: dict) -> dict:
     under several seeds is one observation's worth of independence)."""
     frames = [r["all_metrics"] for r in runs if r["all_metrics"] is not None]
     out = dict(base)
-    for metric in DIRECTION:
+    for metric in METRICS:
         means = [r["summary"].get(metric, {}).get("mean") for r in runs]
         means = [m for m in means if m is not None]
         if not means or not frames:
@@ -121,14 +98,8 @@ def load_runs(paths: list[Path]) -> list[dict]:
     """Leaderboard rows from the finished run folders under `paths` (results roots, run folders
     or anything between). Runs of one (dataset, label, profile, protocol) and one config but for
     the seed form one row; other config differences make separate rows, labelled by them."""
-    found = set()
-    for path in paths:
-        found |= {m.parent for m in Path(path).glob("**/manifest.json")}
     families: dict[tuple, list[dict]] = {}
-    for run_dir in sorted(found, key=lambda p: p.name):   # run ids start with a UTC timestamp
-        rec = _read_run(run_dir)
-        if rec is None:
-            continue
+    for rec in finished_runs(paths):                       # oldest first
         m = rec["manifest"]
         key = (m["dataset"], m["label"], m["profile"], protocol_key(m.get("protocol", {})))
         families.setdefault(key, []).append(rec)
@@ -188,7 +159,7 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
                      "n_seeds": s.get("n_seeds", 1), "spread": s.get("spread", "images")})
     df = pd.DataFrame(rows)
     df["mean"] = pd.to_numeric(df["mean"])
-    higher = DIRECTION[metric] == "higher"
+    higher = METRICS[metric].direction == "higher"
     df["rank"] = df["mean"].rank(ascending=not higher, method="min")
     df["p_vs_best"], df["best"] = np.nan, False
     if df["mean"].notna().any():
@@ -239,21 +210,22 @@ def _other_sets(summary: dict) -> str:
     simulated specimen, or the LR-consistency PSNR of LR-only clinical slices."""
     parts = []
     for group, stats in (summary.get("groups") or {}).items():
-        vals = [f"{OTHER_NAMES[k]} {_fmt(stats.get(k), 2 if 'psnr' in k else 4)}"
-                for k in OTHER_NAMES if stats.get(k)]
+        vals = [f"{m.short} {_fmt(stats.get(k), m.digits)}"
+                for k, m in METRICS.items() if m.other_sets and stats.get(k)]
         parts.append(f"{group}: " + ", ".join(vals))
     return "; ".join(parts)
 
 
 def quality_table(recs: list[dict]) -> Table:
-    stats = {m: _metric_stats(recs, m) for m in METRIC_NAMES}
+    titles = ranked_titles()
+    stats = {m: _metric_stats(recs, m) for m in titles}
     cells, best = [], []
     for i, rec in enumerate(recs):
         s = rec["summary"]
         row, mark = {"Method": rec["manifest"]["label"], "Profile": rec["manifest"]["profile"]}, {}
-        for metric, title in METRIC_NAMES.items():
+        for metric, title in titles.items():
             st = stats[metric].iloc[i]
-            row[title] = _cell(st, 2 if metric == "psnr" else 3)
+            row[title] = _cell(st, METRICS[metric].digits)
             mark[title] = bool(st["best"])
         if s.get("lpips_note") and pd.isna(stats["lpips"].iloc[i]["mean"]):
             row["LPIPS"] = s["lpips_note"]
@@ -362,5 +334,4 @@ def groups(recs: list[dict]) -> list[Group]:
 
 
 def direction_sentence() -> str:
-    names = {**METRIC_NAMES, **OTHER_NAMES}
-    return "; ".join(f"{names[m]}: {d} is better" for m, d in DIRECTION.items())
+    return "; ".join(f"{m.title}: {m.direction} is better" for m in METRICS.values())

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from PIL import Image, ImageDraw
 
 from benchsr.datasets.ct_uct import specimen as sim
-from benchsr.datasets.lung_ct import series_folder
+from benchsr.embedded import chest_ct_folder as series_folder
 from benchsr.volumes import read_volume, window
 
 SIZE = 256

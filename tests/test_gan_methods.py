@@ -3,9 +3,9 @@ moves the generator and lowers its loss on fixed data."""
 import pytest
 import torch
 
-from benchsr import blocks, config, registry
+from benchsr import blocks, config, losses, registry
 from benchsr.contracts import RunContext, TrainBatch
-from benchsr.gan import relativistic_d, relativistic_g
+from benchsr.losses import relativistic_d, relativistic_g
 from benchsr.methods.pseudosr import _dihedral
 from benchsr.methods.pseudosr.networks import build_networks
 
@@ -120,13 +120,13 @@ def test_esrgan_paired_option_and_discriminator_sizes():
 
 def test_vgg_perceptual_loads_from_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    assert blocks.VGGPerceptual.load("cpu")[0] is None                 # absent: off, with reason
-    path = blocks.vgg19_weights_path()
+    assert losses.VGGPerceptual.load("cpu")[0] is None                 # absent: off, with reason
+    path = losses.vgg19_weights_path()
     path.parent.mkdir(parents=True)
     torch.manual_seed(0)
-    feats = blocks.vgg19_features()
+    feats = losses.vgg19_features()
     torch.save({f"features.{k}": v for k, v in feats.state_dict().items()}, path)
-    loss, reason = blocks.VGGPerceptual.load("cpu")
+    loss, reason = losses.VGGPerceptual.load("cpu")
     assert reason == "" and loss is not None
     a = torch.rand(1, 1, 32, 32)
     assert float(loss(a, a)) == 0.0 and float(loss(a, 1 - a)) > 0

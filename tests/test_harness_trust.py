@@ -165,4 +165,4 @@ def test_lr_consistency_is_a_finite_check_and_compute_is_in_macs(smoke_out):
     assert "GMACs / LR input" in group.cost.cells.columns
     flops = group.cost.numbers.set_index("label").loc["srcyclegan"]
     assert flops["macs"] * 2 == flops["flops"]
-    assert "lr_consistency_psnr" not in metrics.DIRECTION
+    assert "lr_consistency_psnr" not in metrics.METRICS and not metrics.METRICS["lr_consistency_rmse"].ranked

@@ -67,3 +67,23 @@ def test_lpips_says_why_when_weights_are_absent(tmp_path, monkeypatch):
     lp = metrics.LPIPSMetric()
     assert not lp.available
     assert lp.reason == "n/a: weights not found" and "alexnet" in lp.detail
+
+
+def test_adding_a_metric_is_one_registry_entry(tmp_path, lung_smoke, monkeypatch):
+    """A new metric in benchsr.metrics.METRICS reaches metrics.csv, summary.json and the
+    leaderboard with no other edit."""
+    import json
+
+    from benchsr import metrics, registry, tables
+    from benchsr.runner import Runner
+    from conftest import smoke_config
+    mae = metrics.Metric("mae", "MAE", "MAE", "lower", 4,
+                         lambda r, t, _: float(np.abs(np.asarray(r) - np.asarray(t)).mean()))
+    monkeypatch.setitem(metrics.METRICS, "mae", mae)
+    out = Runner(lung_smoke, tmp_path).run(registry.get("methods", "bicubic"), smoke_config("bicubic"))
+    assert out.status == "complete", out.reason
+    assert "mae" in (out.run_dir / "metrics.csv").read_text().splitlines()[0]
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    assert 0 < summary["mae"]["mean"] < 0.1
+    quality = tables.groups(tables.load_runs([tmp_path]))[0].quality.cells
+    assert quality.loc[0, "MAE"].startswith(f"{summary['mae']['mean']:.4f}")

@@ -28,6 +28,7 @@ import yaml
 
 from benchsr.cache import cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
+from benchsr.embedded import DISTRIBUTION, chest_ct_folder
 from benchsr.volumes import body_mask, check_hu, degrade, read_volume, window
 
 from . import specimen as sim
@@ -165,13 +166,13 @@ class CTuCT(Dataset):
     name = "ct-uct"
     description = "Clinical CT -> µCT, 8x: your folders, or lung-ct + a SIMULATED specimen"
     scale = 8
+    provenance_packages = (DISTRIBUTION,)   # the simulated default's clinical side
 
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
         hr_patch = int(self.cfg["train"]["lr_patch"]) * k
         if self.data_dir is None:
-            from benchsr.datasets.lung_ct import series_folder
-            clinical_paths, simulated = [Path(str(series_folder()))], True
+            clinical_paths, simulated = [Path(str(chest_ct_folder()))], True
             uct_vols, eval_vols, true_pairs = self._simulated(d, hr_patch)
         else:
             clinical_paths, simulated = self._user_folders(), False

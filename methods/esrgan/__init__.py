@@ -17,10 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchsr.blocks import VGGPerceptual, rrdbnet
+from benchsr.blocks import rrdbnet
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (cosine_restart_factor, ema, esrgan_recipe_step, milestones,
-                         multistep_factor, scale_lr)
+from benchsr.gan import ema, relativistic_gan_step
+from benchsr.losses import load_perceptual
+from benchsr.schedules import cosine_restart_factor, milestones, multistep_factor, scale_lr
 
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 
@@ -66,11 +67,7 @@ class ESRGAN(Method):
         self.ctx.notes.append(f"ESRGAN phases: RRDBNet-PSNR (L1 on {self.ctx.degradation} pairs) "
                               f"for {self.psnr_steps} steps, then the GAN recipe for "
                               f"{total - self.psnr_steps} steps")
-        self.perceptual = None
-        if m["lambda_percep"]:
-            self.perceptual, reason = VGGPerceptual.load(dev)
-            if self.perceptual is None:
-                self.ctx.notes.append(reason)
+        self.perceptual = load_perceptual(self.ctx, m["lambda_percep"])
         if m["training"] not in ("unpaired", "paired"):
             raise BenchError(f"esrgan: model.training must be unpaired or paired, got {m['training']!r}")
 
@@ -108,7 +105,7 @@ class ESRGAN(Method):
         for name in ("G", "D"):
             scale_lr(self.optimizers[name], factor)
         x = ctx.degrade(y) if m["training"] == "paired" else batch.lr
-        out = esrgan_recipe_step(ctx, step, lambda: g(x), y, d, self.optimizers["G"],
+        out = relativistic_gan_step(ctx, step, lambda: g(x), y, d, self.optimizers["G"],
                                  self.optimizers["D"], m, self.perceptual, for_d=self._for_d)
         self.g_ema.update_parameters(g)
         out["total_g"] = out.pop("total")

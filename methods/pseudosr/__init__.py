@@ -12,15 +12,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchsr.blocks import VGGPerceptual
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (bicubic_down, esrgan_recipe_step, lsgan, milestones, multistep_factor,
-                         scale_lr, set_requires_grad)
+from benchsr.gan import as_floats, relativistic_gan_step, set_requires_grad
+from benchsr.losses import load_perceptual, lsgan
+from benchsr.schedules import milestones, multistep_factor, scale_lr
 
 from .networks import build_networks
 
 
 # ---- losses -------------------------------------------------------------------------------------
+def bicubic_down(img: torch.Tensor, k: int) -> torch.Tensor:
+    """Plain F.interpolate bicubic x1/k (no antialiasing), clamped to [0, 1]: how the reference
+    makes its clean LR domain. Not the dataset's degradation (ctx.degrade), by design."""
+    return F.interpolate(img, scale_factor=1 / k, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 def _dihedral(img: torch.Tensor, i: int, inverse: bool = False) -> torch.Tensor:
     """The i-th of the 8 flips/rotations of the square (or its inverse)."""
     rot, flip = i % 4, i >= 4
@@ -70,11 +76,7 @@ class PseudoSR(Method):
         self.warmup_steps = int(round(m["u_warmup_fraction"] * self.ctx.total_steps))
         self.ctx.notes.append(f"pseudo-SR: U trains on L1 alone for its first {self.warmup_steps} "
                               f"steps (u_warmup_fraction {m['u_warmup_fraction']})")
-        self.perceptual = None
-        if m["lambda_percep"]:
-            self.perceptual, reason = VGGPerceptual.load(dev)
-            if self.perceptual is None:
-                self.ctx.notes.append(reason)
+        self.perceptual = load_perceptual(self.ctx, m["lambda_percep"])
 
     def _rgb(self, img: torch.Tensor) -> torch.Tensor:
         return img.expand(-1, self.channels, -1, -1) if img.shape[1] != self.channels else img
@@ -135,7 +137,7 @@ class PseudoSR(Method):
             total_g = sum(terms.values())
         ctx.optimize(total_g, self.optimizers["G"], step, "generator")
 
-        out = {name: float(v.detach()) for name, v in terms.items()}
+        out = as_floats(terms)
         out.update(self._train_u(rec_y.detach(), y, step))
         out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()))
         return out
@@ -145,7 +147,7 @@ class PseudoSR(Method):
         order); L1 alone during the warm-up."""
         m, u = self.cfg["model"], self.nets["U"]
         set_requires_grad([u], True)
-        return esrgan_recipe_step(self.ctx, step, lambda: u(pseudo_lr), y, self.nets["D_esrgan"],
+        return relativistic_gan_step(self.ctx, step, lambda: u(pseudo_lr), y, self.nets["D_esrgan"],
                                   self.optimizers["U"], self.optimizers["D_esrgan"], m,
                                   self.perceptual, gan_on=step >= self.warmup_steps,
                                   prefix="u_", d_first=True)

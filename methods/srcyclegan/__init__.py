@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from scipy.ndimage import zoom
 
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (PatchDiscriminator, from_signed, gan_loss, init_normal, set_requires_grad,
-                         to_signed)
+from benchsr.gan import (PatchDiscriminator, as_floats, from_signed, init_normal,
+                         set_requires_grad, to_signed)
+from benchsr.losses import gan_loss
 
 from .losses import HistoryPool, f_down, f_up, identity_up, recon, ssim_loss
 from .networks import G1, G2
@@ -138,7 +139,7 @@ class SRCycleGAN(Method):
             loss_dx = 0.5 * (adv(d_x(x), True) + adv(d_x(fake_x), False))
         ctx.optimize(loss_dy + loss_dx, self.optimizers["D"], step, "discriminator")
 
-        out = {name: float(v.detach()) for name, v in terms.items()}
+        out = as_floats(terms)
         out.update(total_g=float(total_g.detach()), d_y=float(loss_dy.detach()),
                    d_x=float(loss_dx.detach()))
         return out

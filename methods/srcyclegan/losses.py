@@ -1,5 +1,5 @@
 """SR-CycleGAN losses: the MMSR terms (paper eq. 4-7) and the CycleGAN history pool
-(LSGAN is benchsr.gan's)."""
+(the adversarial losses are benchsr.losses')."""
 from __future__ import annotations
 
 import random

@@ -1,0 +1,132 @@
+"""The training room: seeding, batches, steps, checkpoints, resume and timing. The runner calls
+`fit` between building the method and evaluating it."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import checkpoints, distributed, results
+from .contracts import BenchError, PreparedData, TrainBatch
+from .guards import fault
+from .patches import PatchSampler
+from .volumes import degrade_batch
+
+
+def seed_epoch(seed: int, epoch: int) -> np.random.Generator:
+    """Every epoch starts from a seed of its own, so a resumed run replays it exactly."""
+    s = seed * 100_003 + epoch + 1   # epoch -1 seeds the network initialisation
+    random.seed(s)
+    torch.manual_seed(s)
+    return np.random.default_rng([seed, epoch + 1])
+
+
+@dataclass
+class Timing:
+    epoch_s: list[float] = field(default_factory=list)
+    data_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Batches:
+    """The seeded global batch of every step; each rank takes its shard. A paired method gets
+    LR made from its HR patches by the dataset's degradation."""
+    data: PreparedData
+    cfg: dict
+    device: torch.device
+    make_pairs: bool
+
+    def __post_init__(self):
+        tr, k = self.cfg["train"], self.data.scale
+        self.bs, p = int(tr["batch_size"]), int(tr["lr_patch"])
+        self.lr = PatchSampler(self.data.train_lr, p, f"{self.cfg['dataset']} LR stream")
+        self.hr = PatchSampler(self.data.train_hr, p * k, f"{self.cfg['dataset']} HR stream")
+        self.shard = distributed.world().shard(self.bs)
+        self.memory_format = (torch.channels_last if self.cfg["runtime"]["channels_last"]
+                              else torch.contiguous_format)
+
+    def next(self, rng: np.random.Generator) -> TrainBatch:
+        lr_np, _ = self.lr.sample(self.bs, rng)     # the global batch, same on every rank
+        hr_np, _ = self.hr.sample(self.bs, rng)
+        if self.make_pairs:   # LR = the HR patch under the dataset's own degradation
+            lr_np = degrade_batch(hr_np, self.data.scale, self.data.protocol["degradation"])
+        lr, hr = (torch.from_numpy(a[self.shard]).to(self.device, memory_format=self.memory_format)
+                  for a in (lr_np, hr_np))
+        return TrainBatch(lr, hr, self.make_pairs or self.data.paired)
+
+
+def resume_state(method, run_dir: Path, manifest: dict, device) -> tuple[int, list]:
+    """(first epoch, loss log) from the newest good checkpoint, or (0, []). losses.csv is
+    rebuilt from the checkpoint's log: a kill between the two writes leaves no stale curve."""
+    found = checkpoints.load_latest(run_dir / "checkpoints", device)
+    if found is None:
+        return 0, []
+    ckpt, path, skipped = found
+    manifest["notes"] += [f"resume skipped {s}" for s in skipped]
+    method.load_state_dict(ckpt["method"])
+    manifest["resumed_from_epoch"] = ckpt["epoch"] + 1
+    manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"
+    results.write_text(run_dir / "losses.csv", pd.DataFrame(ckpt["log"]).to_csv(index=False))
+    return ckpt["epoch"] + 1, ckpt["log"]
+
+
+def sync_ranks(method, start: int, log: list, batch_size: int) -> tuple[int, list]:
+    """Under torchrun every rank starts from rank 0's weights, optimiser state and epoch."""
+    world = distributed.world()
+    if not world.active:
+        return start, log
+    state = distributed.broadcast({"method": method.state_dict(), "start": start, "log": log}
+                                  if world.is_main else None)
+    method.load_state_dict(state["method"])
+    if batch_size % world.size:
+        raise BenchError(f"train.batch_size {batch_size} is not divisible by the {world.size} ranks")
+    return state["start"], state["log"]
+
+
+def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, manifest: dict):
+    meta = {"method": cfg["method"], "preset": cfg["preset"], "scale": ctx.scale,
+            "channels": ctx.channels}
+    path = checkpoints.save(run_dir / "checkpoints",
+                            {"method": method.state_dict(), "epoch": epoch, "log": log, "meta": meta},
+                            before_write=lambda: fault("checkpoint", epoch))
+    manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {epoch})"
+    results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
+
+
+def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dict, stage,
+        bar=None) -> Timing:
+    """Train `method` for cfg's epochs from its last checkpoint, if any; `bar()` after every
+    step (runner.Bar: `bar.total(n)` first, with the steps left)."""
+    tr, timing = cfg["train"], Timing()
+    steps = int(tr["steps_per_epoch"])
+    start, log = resume_state(method, run_dir, manifest, ctx.device)
+    start, log = sync_ranks(method, start, log, int(tr["batch_size"]))
+    batches = Batches(data, cfg, ctx.device, type(method).data == "paired")
+    if bar is not None:
+        bar.total((int(tr["epochs"]) - start) * steps)
+    method.train(True)
+    for epoch in range(start, int(tr["epochs"])):
+        rng = seed_epoch(cfg["seed"], epoch)
+        t_epoch, t_data = time.perf_counter(), 0.0
+        for i in range(steps):
+            t0 = time.perf_counter()
+            batch = batches.next(rng)
+            t_data += time.perf_counter() - t0
+            step = epoch * steps + i
+            with stage(f"step {step}"):
+                fault("step", step)
+                losses = distributed.mean_values(method.train_step(batch, step))
+            log.append({"epoch": epoch, "step": step, **losses})
+            if bar is not None:
+                bar()
+        method.end_epoch(epoch)
+        timing.epoch_s.append(time.perf_counter() - t_epoch)
+        timing.data_s.append(t_data)
+        with stage(f"checkpoint of epoch {epoch}"):
+            _checkpoint(method, cfg, ctx, epoch, log, run_dir, manifest)
+    return timing
