@@ -39,6 +39,13 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "optimizer": "default",   # default | foreach | fused
         "compile": False,
     },
+    "init": {                  # start from given weights (benchsr/weights.py)
+        "from": "",            # a benchsr checkpoint or export, safetensors, or a BasicSR .pth
+        "key": "",             # which entry of a .pth holds the weights (params, params_ema)
+        "network": "",         # the net a single state dict goes into ("" = the SR network)
+        "strict": True,
+    },
+    "log": {"tensorboard": False, "every_steps": 100},   # losses.csv also every N steps
     "model": {},
     "data": {},
 }

@@ -118,7 +118,8 @@ class Method:
     paper: ClassVar[str] = ""
     data: ClassVar[str] = "unpaired"             # unpaired | paired | none (no training)
     scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
-    inference_network: ClassVar[str | None] = None  # key in self.nets used by super_resolve
+    inference_network: ClassVar[str | None] = None  # key in self.nets: the SR network (costs)
+    inference_networks: ClassVar[tuple[str, ...]] = ()  # all nets super_resolve runs, if several
     contiguous_nets: ClassVar[tuple[str, ...]] = ()  # nets kept out of channels_last (.view inside)
 
     def __init__(self, config: dict[str, Any], ctx: RunContext):
@@ -145,6 +146,12 @@ class Method:
         """Called after each epoch; the default steps every scheduler once."""
         for sched in self.schedulers.values():
             sched.step()
+
+    def inference_modules(self) -> dict[str, nn.Module]:
+        """The networks super_resolve runs, by name, as it runs them (an EMA, say): what
+        export-weights writes and init.from fills."""
+        names = self.inference_networks or ((self.inference_network,) if self.inference_network else ())
+        return {name: self.nets[name] for name in names}
 
     def extra_state(self) -> dict[str, Any]:
         """Tensors beyond nets/optimisers/schedulers that a resume needs (e.g. a history pool)."""

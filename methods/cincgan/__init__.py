@@ -31,6 +31,7 @@ class CinCGAN(Method):
     data = "unpaired"
     scales = (2, 4, 8)
     inference_network = "SR"
+    inference_networks = ("G1", "SR")     # SR(G1(x))
 
     # ---- networks -----------------------------------------------------------------------------
     def build(self) -> None:

@@ -122,12 +122,14 @@ class ESRGAN(Method):
             self.g_ema.load_state_dict(state["g_ema"])
 
     # ---- inference ----------------------------------------------------------------------------
-    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+    def inference_modules(self):
         """The EMA once the GAN phase has run; the plain generator after the PSNR phase alone
         (BasicSR's PSNR model keeps no EMA)."""
-        net = self.g_ema.module if int(self.g_ema.n_averaged) > 0 else self.nets["G"]
+        return {"G": self.g_ema.module if int(self.g_ema.n_averaged) > 0 else self.nets["G"]}
+
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         with self.ctx.autocast():
-            return net(lr).float().clamp(0, 1)
+            return self.inference_modules()["G"](lr).float().clamp(0, 1)
 
 
 PLUGINS = [ESRGAN]

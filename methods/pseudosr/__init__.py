@@ -53,6 +53,7 @@ class PseudoSR(Method):
     data = "unpaired"
     scales = (2, 4, 8)
     inference_network = "U"
+    inference_networks = ("G_xy", "U")    # U(G_xy(x))
 
     # ---- networks -----------------------------------------------------------------------------
     def build(self) -> None:

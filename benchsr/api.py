@@ -1,0 +1,51 @@
+"""A small Python API for notebooks: build a method as the harness would, or read a run folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import config, registry
+from .contracts import BenchError, Method, RunContext
+from .results import read_run
+
+
+def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: str = "lung-ct",
+                  overrides: tuple[str, ...] = (), device: str = "cpu") -> Method:
+    """'name[:preset]' built with its networks on `device`, configured as `benchsr run` would
+    for `dataset` and `profile` (with `overrides`, as --set KEY=VALUE items)."""
+    name, _, preset = spec.partition(":")
+    cls = registry.get("methods", name)
+    cfg = config.resolve(cls, preset or "default", registry.get("datasets", dataset), profile,
+                         list(overrides))
+    tr = cfg["train"]
+    ctx = RunContext(torch.device(device), scale=scale, epochs=int(tr["epochs"]),
+                     total_steps=int(tr["epochs"]) * int(tr["steps_per_epoch"]))
+    method = cls(cfg, ctx)
+    method.build()
+    return method
+
+
+@dataclass
+class Run:
+    """A finished run folder: its manifest, config, summary, cost and per-image metrics."""
+    path: Path
+    manifest: dict
+    config: dict
+    summary: dict
+    cost: dict
+    metrics: object          # pandas DataFrame of the primary evaluation set, or None
+
+    def method(self, device: str = "cpu", checkpoint: Path | None = None):
+        """The trained method, weights loaded (as `benchsr infer` loads it)."""
+        from .infer import load_trained
+        return load_trained(self.path, checkpoint, torch.device(device), "fp32").method
+
+
+def load_run(path) -> Run:
+    rec = read_run(Path(path))
+    if rec is None:
+        raise BenchError(f"{path}: not a finished run folder")
+    return Run(Path(path), rec["manifest"], rec["config"], rec["summary"], rec["cost"],
+               rec["all_metrics"])

@@ -1,0 +1,100 @@
+"""Score an outside model's predictions with no plugin: export the inputs, super-resolve them with
+a few lines of scipy, score them, and see them ranked beside the built-in methods."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from scipy.ndimage import zoom
+
+from benchsr import cli, tables
+
+
+def _cli(args, capsys, monkeypatch):
+    monkeypatch.delenv("BENCHSR_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["benchsr", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    sys_argv = sys.argv
+    sys.argv = ["benchsr", "export-inputs", str(folder / "in"), "--profile", "smoke"]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = sys_argv
+    return folder / "in"
+
+
+def _predict(inputs, out, fn):
+    out.mkdir()
+    manifest = json.loads((inputs / "manifest.json").read_text())
+    for entry in manifest["inputs"]:
+        np.save(out / f"{entry['name']}.npy", fn(np.load(inputs / entry["file"]), manifest))
+    return manifest
+
+
+def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monkeypatch, smoke_out):
+    pred = tmp_path / "pred"
+    manifest = _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=3), 0, 1))
+    assert manifest["inputs"] and all(e["expected_shape"] == [4 * s for s in e["lr_shape"]]
+                                      for e in manifest["inputs"])
+    code, out, err = _cli(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
+                           "--out", smoke_out], capsys, monkeypatch)
+    assert code == 0, err
+    rows = tables.load_runs([smoke_out])
+    quality = tables.groups(rows)[0].quality.cells.set_index("Method")
+    assert "external:scipy-cubic" in quality.index
+    assert float(quality.loc["external:scipy-cubic", "PSNR (dB)"].split()[0]) > 15
+
+
+def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path, capsys,
+                                                               monkeypatch, smoke_out):
+    from benchsr.volumes import enlarge_bicubic
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: enlarge_bicubic(lr, m["scale"]))
+    code, _, err = _cli(["evaluate", pred, "--name", "same-bicubic", "--profile", "smoke",
+                         "--out", smoke_out], capsys, monkeypatch)
+    assert code == 0, err
+    stats = tables.groups(tables.load_runs([smoke_out]))[0].quality.numbers
+    psnr = stats[stats["metric"] == "psnr"].set_index("label")["mean"]
+    assert psnr["external:same-bicubic"] == pytest.approx(psnr["bicubic"], abs=1e-9)
+
+
+def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: zoom(lr, m["scale"], order=0) * 1500 - 1000)
+    code, _, err = _cli(["evaluate", pred, "--name", "hu-model", "--profile", "smoke", "--units",
+                         "hu", "--out", tmp_path / "res"], capsys, monkeypatch)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda d: next(d.glob("*.npy")).unlink(), "missing"),
+    (lambda d: np.save(d / "stranger.npy", np.zeros((4, 4))), "no evaluation input is called"),
+    (lambda d: np.save(next(d.glob("*.npy")), np.zeros((8, 8))), "expected"),
+    (lambda d: [np.save(p, zoom(np.load(p), 0.5, order=0)) for p in list(d.glob("*.npy"))[:1]],
+     "(x2 of the input; this dataset is x4)"),
+    (lambda d: [np.save(p, np.load(p) * np.nan) for p in list(d.glob("*.npy"))[:1]], "non-finite"),
+    (lambda d: [np.save(p, np.load(p) * 1500 - 1000) for p in list(d.glob("*.npy"))[:1]],
+     "need --units hu"),
+])
+def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
+                                                         monkeypatch):
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=1), 0, 1))
+    spoil(pred)
+    code, _, err = _cli(["evaluate", pred, "--name", "bad", "--profile", "smoke", "--out",
+                         tmp_path / "res"], capsys, monkeypatch)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "res").exists()
