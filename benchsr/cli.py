@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from . import config, publish, registry
@@ -77,7 +78,8 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=console, transient=False)
 
 
 @app.command()
@@ -382,7 +384,19 @@ def export_weights(
     console.print(f"wrote {output}: {', '.join(nets)} of {trained.label} (x{trained.scale})")
 
 
+def _console_logging() -> None:
+    """Each run's messages (runlog.py) also go to the console, through rich."""
+    import logging
+
+    from rich.logging import RichHandler
+    logger = logging.getLogger("benchsr")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_path=False))
+        logger.setLevel(logging.INFO)
+
+
 def main() -> None:
+    _console_logging()
     try:
         app()
     except (BenchError, OSError) as exc:

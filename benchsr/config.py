@@ -147,6 +147,7 @@ RANGES = {
     "eval.max_images": (0, None, False), "eval.crop": (0, None, False),
     "eval.tile": (0, None, False), "eval.overlap": (0, 1, True),
     "eval.border_crop": (0, None, False), "eval.samples": (0, None, False),
+    "log.every_steps": (0, None, False),
 }
 
 

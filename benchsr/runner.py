@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import cost, distributed, fastpaths, metrics, reporting, results, weights
@@ -17,6 +18,7 @@ from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device
 from .evaluate import choose_images, evaluate_run
 from .guards import time_limit
+from .runlog import RunLog
 from .training import Timing, fit, seed_epoch
 
 class Stage:
@@ -64,19 +66,25 @@ class Runner:
         run_dir, lock = self._folder(cfg, label, resume)
         main_dir = distributed.broadcast(str(run_dir))
         manifest = self._manifest(cfg, label, device)
-        stage = Stage()
+        stage, log = Stage(), None
         try:
             results.write_yaml(run_dir / "config.yaml", cfg)
             results.write_json(run_dir / "manifest.json", manifest)
+            log = RunLog(run_dir, cfg, label)
+            log.info(f"{label} on {cfg['dataset']} ({cfg['profile']}), seed {cfg['seed']}, "
+                     f"{device} {cfg['precision']}: {run_dir}")
             try:
                 with time_limit(float(cfg["time_limit_s"])):
-                    self._rooms(method_cls, cfg, device, run_dir, manifest, stage)
+                    self._rooms(method_cls, cfg, device, run_dir, manifest, stage, log)
                 manifest["status"] = "complete"
             except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
                 self._failed(manifest, exc, stage.name)
             manifest["finished"] = results.now()
             results.write_json(run_dir / "manifest.json", manifest)
+            log.info(f"{manifest['status']}" + (f": {manifest['reason']}" if "reason" in manifest else ""))
         finally:
+            if log is not None:
+                log.close()
             if lock is not None:
                 lock.release()
             if not distributed.world().is_main:
@@ -111,19 +119,24 @@ class Runner:
         manifest["traceback"] = traceback.format_exc(limit=8)
 
     # ---- the three rooms ---------------------------------------------------------------------
-    def _rooms(self, method_cls, cfg, device, run_dir: Path, manifest: dict, stage: Stage) -> None:
+    def _rooms(self, method_cls, cfg, device, run_dir: Path, manifest: dict, stage: Stage,
+               log: RunLog) -> None:
         method = self._build(method_cls, cfg, device, manifest["notes"])
         memory = cost.PeakMemory(device)
         timing = Timing()
         if method_cls.data != "none":
             with stage("training"), self._bar(f"train {manifest['label']}") as bar:
-                timing = fit(method, self.data, cfg, method.ctx, run_dir, manifest, stage, bar)
+                timing = fit(method, self.data, cfg, method.ctx, run_dir, manifest, stage, bar, log)
         lp, lpips_note = self._lpips_for(cfg, device, manifest["notes"])
         images = choose_images(self.data, cfg)
         with stage("evaluation"), self._bar(f"eval  {manifest['label']}", len(images)) as bar:
             rows, kept, ms = evaluate_run(method, images, cfg, device, lp, stage, bar)
         with stage("reporting"):
             reporting.write_results(run_dir, rows, kept, cfg, manifest, self.data.scale, lpips_note)
+            log.samples(kept, self._steps(cfg))
+            log.info("evaluated " + ", ".join(
+                f"{m} {np.nanmean([r[m] for r in rows if r.get(m) is not None]):.4g}"
+                for m in ("psnr", "ssim") if any(r.get(m) is not None for r in rows)))
             reporting.write_cost(run_dir, method, cfg, device, timing, ms, kept,
                                  (1, 1, *self.data.eval_images[0].lr.shape), memory)
 
@@ -133,8 +146,7 @@ class Runner:
         if k not in method_cls.scales:
             raise BenchError(f"{method_cls.name} does not support scale {k}")
         ctx = RunContext(device=device, precision=cfg["precision"], scale=k, channels=1,
-                         epochs=int(tr["epochs"]), notes=notes,
-                         total_steps=int(tr["epochs"]) * int(tr["steps_per_epoch"]),
+                         epochs=int(tr["epochs"]), notes=notes, total_steps=self._steps(cfg),
                          degradation=self.data.protocol.get("degradation", "bicubic"))
         if cfg["precision"] == "fp16":
             ctx.scaler = torch.amp.GradScaler("cuda")
@@ -151,6 +163,10 @@ class Runner:
                 ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
                                  "(SyncBatchNorm needs CUDA)")
         return method
+
+    @staticmethod
+    def _steps(cfg: dict) -> int:
+        return int(cfg["train"]["epochs"]) * int(cfg["train"]["steps_per_epoch"])
 
     def _lpips_for(self, cfg: dict, device, notes: list):
         """(LPIPS metric or None, the tables' note when it is None)."""
@@ -171,15 +187,17 @@ class Runner:
 
 
 class Bar:
-    """A progress bar that may be absent: bar() advances it, bar.total(n) sets its length."""
+    """A progress bar that may be absent: bar() advances it (bar(loss=x) also shows the current
+    total loss), bar.total(n) sets its length."""
 
     def __init__(self, progress, label: str, total: int | None):
-        self.progress = progress
+        self.progress, self.label = progress, label
         self.task = progress.add_task(label, total=total) if progress is not None else None
 
-    def __call__(self) -> None:
+    def __call__(self, loss: float | None = None) -> None:
         if self.task is not None:
-            self.progress.advance(self.task)
+            text = self.label if loss is None else f"{self.label}  loss {loss:.4g}"
+            self.progress.update(self.task, advance=1, description=text)
 
     def total(self, n: int) -> None:
         if self.task is not None:

@@ -99,13 +99,14 @@ def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, ma
 
 
 def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dict, stage,
-        bar=None) -> Timing:
+        bar=None, log=None) -> Timing:
     """Train `method` for cfg's epochs from its last checkpoint, if any; `bar()` after every
-    step (runner.Bar: `bar.total(n)` first, with the steps left)."""
+    step (runner.Bar: `bar.total(n)` first, with the steps left); `log` (runlog.RunLog) gets
+    every step's losses and each epoch's means; losses.csv is written every log.every_steps."""
     tr, timing = cfg["train"], Timing()
     steps = int(tr["steps_per_epoch"])
-    start, log = resume_state(method, run_dir, manifest, ctx.device)
-    start, log = sync_ranks(method, start, log, int(tr["batch_size"]))
+    start, history = resume_state(method, run_dir, manifest, ctx.device)
+    start, history = sync_ranks(method, start, history, int(tr["batch_size"]))
     batches = Batches(data, cfg, ctx.device, type(method).data == "paired")
     if bar is not None:
         bar.total((int(tr["epochs"]) - start) * steps)
@@ -121,12 +122,25 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
             with stage(f"step {step}"):
                 fault("step", step)
                 losses = distributed.mean_values(method.train_step(batch, step))
-            log.append({"epoch": epoch, "step": step, **losses})
-            if bar is not None:
-                bar()
+            history.append({"epoch": epoch, "step": step, **losses})
+            _report_step(bar, log, cfg, run_dir, history, step, losses)
         method.end_epoch(epoch)
         timing.epoch_s.append(time.perf_counter() - t_epoch)
         timing.data_s.append(t_data)
         with stage(f"checkpoint of epoch {epoch}"):
-            _checkpoint(method, cfg, ctx, epoch, log, run_dir, manifest)
+            _checkpoint(method, cfg, ctx, epoch, history, run_dir, manifest)
+        if log is not None:
+            log.epoch(epoch, [r for r in history if r["epoch"] == epoch])
     return timing
+
+
+def _report_step(bar, log, cfg: dict, run_dir: Path, history: list, step: int, losses: dict):
+    """The bar, TensorBoard, and losses.csv every log.every_steps (an epoch of the paper
+    profile is 2,500 steps: its losses should not wait for the checkpoint)."""
+    if bar is not None:
+        bar(losses.get("total_g"))
+    if log is not None:
+        log.step(step, losses)
+    every = int(cfg["log"]["every_steps"])
+    if every and (step + 1) % every == 0 and distributed.world().is_main:
+        results.write_text(run_dir / "losses.csv", pd.DataFrame(history).to_csv(index=False))

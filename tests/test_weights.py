@@ -55,3 +55,17 @@ def test_basicsr_pth_and_checkpoint_and_mismatches(tmp_path, lung_smoke, trained
     with pytest.raises(BenchError, match="no entry 'nope'"):
         init_from(method, {"from": str(tmp_path / "net_g.pth"), "key": "nope", "network": "",
                            "strict": True})
+
+
+def test_run_log_tensorboard_and_losses_before_the_epoch_ends(tmp_path, lung_smoke):
+    out = _run(lung_smoke, tmp_path, "srcyclegan",
+               ["log.tensorboard=true", "log.every_steps=1", "train.steps_per_epoch=3"])
+    assert out.status == "complete", out.reason
+    log = (out.run_dir / "run.log").read_text()
+    assert "epoch 0:" in log and "evaluated psnr" in log and "complete" in log
+    assert list((out.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(out.run_dir / "tensorboard"))
+    events.Reload()
+    assert "loss/total_g" in events.Tags()["scalars"] and events.Tags()["images"]
+    assert len(events.Scalars("loss/total_g")) == 6              # every step of 2 epochs
