@@ -128,9 +128,17 @@ def _score_one(method, img, ev, k, border, device, lpips_metric, times, kept) ->
         torch.cuda.synchronize()
     times.append(time.perf_counter() - t0)
     sr_np = sr[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
+    check_not_flat(sr_np, img)
     if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
         kept.append((img, sr_np))
     return score(sr_np, img, border, lpips_metric) | {"ms": times[-1] * 1e3}
+
+
+def check_not_flat(sr: np.ndarray, img: EvalImage) -> None:
+    """A constant output from a non-constant input is degenerate: a failure, never a row."""
+    if float(sr.std()) < 1e-6 and float(np.std(img.lr)) > 1e-3:
+        raise BenchError(f"super_resolve returned a constant image ({float(sr.mean()):.4g} "
+                         f"everywhere) for {img.name}: a degenerate output, not a result")
 
 
 def choose_images(data, cfg: dict) -> list[EvalImage]:

@@ -25,6 +25,7 @@ class PluginEntry:
     origin: str                 # "builtin:<folder>" or "entry-point:<dist>"
     cls: type | None = None
     error: str | None = None    # one line, when broken
+    version: str = ""           # the distribution's version (benchsr's for built-ins)
     shadowed: list = field(default_factory=list)   # later plugins of the same name, not used
 
     @property
@@ -73,17 +74,31 @@ def discover(kind: str) -> dict[str, PluginEntry]:
             try:
                 module = importlib.import_module(f"benchsr.{kind}.{sub.name}")
                 for cls in _plugins_of(module, base):
-                    _add(table, PluginEntry(cls.name, origin, cls))
+                    _add(table, PluginEntry(cls.name, origin, cls, version=_benchsr_version()))
             except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
                 _add(table, PluginEntry(sub.name, origin, error=_one_line(exc)))
     for ep in entry_points(group=f"benchsr.{kind}"):
         origin = f"entry-point:{ep.value}"
+        version = getattr(ep.dist, "version", "") if getattr(ep, "dist", None) else ""
         try:
             for cls in _plugins_of(ep.load(), base):
-                _add(table, PluginEntry(cls.name, origin, cls))
+                _add(table, PluginEntry(cls.name, origin, cls, version=version))
         except Exception as exc:  # noqa: BLE001
             _add(table, PluginEntry(ep.name, origin, error=_one_line(exc)))
     return table
+
+
+def _benchsr_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def describe(kind: str, cls: type) -> dict:
+    """{name, origin, version} of a plugin class, for a run's provenance."""
+    entry = discover(kind).get(cls.name)
+    if entry is None or entry.cls is not cls:
+        return {"name": cls.name, "origin": f"unregistered:{cls.__module__}", "version": ""}
+    return {"name": entry.name, "origin": entry.origin, "version": entry.version}
 
 
 def get(kind: str, name: str) -> type:

@@ -66,6 +66,7 @@ class Runner:
         run_dir, lock = self._folder(cfg, label, resume)
         main_dir = distributed.broadcast(str(run_dir))
         manifest = self._manifest(cfg, label, device)
+        manifest["plugins"] = self._plugins(method_cls, cfg["dataset"])
         stage, log = Stage(), None
         try:
             results.write_yaml(run_dir / "config.yaml", cfg)
@@ -108,6 +109,15 @@ class Runner:
                 "notes": [], "provenance": results.provenance(device, self.packages),
                 "resumed_from_epoch": None, "last_checkpoint": None,
                 "world_size": distributed.world().size}
+
+    @staticmethod
+    def _plugins(method_cls, dataset: str) -> dict:
+        """Name, origin and version of the method and dataset plugins the run used."""
+        from . import registry
+        ds = registry.discover("datasets").get(dataset)
+        return {"method": registry.describe("methods", method_cls),
+                "dataset": {"name": dataset, "origin": ds.origin if ds else "unregistered",
+                            "version": ds.version if ds else ""}}
 
     @staticmethod
     def _failed(manifest: dict, exc: Exception, where: str) -> None:

@@ -97,6 +97,8 @@ def _bad_output(kind):
                 return sr * float("nan")
             if kind == "shape":
                 return sr[..., :-1]
+            if kind == "flat":
+                return torch.full_like(sr, 0.5)
             return sr * 3 - 1                                   # outside [0, 1]
     return Bad
 
@@ -104,6 +106,7 @@ def _bad_output(kind):
 @pytest.mark.parametrize("kind, status, words", [
     ("nan", "failed", "Bad.super_resolve returned"),
     ("shape", "failed", "expected (1, 1, "),
+    ("flat", "failed", "degenerate output"),
     ("range", "complete", None)])
 def test_super_resolve_output_is_guarded(kind, status, words, tmp_path, lung_smoke):
     out = Runner(lung_smoke, tmp_path).run(_bad_output(kind), smoke_config("bicubic"))

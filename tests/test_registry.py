@@ -68,6 +68,18 @@ def test_a_taken_name_is_shown_as_shadowed(tmp_path, monkeypatch):
     assert "SHADOWED" in out.stdout and "fakebicubic" in out.stdout
 
 
+def test_a_run_records_its_plugins(plugin_path, tmp_path, lung_smoke):
+    import json
+    from benchsr.runner import Runner
+    from conftest import smoke_config
+    cls = registry.get("methods", "toy-bilinear")
+    out = Runner(lung_smoke, tmp_path).run(cls, smoke_config("bicubic") | {"method": cls.name})
+    plugins = json.loads((out.run_dir / "manifest.json").read_text())["plugins"]
+    assert plugins["method"] == {"name": "toy-bilinear", "origin": "entry-point:toyplug",
+                                 "version": "0.1"}
+    assert plugins["dataset"]["origin"] == "builtin:datasets/lung_ct"
+
+
 def test_unknown_name_lists_the_available():
     with pytest.raises(BenchError, match="available: .*srcyclegan"):
         registry.get("methods", "no-such-method")
