@@ -1,28 +1,26 @@
-"""The `benchsr` command: list, run, leaderboard."""
+"""The `benchsr` command: list, run, reproduce, leaderboard, infer (and, from cli_models.py,
+export-inputs, evaluate, export-weights)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 
-from . import config, publish, registry
+from . import config, registry
+from .cli_common import (app, check_out_folder, console, err_console, progress_bars,
+                         show_leaderboard)
+from .cli_models import evaluate_predictions, export_inputs, export_weights
 from .contracts import BenchError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Super-resolution benchmark suite for CT.")
-# wide tables stay readable when the output is a file or a CI log
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+# every command of the app; those of cli_models register when it is imported above
+__all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "infer",
+           "export_inputs", "evaluate_predictions", "export_weights"]
 
 
 def _plugin_table(kind: str) -> Table:
@@ -76,12 +74,6 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
     return out
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=console, transient=False)
-
-
 @app.command()
 def run(
     methods: str = typer.Option("all", help="'all' and/or a comma list of METHOD[:PRESET]"),
@@ -120,18 +112,9 @@ def run(
     world = distributed.init()         # a world of one unless launched by torchrun
     outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)
     if world.is_main:
-        _show_leaderboard(out)
+        show_leaderboard(out)
     if any(o.status != "complete" for o in outcomes):
         raise typer.Exit(1)
-
-
-def check_out_folder(out: Path) -> None:
-    """--out must be a folder this process can write into (or be creatable), before any work."""
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out}: is a file, not a folder")
-    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BenchError(f"--out {out}: {existing} is not writable")
 
 
 def _read_config(path: Path) -> dict:
@@ -178,7 +161,7 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
     with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
         data = ds_cls(jobs[0][1], data_dir).load()
     outcomes = []
-    with _progress() if show else contextlib.nullcontext() as progress:
+    with progress_bars() if show else contextlib.nullcontext() as progress:
         runner = Runner(data, out, progress, ds_cls.provenance_packages)
         for cls, cfg in jobs:
             outcome = runner.run(cls, cfg, resume=resume)
@@ -233,13 +216,6 @@ def reproduce(
         raise typer.Exit(1)
 
 
-def _show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
-    found = publish.build(runs or [root / "runs"], root)
-    for table in publish.rich_tables(found):
-        console.print(table)
-    console.print(f"leaderboard: {root / 'leaderboard.md'} and {root / 'leaderboard.html'}")
-
-
 @app.command()
 def leaderboard(
     runs: List[Path] = typer.Argument(None, help="run folders, or folders holding them "
@@ -251,7 +227,7 @@ def leaderboard(
     for path in runs or [root / "runs"]:
         if not path.is_dir():
             raise BenchError(f"{path}: not a folder (run `benchsr run` first)")
-    _show_leaderboard(root, runs)
+    show_leaderboard(root, runs)
 
 
 @app.command()
@@ -291,97 +267,12 @@ def infer(
     trained = load_trained(run_dir, checkpoint, dev, precision, allow_unfinished)
     if trained.weights:
         console.print(f"weights: {trained.weights}")
-    with _progress() as progress:
+    with progress_bars() as progress:
         done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap,
                                     progress, overwrite, series)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
                   f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
                   f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g})")
-
-
-def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], method_cls=None):
-    ds_cls = registry.get("datasets", dataset)
-    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
-        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
-    method_cls = method_cls or registry.get("methods", "nearest")
-    cfg = config.resolve(method_cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
-    return ds_cls, cfg
-
-
-@app.command("export-inputs")
-def export_inputs(
-    out: Path = typer.Argument(..., help="an empty or new folder"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
-    profile: str = typer.Option("quick", help="smoke | quick | paper (how many images)"),
-    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
-    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
-) -> None:
-    """Write exactly the LR inputs the dataset's evaluation feeds a method (.npy in [0, 1]) and
-    a manifest.json naming each, with the output shape expected, for a model outside benchsr."""
-    from .external import export_inputs as write
-    ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
-    with console.status(f"loading {ds_cls.name} ..."):
-        data = ds_cls(cfg, data_dir).load()
-    manifest = write(data, cfg, out)
-    console.print(f"wrote {len(manifest['inputs'])} inputs (x{manifest['scale']}) and "
-                  f"manifest.json to {out}")
-
-
-@app.command("evaluate")
-def evaluate_predictions(
-    pred: Path = typer.Argument(..., help="a folder with one prediction per exported input"),
-    name: str = typer.Option(..., help="the model's name: the run is external:NAME"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
-    profile: str = typer.Option("quick", help="the profile the inputs were exported with"),
-    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
-    units: str = typer.Option("unit", help="unit: predictions in [0, 1]; hu: in the dataset's "
-                                           "HR units (HU, or µCT units for ct-uct)"),
-    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
-    out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
-) -> None:
-    """Score predictions made outside benchsr with the runner's own code, into an ordinary run
-    folder beside the built-in methods (leaderboard, CIs, tests against the best, grids)."""
-    from .external import eval_inputs, external_method, read_predictions
-    from .runner import Runner
-    if units not in ("unit", "hu"):
-        raise BenchError(f"--units {units}: expected unit or hu")
-    if not re.fullmatch(r"[A-Za-z0-9._+-]+", name):
-        raise BenchError(f"--name {name!r}: letters, digits and . _ + - only")
-    check_out_folder(out)
-    ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
-    with console.status(f"loading {ds_cls.name} ..."):
-        data = ds_cls(cfg, data_dir).load()
-    images = eval_inputs(data, cfg)
-    predictions = read_predictions(pred, images, data.scale, units,
-                                   data.protocol.get("hr_window") or data.protocol.get("window_hu"))
-    cls = external_method(name, images, predictions)
-    # the runner crops and feeds the same inputs that were exported: eval.tile 0, whole images
-    cfg = config.resolve(cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
-    outcome = Runner(data, out, None, ds_cls.provenance_packages).run(cls, cfg)
-    console.print(f"{outcome.label}: {outcome.status} -> {outcome.run_dir}"
-                  + (f" ({outcome.reason})" if outcome.reason else ""))
-    _show_leaderboard(out)
-    if outcome.status != "complete":
-        raise typer.Exit(1)
-
-
-@app.command("export-weights")
-def export_weights(
-    run_dir: Path = typer.Argument(..., help="a finished run folder"),
-    output: Path = typer.Argument(..., help="OUT.safetensors"),
-    checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
-    overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
-) -> None:
-    """Write the networks a run's super_resolve uses as safetensors, its config in the metadata
-    (load them elsewhere, or into a run with --set init.from=OUT.safetensors)."""
-    from .infer import load_trained
-    from .weights import export
-    if output.exists() and not overwrite:
-        raise BenchError(f"{output}: exists; --overwrite replaces it")
-    import torch
-    trained = load_trained(run_dir, checkpoint, torch.device("cpu"), "fp32")
-    nets = export(trained.method, trained.method.cfg, output)
-    console.print(f"wrote {output}: {', '.join(nets)} of {trained.label} (x{trained.scale})")
 
 
 def _console_logging() -> None:

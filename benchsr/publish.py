@@ -15,7 +15,8 @@ import pandas as pd
 
 from . import figures
 from .results import write_text
-from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups, load_runs
+from .rows import load_runs
+from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
 
 def legend() -> str:
     return (f"Cells: mean ± sd [95 % bootstrap CI] #rank; best in bold. With one seed the sd is "

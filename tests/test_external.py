@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import zoom
 
-from benchsr import cli, tables
+from benchsr import cli, rows, tables
 
 
 def _cli(args, capsys, monkeypatch):
@@ -44,7 +44,15 @@ def _predict(inputs, out, fn):
     return manifest
 
 
+def _beside_builtins(smoke_out, tmp_path):
+    """A copy of the session's smoke results: the external row joins a copy, not the shared one."""
+    import shutil
+    shutil.copytree(smoke_out, tmp_path / "results")
+    return tmp_path / "results"
+
+
 def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monkeypatch, smoke_out):
+    smoke_out = _beside_builtins(smoke_out, tmp_path)
     pred = tmp_path / "pred"
     manifest = _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=3), 0, 1))
     assert manifest["inputs"] and all(e["expected_shape"] == [4 * s for s in e["lr_shape"]]
@@ -52,8 +60,8 @@ def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monk
     code, out, err = _cli(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
                            "--out", smoke_out], capsys, monkeypatch)
     assert code == 0, err
-    rows = tables.load_runs([smoke_out])
-    quality = tables.groups(rows)[0].quality.cells.set_index("Method")
+    found = rows.load_runs([smoke_out])
+    quality = tables.groups(found)[0].quality.cells.set_index("Method")
     assert "external:scipy-cubic" in quality.index
     assert float(quality.loc["external:scipy-cubic", "PSNR (dB)"].split()[0]) > 15
 
@@ -61,12 +69,13 @@ def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monk
 def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path, capsys,
                                                                monkeypatch, smoke_out):
     from benchsr.volumes import enlarge_bicubic
+    smoke_out = _beside_builtins(smoke_out, tmp_path)
     pred = tmp_path / "pred"
     _predict(exported, pred, lambda lr, m: enlarge_bicubic(lr, m["scale"]))
     code, _, err = _cli(["evaluate", pred, "--name", "same-bicubic", "--profile", "smoke",
                          "--out", smoke_out], capsys, monkeypatch)
     assert code == 0, err
-    stats = tables.groups(tables.load_runs([smoke_out]))[0].quality.numbers
+    stats = tables.groups(rows.load_runs([smoke_out]))[0].quality.numbers
     psnr = stats[stats["metric"] == "psnr"].set_index("label")["mean"]
     assert psnr["external:same-bicubic"] == pytest.approx(psnr["bicubic"], abs=1e-9)
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from benchsr import cli, figures, metrics, registry, tables
+from benchsr import cli, figures, metrics, registry, rows, tables
 from benchsr.cli import app
 from benchsr.contracts import BenchError, Method, RunContext
 from benchsr.runner import Runner
@@ -28,10 +28,10 @@ def _run(data, out, extra=()):
 def test_seeds_pool_into_one_row_and_other_settings_make_their_own(tmp_path, lung_smoke):
     for extra in (["seed=0"], ["seed=1"], ["eval.border_crop=0"], ["seed=0"]):
         assert _run(lung_smoke, tmp_path, extra=extra).status == "complete"
-    rows = tables.load_runs([tmp_path])
-    labels = sorted(r["manifest"]["label"] for r in rows)
+    found = rows.load_runs([tmp_path])
+    labels = sorted(r["manifest"]["label"] for r in found)
     assert labels == ["bicubic [eval.border_crop=0]", "bicubic [eval.border_crop=null]"]
-    group = tables.groups(rows)[0]
+    group = tables.groups(found)[0]
     q = group.quality.cells.set_index("Method")
     assert q.loc["bicubic [eval.border_crop=null]", "Seeds"] == 2
     assert q.loc["bicubic [eval.border_crop=0]", "Seeds"] == 1
@@ -163,8 +163,8 @@ def test_cluster_bootstrap_is_wider_than_pretending_slices_are_independent():
 
 
 def test_lr_consistency_is_a_finite_check_and_compute_is_in_macs(smoke_out):
-    rows = tables.load_runs([smoke_out])
-    group = tables.groups(rows)[0]
+    found = rows.load_runs([smoke_out])
+    group = tables.groups(found)[0]
     assert "GMACs / LR input" in group.cost.cells.columns
     flops = group.cost.numbers.set_index("label").loc["srcyclegan"]
     assert flops["macs"] * 2 == flops["flops"]

@@ -74,7 +74,7 @@ def test_adding_a_metric_is_one_registry_entry(tmp_path, lung_smoke, monkeypatch
     leaderboard with no other edit."""
     import json
 
-    from benchsr import metrics, registry, tables
+    from benchsr import metrics, registry, rows, tables
     from benchsr.runner import Runner
     from conftest import smoke_config
     mae = metrics.Metric("mae", "MAE", "MAE", "lower", 4,
@@ -85,5 +85,5 @@ def test_adding_a_metric_is_one_registry_entry(tmp_path, lung_smoke, monkeypatch
     assert "mae" in (out.run_dir / "metrics.csv").read_text().splitlines()[0]
     summary = json.loads((out.run_dir / "summary.json").read_text())
     assert 0 < summary["mae"]["mean"] < 0.1
-    quality = tables.groups(tables.load_runs([tmp_path]))[0].quality.cells
+    quality = tables.groups(rows.load_runs([tmp_path]))[0].quality.cells
     assert quality.loc[0, "MAE"].startswith(f"{summary['mae']['mean']:.4f}")

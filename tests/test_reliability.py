@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchsr import checkpoints, registry, tables
+from benchsr import checkpoints, registry, rows
 from benchsr.contracts import BenchError
 from benchsr.guards import FAULT_ENV
 from benchsr.runner import Runner
@@ -54,7 +54,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(fault, resumed_from, t
     assert killed.returncode == -9, killed.stderr          # SIGKILL: no clean-up ran
     (run_dir,) = list((tmp_path / "runs" / "lung-ct" / "srcyclegan").iterdir())
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
-    assert not tables.load_runs([tmp_path])                 # the leaderboard ignores it
+    assert not rows.load_runs([tmp_path])                 # the leaderboard ignores it
 
     resumed = Runner(lung_smoke, tmp_path).run(registry.get("methods", "srcyclegan"),
                                                smoke_config("srcyclegan", extra=CFG), resume=True)

@@ -1,0 +1,98 @@
+"""`benchsr export-inputs`, `evaluate` (a model outside benchsr) and `export-weights`."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import config, registry
+from .cli_common import app, check_out_folder, console, show_leaderboard
+from .contracts import BenchError
+
+
+def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], method_cls=None):
+    ds_cls = registry.get("datasets", dataset)
+    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    method_cls = method_cls or registry.get("methods", "nearest")
+    cfg = config.resolve(method_cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
+    return ds_cls, cfg
+
+
+@app.command("export-inputs")
+def export_inputs(
+    out: Path = typer.Argument(..., help="an empty or new folder"),
+    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    profile: str = typer.Option("quick", help="smoke | quick | paper (how many images)"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
+) -> None:
+    """Write exactly the LR inputs the dataset's evaluation feeds a method (.npy in [0, 1]) and
+    a manifest.json naming each, with the output shape expected, for a model outside benchsr."""
+    from .external import export_inputs as write
+    ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
+    with console.status(f"loading {ds_cls.name} ..."):
+        data = ds_cls(cfg, data_dir).load()
+    manifest = write(data, cfg, out)
+    console.print(f"wrote {len(manifest['inputs'])} inputs (x{manifest['scale']}) and "
+                  f"manifest.json to {out}")
+
+
+@app.command("evaluate")
+def evaluate_predictions(
+    pred: Path = typer.Argument(..., help="a folder with one prediction per exported input"),
+    name: str = typer.Option(..., help="the model's name: the run is external:NAME"),
+    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    profile: str = typer.Option("quick", help="the profile the inputs were exported with"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    units: str = typer.Option("unit", help="unit: predictions in [0, 1]; hu: in the dataset's "
+                                           "HR units (HU, or µCT units for ct-uct)"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
+    out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
+) -> None:
+    """Score predictions made outside benchsr with the runner's own code, into an ordinary run
+    folder beside the built-in methods (leaderboard, CIs, tests against the best, grids)."""
+    from .external import eval_inputs, external_method, read_predictions
+    from .runner import Runner
+    if units not in ("unit", "hu"):
+        raise BenchError(f"--units {units}: expected unit or hu")
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", name):
+        raise BenchError(f"--name {name!r}: letters, digits and . _ + - only")
+    check_out_folder(out)
+    ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
+    with console.status(f"loading {ds_cls.name} ..."):
+        data = ds_cls(cfg, data_dir).load()
+    images = eval_inputs(data, cfg)
+    predictions = read_predictions(pred, images, data.scale, units,
+                                   data.protocol.get("hr_window") or data.protocol.get("window_hu"))
+    cls = external_method(name, images, predictions)
+    # the runner crops and feeds the same inputs that were exported: eval.tile 0, whole images
+    cfg = config.resolve(cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
+    outcome = Runner(data, out, None, ds_cls.provenance_packages).run(cls, cfg)
+    console.print(f"{outcome.label}: {outcome.status} -> {outcome.run_dir}"
+                  + (f" ({outcome.reason})" if outcome.reason else ""))
+    show_leaderboard(out)
+    if outcome.status != "complete":
+        raise typer.Exit(1)
+
+
+@app.command("export-weights")
+def export_weights(
+    run_dir: Path = typer.Argument(..., help="a finished run folder"),
+    output: Path = typer.Argument(..., help="OUT.safetensors"),
+    checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
+    overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
+) -> None:
+    """Write the networks a run's super_resolve uses as safetensors, its config in the metadata
+    (load them elsewhere, or into a run with --set init.from=OUT.safetensors)."""
+    from .infer import load_trained
+    from .weights import export
+    if output.exists() and not overwrite:
+        raise BenchError(f"{output}: exists; --overwrite replaces it")
+    import torch
+    trained = load_trained(run_dir, checkpoint, torch.device("cpu"), "fp32")
+    nets = export(trained.method, trained.method.cfg, output)
+    console.print(f"wrote {output}: {', '.join(nets)} of {trained.label} (x{trained.scale})")
