@@ -33,6 +33,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "border_crop": None,   # None = k pixels, as SR papers do
         "lpips": True,
         "samples": 3,          # sample PNGs written per run
+        "every": 0,            # score eval.every_images primary images every N steps: curve.csv
+        "every_images": 4,
     },
     "runtime": {               # opt-in speed-ups (benchsr/fastpaths.py), measured in benchmarks/
         "channels_last": False,
@@ -148,6 +150,7 @@ RANGES = {
     "eval.tile": (0, None, False), "eval.overlap": (0, 1, True),
     "eval.border_crop": (0, None, False), "eval.samples": (0, None, False),
     "log.every_steps": (0, None, False),
+    "eval.every": (0, None, False), "eval.every_images": (1, None, False),
 }
 
 

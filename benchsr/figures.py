@@ -117,3 +117,33 @@ def dataset_grid(runs: list[dict], png: Path, title: str) -> bool:
     comparison_grid(lr, hr, methods, methods[0][1].shape[0] // lr.shape[0], png,
                     f"{title}: {common[0]}")
     return True
+
+
+def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -> bool:
+    """Validation `metric` against the step, one line per leaderboard row (the mean over its
+    seeds) with the seeds' range as a band; False when no run wrote curve.csv."""
+    fig = Figure(figsize=(7, 3.4), dpi=110)
+    ax = fig.add_subplot()
+    drawn = False
+    for row in rows:
+        frames = [pd.read_csv(r["dir"] / "curve.csv") for r in row.get("seed_runs", [row])
+                  if (r["dir"] / "curve.csv").is_file()]
+        frames = [f[f["metric"] == metric] for f in frames]
+        if not frames or all(f.empty for f in frames):
+            continue
+        by_step = pd.concat(frames).groupby("step")["value"]
+        mean = by_step.mean()
+        line, = ax.plot(mean.index, mean.values, label=row["manifest"]["label"], lw=1.4)
+        if len(frames) > 1:
+            ax.fill_between(mean.index, by_step.min().values, by_step.max().values,
+                            color=line.get_color(), alpha=0.2)
+        drawn = True
+    if not drawn:
+        return False
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{metric} on the validation images")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, png)
+    return True

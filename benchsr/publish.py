@@ -110,7 +110,13 @@ window.addEventListener("load", () => {{
 """
 
 
-def _html_section(group: Group, grid: Path | None) -> str:
+def _curves(group: Group, folder: Path) -> Path | None:
+    png = folder / f"{group.stem}-curves.png"
+    title = f"{group.title}: validation PSNR during training (seeds as bands)"
+    return png if figures.curves_plot(group.runs, png, title) else None
+
+
+def _html_section(group: Group, grid: Path | None, curves: Path | None = None) -> str:
     parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
              f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>']
     if group.simulated:
@@ -119,6 +125,8 @@ def _html_section(group: Group, grid: Path | None) -> str:
     parts += ["<h3>Quality</h3>", html_table(group.quality)]
     if grid is not None:
         parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
+    if curves is not None:
+        parts += ["<h3>Learning curves</h3>", _img(curves, f"{group.title} learning curves")]
     parts += ["<h3>Cost</h3>", html_table(group.cost), "<h3>Provenance</h3>",
               html_table(group.provenance)]
     losses = [(r["manifest"]["label"], r["dir"] / "losses.png") for r in group.runs]
@@ -140,15 +148,16 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     sections = []
     for group in found:
         _write_group_files(group, folder)
-        grid = _grid(group, folder)
+        grid, curves = _grid(group, folder), _curves(group, folder)
         md += [f"## {group.title} — protocol {group.key}", "",
                "Protocol: " + _protocol_line(group), "", "### Quality", "",
                markdown(group.quality), ""]
-        if grid is not None:
-            md += [f"![{group.title} comparison]({grid.relative_to(out_root).as_posix()})", ""]
+        for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
+            if pic is not None:
+                md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
         md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
                markdown(group.provenance), ""]
-        sections.append(_html_section(group, grid))
+        sections.append(_html_section(group, grid, curves))
     if not found:
         md.append("No finished runs yet.")
         sections.append("<p>No finished runs yet.</p>")

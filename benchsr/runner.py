@@ -4,6 +4,7 @@ walks three rooms in order: training (training.py), evaluation (evaluate.py) and
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import tempfile
 import traceback
@@ -16,7 +17,7 @@ import torch
 from . import cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device
-from .evaluate import choose_images, evaluate_run
+from .evaluate import choose_images, evaluate, evaluate_run
 from .guards import time_limit
 from .runlog import RunLog
 from .training import Timing, fit, seed_epoch
@@ -136,7 +137,8 @@ class Runner:
         timing = Timing()
         if method_cls.data != "none":
             with stage("training"), self._bar(f"train {manifest['label']}") as bar:
-                timing = fit(method, self.data, cfg, method.ctx, run_dir, manifest, stage, bar, log)
+                timing = fit(method, self.data, cfg, method.ctx, run_dir, manifest, stage, bar, log,
+                             self._validator(method, cfg, device))
         lp, lpips_note = self._lpips_for(cfg, device, manifest["notes"])
         images = choose_images(self.data, cfg)
         with stage("evaluation"), self._bar(f"eval  {manifest['label']}", len(images)) as bar:
@@ -173,6 +175,24 @@ class Runner:
                 ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
                                  "(SyncBatchNorm needs CUDA)")
         return method
+
+    def _validator(self, method, cfg: dict, device):
+        """validate(step) -> curve rows: the mean PSNR / SSIM of the first eval.every_images
+        primary images, on rank 0, leaving every random state as it found it."""
+        images = [i for i in self.data.eval_images if i.group == ""][:cfg["eval"]["every_images"]]
+        quiet = {**cfg, "eval": {**cfg["eval"], "samples": 0, "lpips": False}}
+
+        def validate(step: int) -> list[dict]:
+            if not distributed.world().is_main or not images:
+                return []
+            states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+            rows, _, _ = evaluate(method, images, quiet, device)
+            torch.set_rng_state(states[0])
+            random.setstate(states[1])
+            np.random.set_state(states[2])
+            return [{"step": step, "metric": m, "value": float(np.mean([r[m] for r in rows])),
+                     "images": len(rows)} for m in ("psnr", "ssim", "ssim_global")]
+        return validate
 
     @staticmethod
     def _steps(cfg: dict) -> int:

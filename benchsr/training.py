@@ -60,19 +60,24 @@ class Batches:
         return TrainBatch(lr, hr, self.make_pairs or self.data.paired)
 
 
-def resume_state(method, run_dir: Path, manifest: dict, device) -> tuple[int, list]:
-    """(first epoch, loss log) from the newest good checkpoint, or (0, []). losses.csv is
-    rebuilt from the checkpoint's log: a kill between the two writes leaves no stale curve."""
+def resume_state(method, run_dir: Path, manifest: dict, device) -> tuple[int, list, list]:
+    """(first epoch, loss log, validation curve) from the newest good checkpoint, or (0, [], []).
+    losses.csv and curve.csv are rebuilt from it: a kill between the writes leaves nothing stale."""
     found = checkpoints.load_latest(run_dir / "checkpoints", device)
     if found is None:
-        return 0, []
+        return 0, [], []
     ckpt, path, skipped = found
     manifest["notes"] += [f"resume skipped {s}" for s in skipped]
     method.load_state_dict(ckpt["method"])
     manifest["resumed_from_epoch"] = ckpt["epoch"] + 1
     manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"
     results.write_text(run_dir / "losses.csv", pd.DataFrame(ckpt["log"]).to_csv(index=False))
-    return ckpt["epoch"] + 1, ckpt["log"]
+    curve = ckpt.get("curve", [])
+    if curve:
+        results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
+    elif (run_dir / "curve.csv").is_file():
+        (run_dir / "curve.csv").unlink()
+    return ckpt["epoch"] + 1, ckpt["log"], curve
 
 
 def sync_ranks(method, start: int, log: list, batch_size: int) -> tuple[int, list]:
@@ -88,24 +93,28 @@ def sync_ranks(method, start: int, log: list, batch_size: int) -> tuple[int, lis
     return state["start"], state["log"]
 
 
-def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, manifest: dict):
+def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, manifest: dict,
+                curve: list):
     meta = {"method": cfg["method"], "preset": cfg["preset"], "scale": ctx.scale,
             "channels": ctx.channels}
     path = checkpoints.save(run_dir / "checkpoints",
-                            {"method": method.state_dict(), "epoch": epoch, "log": log, "meta": meta},
+                            {"method": method.state_dict(), "epoch": epoch, "log": log,
+                             "curve": curve, "meta": meta},
                             before_write=lambda: fault("checkpoint", epoch))
     manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {epoch})"
     results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
 
 
 def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dict, stage,
-        bar=None, log=None) -> Timing:
+        bar=None, log=None, validate=None) -> Timing:
     """Train `method` for cfg's epochs from its last checkpoint, if any; `bar()` after every
     step (runner.Bar: `bar.total(n)` first, with the steps left); `log` (runlog.RunLog) gets
-    every step's losses and each epoch's means; losses.csv is written every log.every_steps."""
+    every step's losses and each epoch's means; losses.csv is written every log.every_steps.
+    `validate(step)` (runner: a few evaluation images scored) runs every eval.every steps and
+    returns curve rows, kept in the checkpoint and written to curve.csv."""
     tr, timing = cfg["train"], Timing()
     steps = int(tr["steps_per_epoch"])
-    start, history = resume_state(method, run_dir, manifest, ctx.device)
+    start, history, curve = resume_state(method, run_dir, manifest, ctx.device)
     start, history = sync_ranks(method, start, history, int(tr["batch_size"]))
     batches = Batches(data, cfg, ctx.device, type(method).data == "paired")
     if bar is not None:
@@ -124,11 +133,16 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
                 losses = distributed.mean_values(method.train_step(batch, step))
             history.append({"epoch": epoch, "step": step, **losses})
             _report_step(bar, log, cfg, run_dir, history, step, losses)
+            every = int(cfg["eval"]["every"])
+            if validate is not None and every and (step + 1) % every == 0:
+                with stage(f"validation after step {step}"):
+                    curve += validate(step + 1)
+                results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
         method.end_epoch(epoch)
         timing.epoch_s.append(time.perf_counter() - t_epoch)
         timing.data_s.append(t_data)
         with stage(f"checkpoint of epoch {epoch}"):
-            _checkpoint(method, cfg, ctx, epoch, history, run_dir, manifest)
+            _checkpoint(method, cfg, ctx, epoch, history, run_dir, manifest, curve)
         if log is not None:
             log.epoch(epoch, [r for r in history if r["epoch"] == epoch])
     return timing
