@@ -180,38 +180,49 @@ def reproduce(
     profile: str = typer.Option("quick", help="smoke | quick | paper (paper = the published "
                                               "configs; the others are smaller and not comparable)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    dataset: Optional[str] = typer.Option(None, help="run the rows on this dataset instead"),
     set_: List[str] = typer.Option([], "--set", help="override a config key in every row"),
     device: Optional[str] = typer.Option(None),
     precision: Optional[str] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
+    seeds: Optional[str] = typer.Option(None, help="run every row once per seed, e.g. 0,1,2"),
     out: Path = typer.Option(Path("results"), help="results root (runs are reused from here)"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Run (or reuse) the runs behind a paper table and print it beside the published numbers."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
+    from . import claims as judge
     from . import reproduce as rep
     spec = rep.check_known(table, rep.paper_tables())
-    rows = rep.row_configs(spec, profile, _extra(set_, device, precision, seed))
-    ds_cls = registry.get("datasets", spec["dataset"])
+    seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
+    rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
+    ds_cls = registry.get("datasets", dataset or spec["dataset"])
     todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg) is None]
     if todo:
-        console.print(f"{len(rows) - len(todo)} of {len(rows)} rows reuse finished runs; running {len(todo)}")
+        console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
         unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
         _execute(list(unique.values()), ds_cls, data_dir, out)
-    done = [(row, rep.finished_run(out, cfg)) for row, _, cfg in rows]
-    missing = [row["name"] for row, run in done if run is None]
-    frame = rep.compare([(row, run) for row, run in done if run is not None])
-    note, md = rep.report(table, spec, frame, profile, set_, missing)
+    by_row: dict[str, list] = {}
+    for row, _, cfg in rows:
+        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg))
+    missing = [name for name, runs in by_row.items() if None in runs]
+    done = [(row, by_row[row["name"]]) for row in spec["rows"] if row["name"] not in missing]
+    frame = rep.compare(done)
+    claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
+    note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims)
     from .results import write_text
-    write_text(out / "reproduce" / f"{table}-{profile}.md", md)
+    stem = "-".join([table, *([dataset] if dataset else []), profile])
+    write_text(out / "reproduce" / f"{stem}.md", md)
     rich = Table(title=note)
     for col in frame.columns:
         rich.add_column(col, overflow="fold")
     for _, r in frame.iterrows():
         rich.add_row(*map(str, r))
     console.print(rich)
-    console.print(f"written: {out / 'reproduce' / f'{table}-{profile}.md'}")
+    if not claims.empty:
+        console.print(claims.to_string(index=False))
+    console.print(f"written: {out / 'reproduce' / f'{stem}.md'}")
     if missing:
         raise typer.Exit(1)
 

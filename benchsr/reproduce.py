@@ -1,14 +1,17 @@
 """`benchsr reproduce TABLE`: a paper's table as runs, printed beside the published numbers.
 
-A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, dataset and
-rows (name, METHOD[:PRESET], optional `set` overrides, the published metric values). Each row is
-run once per config: a finished run with the same config under <out>/runs is reused.
+A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, dataset,
+rows (name, METHOD[:PRESET], optional `set` overrides, the published metric values) and claims
+(orderings the paper states, judged by claims.py). Each row is run once per config and seed: a
+finished run with the same config under <out>/runs is reused. `--dataset` runs a table's rows on
+another dataset, at that dataset's scale, and says so.
 """
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import config, registry, results
@@ -33,9 +36,11 @@ def _variant(overrides: dict) -> str:
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
 
 
-def row_configs(spec: dict, profile: str, extra: list[str]) -> list[tuple[dict, type, dict]]:
-    """(row, method class, resolved config) for each row of a table."""
-    ds_cls = registry.get("datasets", spec["dataset"])
+def row_configs(spec: dict, profile: str, extra: list[str], dataset: str | None = None,
+                seeds: list | None = None) -> list[tuple[dict, type, dict]]:
+    """(row, method class, resolved config) for each row of a table and each seed, on the
+    table's dataset or on `dataset`."""
+    ds_cls = registry.get("datasets", dataset or spec["dataset"])
     out = []
     for row in spec["rows"]:
         name, _, preset = row["method"].partition(":")
@@ -44,7 +49,9 @@ def row_configs(spec: dict, profile: str, extra: list[str]) -> list[tuple[dict, 
         overrides = [f"{k}={v}" for k, v in sets.items()] + list(extra)
         if sets:
             overrides.append(f"variant={_variant(sets)}")
-        out.append((row, cls, config.resolve(cls, preset or "default", ds_cls, profile, overrides)))
+        for seed in seeds or [None]:
+            seeded = overrides + ([f"seed={seed}"] if seed is not None else [])
+            out.append((row, cls, config.resolve(cls, preset or "default", ds_cls, profile, seeded)))
     return out
 
 
@@ -59,35 +66,56 @@ def finished_run(root: Path, cfg: dict) -> Path | None:
     return None
 
 
-def compare(rows: list[tuple[dict, Path]]) -> pd.DataFrame:
-    """Published vs measured, one line per row of the paper's table."""
+def _ours(summaries: list[dict], metric: str, digits: int) -> str:
+    """One run: mean ± sd over images; several (seeds): mean ± sd of the per-seed means."""
+    stats = [s.get(metric) or {} for s in summaries]
+    means = [st["mean"] for st in stats if st.get("mean") is not None]
+    if not means:
+        return "n/a"
+    if len(means) == 1:
+        return f"{means[0]:.{digits}f} ± {stats[0]['std']:.{digits}f}"
+    return f"{np.mean(means):.{digits}f} ± {np.std(means, ddof=1):.{digits}f} ({len(means)} seeds)"
+
+
+def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
+    """Published vs measured, one line per row of the paper's table (its runs: one per seed)."""
     lines = []
-    for row, run in rows:
-        summary, manifest = (results.read_json(run / n) for n in ("summary.json", "manifest.json"))
-        line = {"Row": row["name"], "Run label": manifest["label"]}
+    for row, runs in rows:
+        summaries = [results.read_json(r / "summary.json") for r in runs]
+        line = {"Row": row["name"],
+                "Run label": results.read_json(runs[0] / "manifest.json")["label"]}
         for metric, paper in row["paper"].items():
-            ours = summary.get(metric) or {}
             digits, title = METRICS[metric].digits, METRICS[metric].title
             line[f"{title}: paper"] = f"{paper:.2f}"
-            line[f"{title}: ours"] = ("n/a" if ours.get("mean") is None else
-                                                     f"{ours['mean']:.{digits}f} ± {ours['std']:.{digits}f}")
-        line["SSIM (windowed): ours"] = (f"{summary['ssim']['mean']:.3f}" if summary.get("ssim") else "n/a")
-        line["Run"] = run.name
+            line[f"{title}: ours"] = _ours(summaries, metric, digits)
+        line["SSIM (windowed): ours"] = _ours(summaries, "ssim", 3)
+        line["Runs"] = ", ".join(r.name for r in runs)
         lines.append(line)
     return pd.DataFrame(lines)
 
 
 def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list[str],
-           missing: list[str]) -> tuple[str, str]:
+           missing: list[str], dataset: str | None = None, seeds: list | None = None,
+           claims: pd.DataFrame | None = None) -> tuple[str, str]:
     """(one-line caption, Markdown file) of a reproduced table, with the command that made it."""
-    note = (f"{spec['title']}. Profile '{profile}'"
-            + ("" if profile == "paper" else ": smaller nets and shorter training than the paper, "
-               "so compare the ranking, not the absolute values") + ".")
+    elsewhere = dataset and dataset != spec["dataset"]
+    note = (f"{spec['title']}" + (f", run on {dataset} instead of {spec['dataset']}, at "
+                                  f"{dataset}'s scale" if elsewhere else "")
+            + f". Profile '{profile}'"
+            + ("" if profile == "paper" and not elsewhere else
+               ": not the paper's setting, so compare the ranking, not the absolute values") + ".")
     command = " ".join(["benchsr reproduce", table, "--profile", profile,
+                        *(["--dataset", dataset] if dataset else []),
+                        *(["--seeds", ",".join(map(str, seeds))] if seeds else []),
                         *sum((["--set", s] for s in sets), [])])
     md = f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n{frame.to_markdown(index=False, disable_numparse=True)}\n"
     if missing:
         md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    if claims is not None and not claims.empty:
+        md += ("\n## Claims\n\nEach ordering the paper states, tested here: ours is the mean ± sd "
+               "over seeds; p is a two-sided Wilcoxon signed-rank test on per-image values paired "
+               "by (seed, image), Holm-corrected over the table's tests.\n\n"
+               + claims.to_markdown(index=False, disable_numparse=True) + "\n")
     return note, md
 
 

@@ -47,6 +47,8 @@ tableX:
   rows:
     - {name: nearest, method: blocky, paper: {psnr: 20.0, ssim_global: 0.9}}
     - {name: bilinear, method: blocky, set: {model.mode: bilinear}, paper: {psnr: 21.0, ssim_global: 0.95}}
+  claims:
+    - {better: bilinear, than: nearest}
 '''
 
 
@@ -81,3 +83,19 @@ def test_reproduce_runs_once_then_reuses(toy_plugin, tmp_path):
 def test_unknown_table_is_a_clear_error():
     with pytest.raises(BenchError, match="unknown paper table 'table9'"):
         reproduce.check_known("table9", reproduce.paper_tables())
+
+
+def test_seeds_claims_and_another_dataset(toy_plugin, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["reproduce", "tableX", "--profile", "smoke", "--seeds", "0,1",
+                                   "--dataset", "ct-uct", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(list((out / "runs" / "ct-uct").glob("*/*"))) == 4          # 2 rows x 2 seeds
+    md = (out / "reproduce" / "tableX-ct-uct-smoke.md").read_text()
+    assert "run on ct-uct instead of lung-ct" in md and "--seeds 0,1" in md
+    assert "(2 seeds)" in md and "## Claims" in md
+    claim = [line for line in md.splitlines() if line.startswith("| bilinear > nearest")]
+    assert len(claim) == 2                                           # PSNR and global SSIM
+    assert "21.00 vs 20.00" in claim[0]
+    assert all(any(v in line for v in ("holds", "reversed", "not significant")) for line in claim)
+
