@@ -82,7 +82,8 @@ def run(
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
-    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast)"),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast) | auto "
+                                                       "(bf16 where native)"),
     seed: Optional[int] = typer.Option(None),
     seeds: Optional[str] = typer.Option(None, help="run each method once per seed, e.g. 0,1,2"),
     config_file: Optional[Path] = typer.Option(None, "--config",
@@ -254,7 +255,7 @@ def infer(
     tile: int = typer.Option(128, help="LR tile size; 0 = whole slices at once"),
     overlap: float = typer.Option(0.25, help="tile overlap fraction, averaged where tiles meet"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast)"),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast) | auto"),
     series: Optional[str] = typer.Option(None, help="the SeriesInstanceUID, in a DICOM folder "
                                                     "holding several series"),
     overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
@@ -269,12 +270,13 @@ def infer(
     if not 0 <= overlap < 1:
         raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
     from .infer import MIN_INPUT, check_output, load_trained, super_resolve_volume
-    from .devices import check_precision, pick_device
+    from .devices import check_precision, pick_device, resolve_precision
     if tile < 0 or 0 < tile < MIN_INPUT:
         raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
     check_output(input_path, output, overwrite)     # before any work
     dev = pick_device(device)
     check_precision(precision, dev)
+    precision, _ = resolve_precision(precision, dev)
     trained = load_trained(run_dir, checkpoint, dev, precision, allow_unfinished)
     if trained.weights:
         console.print(f"weights: {trained.weights}")

@@ -22,7 +22,32 @@ def pick_device(name: str) -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise BenchError(f"unknown precision '{precision}' (fp32, bf16, fp16)")
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise BenchError(f"unknown precision '{precision}' (fp32, bf16, fp16, auto)")
     if precision == "fp16" and device.type != "cuda":
         raise BenchError("fp16 autocast needs CUDA; use bf16 on the CPU")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """(precision to run, why). `auto` is bf16 where the hardware computes it natively (CUDA
+    with bf16, or a CPU with AMX-bf16 or avx512_bf16) and fp32 elsewhere, where bf16 would be
+    emulated. Never assumed faster: benchmarks/ measures it."""
+    if precision != "auto":
+        return precision, "asked"
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ("bf16", "auto: CUDA device with bf16") if ok else ("fp32", "auto: CUDA without bf16")
+    native = cpu_flags() & {"amx_bf16", "avx512_bf16"}
+    if native:
+        return "bf16", f"auto: CPU with {', '.join(sorted(native))}"
+    return "fp32", "auto: CPU without AMX-bf16 or avx512_bf16 (bf16 would be emulated)"

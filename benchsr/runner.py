@@ -16,7 +16,7 @@ import torch
 
 from . import cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
-from .devices import check_precision, pick_device
+from .devices import check_precision, pick_device, resolve_precision
 from .evaluate import choose_images, evaluate, evaluate_run
 from .guards import time_limit
 from .runlog import RunLog
@@ -60,17 +60,20 @@ class Runner:
     def run(self, method_cls, cfg: dict, resume: bool = False) -> RunOutcome:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
+        precision, why = resolve_precision(cfg["precision"], device)
+        asked, cfg = cfg, {**cfg, "precision": precision}   # config.yaml keeps what was asked
         if method_cls.data == "paired" and not self.data.protocol.get("degradation"):
             raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "
                              f"no degradation to make them from its HR patches")
         label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
-        run_dir, lock = self._folder(cfg, label, resume)
+        run_dir, lock = self._folder(asked, label, resume)
         main_dir = distributed.broadcast(str(run_dir))
         manifest = self._manifest(cfg, label, device)
         manifest["plugins"] = self._plugins(method_cls, cfg["dataset"])
+        manifest["precision_reason"] = why
         stage, log = Stage(), None
         try:
-            results.write_yaml(run_dir / "config.yaml", cfg)
+            results.write_yaml(run_dir / "config.yaml", asked)
             results.write_json(run_dir / "manifest.json", manifest)
             log = RunLog(run_dir, cfg, label)
             log.info(f"{label} on {cfg['dataset']} ({cfg['profile']}), seed {cfg['seed']}, "

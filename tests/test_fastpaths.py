@@ -35,3 +35,22 @@ def test_apply_switches_optimizer_and_layout():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(BenchError, match="runtime.optimizer 'turbo'"):
         apply(m, {"optimizer": "turbo"}, m.ctx)
+
+
+def test_precision_auto_picks_native_bf16_and_says_why(tmp_path, lung_smoke, monkeypatch):
+    import json
+
+    import yaml
+
+    from benchsr import devices
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f"})
+    assert devices.resolve_precision("auto", cpu)[0] == "fp32"
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert devices.resolve_precision("auto", cpu) == ("bf16", "auto: CPU with avx512_bf16")
+    assert devices.resolve_precision("fp32", cpu) == ("fp32", "asked")
+    out = Runner(lung_smoke, tmp_path).run(registry.get("methods", "nearest"),
+                                           smoke_config("nearest", extra=["precision=auto"]))
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert manifest["precision"] == "bf16" and "avx512_bf16" in manifest["precision_reason"]
+    assert yaml.safe_load((out.run_dir / "config.yaml").read_text())["precision"] == "auto"
