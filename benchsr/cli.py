@@ -15,12 +15,12 @@ from rich.table import Table
 from . import config, registry
 from .cli_common import (app, check_out_folder, console, err_console, progress_bars,
                          show_leaderboard)
-from .cli_models import evaluate_predictions, export_inputs, export_weights
+from .cli_models import evaluate_predictions, export_inputs, export_weights, status
 from .contracts import BenchError
 
 # every command of the app; those of cli_models register when it is imported above
 __all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "infer",
-           "export_inputs", "evaluate_predictions", "export_weights"]
+           "export_inputs", "evaluate_predictions", "export_weights", "status"]
 
 
 def _plugin_table(kind: str) -> Table:
@@ -90,6 +90,13 @@ def run(
                                                help="replay a run's config.yaml (--set still applies)"),
     out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
     resume: bool = typer.Option(False, help="continue the newest unfinished run of the same config"),
+    launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per "
+                                                      "(method, preset, seed)"),
+    jobs_at_once: int = typer.Option(1, "--jobs", help="--launcher local: jobs at a time"),
+    slurm_partition: Optional[str] = typer.Option(None),
+    slurm_gpus_per_job: int = typer.Option(1, help="> 1: each job is a data-parallel run"),
+    slurm_time: int = typer.Option(0, help="minutes per job (0: a day)"),
+    wait: bool = typer.Option(True, help="wait for launched jobs, then build the leaderboard"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Train (where the method trains) and evaluate methods on a dataset; write run folders and
@@ -108,7 +115,14 @@ def run(
     seed_list = _parse_seeds(seeds, seed)
     jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
                                  replay + _extra(set_, device, precision, s)))
-            for cls, preset in chosen for s in seed_list]
+            for cls, preset in chosen for s in seed_list]    # every config checked here, first
+    if launcher is not None:
+        from .cli_models import launch_sweep
+        specs = [(f"{cls.name}:{preset}", replay + _extra(set_, device, precision, s))
+                 for cls, preset in chosen for s in seed_list]
+        launch_sweep(specs, dataset, profile, data_dir, out, resume, launcher, jobs_at_once,
+                     wait, slurm_partition, slurm_gpus_per_job, slurm_time)
+        return
     from . import distributed
     world = distributed.init()         # a world of one unless launched by torchrun
     outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)

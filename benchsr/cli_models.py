@@ -1,4 +1,5 @@
-"""`benchsr export-inputs`, `evaluate` (a model outside benchsr) and `export-weights`."""
+"""`benchsr export-inputs`, `evaluate` (a model outside benchsr), `export-weights`, and the
+sweep launcher behind `run --launcher` with `status`."""
 from __future__ import annotations
 
 import os
@@ -96,3 +97,40 @@ def export_weights(
     trained = load_trained(run_dir, checkpoint, torch.device("cpu"), "fp32")
     nets = export(trained.method, trained.method.cfg, output)
     console.print(f"wrote {output}: {', '.join(nets)} of {trained.label} (x{trained.scale})")
+
+
+def launch_sweep(specs: list, dataset: str, profile: str, data_dir, out: Path, resume: bool,
+                 kind: str, jobs: int, wait: bool, partition, gpus: int, minutes: int) -> None:
+    """One submitit job per (method:preset, overrides); outcomes and the leaderboard at the end."""
+    from .launch import JobSpec, launch
+    slurm = {"partition": partition, "gpus_per_job": gpus, "time_min": minutes} \
+        if kind == "slurm" else {}
+    ranks = gpus if kind == "slurm" else 1
+    todo = [JobSpec(method, dataset, profile, overrides, str(out),
+                    str(data_dir) if data_dir else None, resume, ranks)
+            for method, overrides in specs]
+    console.print(f"launching {len(todo)} {kind} job(s) into {out}")
+    outcomes = launch(todo, kind, out, jobs, wait, **slurm)
+    if not wait:
+        console.print(f"submitted; `benchsr status {out}` follows them, `benchsr leaderboard "
+                      f"--root {out}` builds the tables")
+        return
+    for o in outcomes:
+        console.print(f"{o['label']}: {o['status']}" + (f" ({o['reason']})" if o["reason"] else ""))
+    show_leaderboard(out)
+    if any(o["status"] != "complete" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(out: Path = typer.Argument(Path("results"), help="a results root")) -> None:
+    """Queued, running, finished and failed runs under a results root (and launched jobs)."""
+    from rich.table import Table
+
+    from .launch import status as lines
+    table = Table(title=f"runs in {out}")
+    for col in ("run", "label", "seed", "status", "reason"):
+        table.add_column(col, overflow="fold")
+    for line in lines(out):
+        table.add_row(*(str(line[c]) for c in ("run", "label", "seed", "status", "reason")))
+    console.print(table)
