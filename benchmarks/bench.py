@@ -1,4 +1,4 @@
-"""benchsr benchmarks: speed, memory and FLOPs of each method at its paper config, the runner's
+"""benchsr benchmarks: speed, memory and FLOPs of each method at a profile's config (paper by default), the runner's
 fast paths against plain fp32 eager, the data pipeline's share of a step, and how `benchsr infer`
 scales with the number of slices. Not a test: run it on the machine you want numbers for.
 
@@ -237,7 +237,9 @@ def markdown(report: dict) -> str:
              f"{report['repeats']} after {report['warmup']} warm-up. FLOPs are flop_counter's "
              "direct-convolution count, so the share of peak can pass 100 % where oneDNN uses "
              "cheaper algorithms.", "",
-             "## Training step and inference per method (paper config)", "",
+             f"## Training step and inference per method ({report['methods'][0]['profile']} "
+             f"config, {report['methods'][0]['dataset_for_config']} sizes)" if report["methods"]
+             else "## Training step and inference per method", "",
              "| method | variant | batch × LR patch (×k) | step s | speed-up | samples/s | GFLOP/step | "
              "achieved GFLOP/s | of peak | infer ms/slice | output MP/s | peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
