@@ -55,8 +55,11 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "lr_patch": 24},
               "eval": {"max_images": 2, "crop": 128, "samples": 1}},
-    "quick": {"train": {"epochs": 6, "steps_per_epoch": 75, "batch_size": 4, "lr_patch": 24},
-              "eval": {"max_images": 12}},
+    # quick: bf16 where the CPU or GPU computes it natively (measured 1.5-1.7x on avx512_bf16),
+    # and a validation point per epoch for the learning curves
+    "quick": {"precision": "auto",
+              "train": {"epochs": 6, "steps_per_epoch": 75, "batch_size": 4, "lr_patch": 24},
+              "eval": {"max_images": 12, "every": 75, "every_images": 4}},
     "paper": {"train": {"epochs": 200, "steps_per_epoch": 2500, "batch_size": 4}},
 }
 
