@@ -32,6 +32,14 @@ def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -
 def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win: int = 11,
              sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
              padding: str = "valid") -> torch.Tensor:
+    """Windowed SSIM map, computed in the inputs' precision with autocast off: under bf16
+    autocast the convolutions would run in bf16, and the variances (E[x²] - E[x]²) cancel to
+    zero or below, giving inf (a training loss calls this inside autocast)."""
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return _ssim_map(a, b, data_range, win, sigma, k1, k2, padding)
+
+
+def _ssim_map(a, b, data_range, win, sigma, k1, k2, padding) -> torch.Tensor:
     """Windowed SSIM map per channel, a, b: (B, C, H, W). padding 'valid': only where the window
     fits (the metric); 'zero': zero-padded to the input size (pytorch_ssim, a training loss)."""
     c = a.shape[1]

@@ -87,3 +87,18 @@ def test_adding_a_metric_is_one_registry_entry(tmp_path, lung_smoke, monkeypatch
     assert 0 < summary["mae"]["mean"] < 0.1
     quality = tables.groups(rows.load_runs([tmp_path]))[0].quality.cells
     assert quality.loc[0, "MAE"].startswith(f"{summary['mae']['mean']:.4f}")
+
+
+def test_ssim_loss_stays_fp32_under_bf16_autocast():
+    """Under CPU bf16 autocast the SSIM convolutions ran in bf16: the variances cancelled and a
+    quick SR-CycleGAN run (seed 2) failed with an inf generator loss at step 1."""
+    import torch
+    from benchsr.methods.srcyclegan.losses import ssim_loss
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 1, 24, 24, generator=g) * 2 - 1
+    b = (a + 0.05 * torch.randn(2, 1, 24, 24, generator=g)).clamp(-1, 1)
+    ref = ssim_loss(a, b, 2.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ssim_loss(a, b, 2.0)
+    assert got.dtype == torch.float32 and torch.isfinite(got)
+    assert abs(float(got) - float(ref)) < 1e-6
