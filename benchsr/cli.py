@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from . import config, registry
-from .cli_common import (app, check_out_folder, console, err_console, progress_bars,
-                         show_leaderboard)
+from .cli_common import (app, check_data_dir, check_out_folder, console, err_console,
+                         progress_bars, show_leaderboard)
 from .cli_models import evaluate_predictions, export_inputs, export_weights, status
 from .contracts import BenchError
 
@@ -109,8 +109,7 @@ def run(
         methods, dataset, profile = f"{saved['method']}:{saved['preset']}", saved["dataset"], saved["profile"]
     chosen = _parse_methods(methods)
     ds_cls = registry.get("datasets", dataset)
-    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
-        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    check_data_dir(data_dir)
     replay = config.replay_overrides(saved, chosen[0][0], ds_cls) if config_file is not None else []
     seed_list = _parse_seeds(seeds, seed)
     jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
@@ -165,8 +164,7 @@ def _extra(set_: list[str], device, precision, seed) -> list[str]:
 def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: Path,
              resume: bool = False, show: bool = True) -> list:
     """Load the dataset once, then run each (method class, config) job with progress bars."""
-    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
-        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    check_data_dir(data_dir)
     from .fastpaths import check as check_runtime
     from .devices import check_precision, pick_device
     from .runner import Runner
@@ -283,11 +281,9 @@ def infer(
         os.environ["BENCHSR_DEBUG"] = "1"
     if not 0 <= overlap < 1:
         raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
-    from .infer import MIN_INPUT, check_output, load_trained, super_resolve_volume
+    from .infer import check_request, load_trained, super_resolve_volume
     from .devices import check_precision, pick_device, resolve_precision
-    if tile < 0 or 0 < tile < MIN_INPUT:
-        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
-    check_output(input_path, output, overwrite)     # before any work
+    check_request(input_path, output, overwrite, tile)     # before any work
     dev = pick_device(device)
     check_precision(precision, dev)
     precision, _ = resolve_precision(precision, dev)

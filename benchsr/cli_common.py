@@ -28,6 +28,11 @@ def progress_bars() -> Progress:
                     console=console, transient=False)
 
 
+def check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+
+
 def check_out_folder(out: Path) -> None:
     """--out must be a folder this process can write into (or be creatable), before any work."""
     if out.exists() and not out.is_dir():

@@ -2,7 +2,6 @@
 sweep launcher behind `run --launcher` with `status`."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import List, Optional
@@ -10,14 +9,13 @@ from typing import List, Optional
 import typer
 
 from . import config, registry
-from .cli_common import app, check_out_folder, console, show_leaderboard
+from .cli_common import app, check_data_dir, check_out_folder, console, show_leaderboard
 from .contracts import BenchError
 
 
 def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], method_cls=None):
     ds_cls = registry.get("datasets", dataset)
-    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
-        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+    check_data_dir(data_dir)
     method_cls = method_cls or registry.get("methods", "nearest")
     cfg = config.resolve(method_cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
     return ds_cls, cfg

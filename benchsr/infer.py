@@ -140,6 +140,13 @@ def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]
     return lo, hi
 
 
+def check_request(input_path: Path, output: Path, overwrite: bool, tile: int) -> None:
+    """The output (check_output) and the tile size, before any work."""
+    if tile < 0 or 0 < tile < MIN_INPUT:
+        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
+    check_output(input_path, output, overwrite)
+
+
 def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
     """Before any work: the output is a new .nii/.nii.gz (or --overwrite), never the input, in
     a folder that exists and can be written."""
@@ -258,10 +265,8 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
                          roi: str | None = None, tile: int = 128, overlap: float = 0.25,
                          progress=None, overwrite: bool = False, series: str | None = None) -> dict:
     """Writes `output` (.nii or .nii.gz) atomically; returns what was done."""
-    check_output(input_path, output, overwrite)
+    check_request(input_path, output, overwrite, tile)
     remove_stale_temps(output)
-    if tile < 0 or 0 < tile < MIN_INPUT:
-        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
     volume = SlabReader(input_path, series)      # streamed from disk where the format allows
     volume.check_hu()
     z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)

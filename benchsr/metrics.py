@@ -221,11 +221,3 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "lower", 4, lambda lr, pooled, _: rmse(lr, pooled), needs_hr=False, ranked=False,
            other_sets=True),
 )}
-
-
-def directions() -> dict[str, str]:
-    """Each metric's direction, from the registry as it is now."""
-    return {name: m.direction for name, m in METRICS.items()}
-
-
-DIRECTION = directions()

@@ -9,17 +9,7 @@ from scipy.ndimage import zoom
 
 from benchsr import cli, rows, tables
 
-
-def _cli(args, capsys, monkeypatch):
-    monkeypatch.delenv("BENCHSR_DEBUG", raising=False)
-    monkeypatch.setattr(sys, "argv", ["benchsr", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from test_infer import _main
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monk
     manifest = _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=3), 0, 1))
     assert manifest["inputs"] and all(e["expected_shape"] == [4 * s for s in e["lr_shape"]]
                                       for e in manifest["inputs"])
-    code, out, err = _cli(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
+    code, out, err = _main(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
                            "--out", smoke_out], capsys, monkeypatch)
     assert code == 0, err
     found = rows.load_runs([smoke_out])
@@ -72,7 +62,7 @@ def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path
     smoke_out = _beside_builtins(smoke_out, tmp_path)
     pred = tmp_path / "pred"
     _predict(exported, pred, lambda lr, m: enlarge_bicubic(lr, m["scale"]))
-    code, _, err = _cli(["evaluate", pred, "--name", "same-bicubic", "--profile", "smoke",
+    code, _, err = _main(["evaluate", pred, "--name", "same-bicubic", "--profile", "smoke",
                          "--out", smoke_out], capsys, monkeypatch)
     assert code == 0, err
     stats = tables.groups(rows.load_runs([smoke_out]))[0].quality.numbers
@@ -83,7 +73,7 @@ def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path
 def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
     pred = tmp_path / "pred"
     _predict(exported, pred, lambda lr, m: zoom(lr, m["scale"], order=0) * 1500 - 1000)
-    code, _, err = _cli(["evaluate", pred, "--name", "hu-model", "--profile", "smoke", "--units",
+    code, _, err = _main(["evaluate", pred, "--name", "hu-model", "--profile", "smoke", "--units",
                          "hu", "--out", tmp_path / "res"], capsys, monkeypatch)
     assert code == 0, err
 
@@ -103,7 +93,7 @@ def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, 
     pred = tmp_path / "pred"
     _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=1), 0, 1))
     spoil(pred)
-    code, _, err = _cli(["evaluate", pred, "--name", "bad", "--profile", "smoke", "--out",
+    code, _, err = _main(["evaluate", pred, "--name", "bad", "--profile", "smoke", "--out",
                          tmp_path / "res"], capsys, monkeypatch)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "res").exists()
