@@ -1,8 +1,10 @@
 """A verdict for each ordering a paper states. A table in paper_tables.yaml may list `claims`:
 `{better: ROW, than: ROW}` (ROW names of its rows). Each is tested on every metric the paper
-reports for both rows: ours as the mean ± sd over seeds, a two-sided Wilcoxon signed-rank test on
-per-image values paired by (seed, image), Holm-corrected over all the table's tests, and the
-verdict: holds, reversed, or not significant. A claim that does not hold here is said so."""
+reports for both rows, on the primary evaluation set and on every secondary set whose images have
+that metric (ct-uct's true cross-modality pairs beside the bicubic proxy): ours as the mean ± sd
+over seeds, a two-sided Wilcoxon signed-rank test on per-image values paired by (seed, image),
+Holm-corrected over all the table's tests, and the verdict: holds, reversed, or not significant.
+A claim that does not hold here is said so."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,19 +16,37 @@ from .results import read_json
 ALPHA = 0.05
 
 
-def _per_image(runs: list, metric: str) -> pd.Series:
-    """Per-image values of a row's runs, indexed by (seed, image)."""
+PRIMARY = ""
+
+
+def _per_image(runs: list, metric: str, group: str = PRIMARY) -> pd.Series:
+    """Per-image values of a row's runs on one evaluation set, indexed by (seed, image)."""
     parts = []
     for run in runs:
         df = pd.read_csv(run / "metrics.csv", dtype={"image": "string", "group": "string"})
-        df = df[df["group"].fillna("") == ""]
+        df = df[df["group"].fillna("") == group]
         seed = read_json(run / "manifest.json").get("seed")
         parts.append(df.set_index("image")[metric].rename(lambda i, s=seed: (s, i)))
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 
 
-def _seed_means(runs: list, metric: str) -> list[float]:
-    return [read_json(r / "summary.json").get(metric, {}).get("mean") for r in runs]
+def _seed_means(runs: list, metric: str, group: str = PRIMARY) -> list[float]:
+    out = []
+    for run in runs:
+        summary = read_json(run / "summary.json")
+        stats = summary if group == PRIMARY else summary.get("groups", {}).get(group, {})
+        out.append(stats.get(metric, {}).get("mean"))
+    return out
+
+
+def evaluation_sets(runs: list, metric: str) -> list[str]:
+    """The primary set, then each secondary set where every run scored `metric`."""
+    sets = [PRIMARY]
+    groups = [set(read_json(r / "summary.json").get("groups", {})) for r in runs]
+    for group in sorted(set.intersection(*groups) if groups else set()):
+        if all(v is not None for v in _seed_means(runs, metric, group)):
+            sets.append(group)
+    return sets
 
 
 def _p_value(a: pd.Series, b: pd.Series) -> float | None:
@@ -47,7 +67,7 @@ def _fmt(values: list, digits: int) -> str:
 
 
 def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
-    """One line per (claim, metric): paper, ours, adjusted p and the verdict."""
+    """One line per (claim, metric, evaluation set): paper, ours, adjusted p and the verdict."""
     paper = {row["name"]: row.get("paper", {}) for row in spec["rows"]}
     lines = []
     for claim in spec.get("claims", []):
@@ -55,19 +75,13 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
         for metric in paper[better]:
             if metric not in paper[than]:
                 continue
-            m = METRICS[metric]
             a_runs, b_runs = runs_by_row.get(better, []), runs_by_row.get(than, [])
-            a_means, b_means = _seed_means(a_runs, metric), _seed_means(b_runs, metric)
-            diff = (np.mean([x for x in a_means if x is not None] or [np.nan])
-                    - np.mean([x for x in b_means if x is not None] or [np.nan]))
-            sign = 1 if m.direction == "higher" else -1
-            lines.append({
-                "Claim": f"{better} > {than}", "Metric": m.title,
-                "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
-                "Ours": f"{_fmt(a_means, m.digits)} vs {_fmt(b_means, m.digits)}",
-                "_p": _p_value(_per_image(a_runs, metric), _per_image(b_runs, metric))
-                if a_runs and b_runs else None,
-                "_better": sign * diff})
+            for group in evaluation_sets(a_runs + b_runs, metric):
+                line = _test(metric, a_runs, b_runs, group)
+                lines.append({"Claim": f"{better} > {than}", "Metric": METRICS[metric].title,
+                              "Evaluation set": group or "primary",
+                              "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
+                              **line})
     frame = pd.DataFrame(lines)
     if frame.empty:
         return frame
@@ -75,6 +89,17 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
     frame["Verdict"] = [_verdict(p, d) for p, d in zip(frame["p (Holm)"], frame["_better"])]
     frame["p (Holm)"] = [("n/a" if pd.isna(p) else f"{p:.3g}") for p in frame["p (Holm)"]]
     return frame.drop(columns=["_p", "_better"])
+
+
+def _test(metric: str, a_runs: list, b_runs: list, group: str) -> dict:
+    m = METRICS[metric]
+    a_means, b_means = _seed_means(a_runs, metric, group), _seed_means(b_runs, metric, group)
+    diff = (np.mean([x for x in a_means if x is not None] or [np.nan])
+            - np.mean([x for x in b_means if x is not None] or [np.nan]))
+    p = (_p_value(_per_image(a_runs, metric, group), _per_image(b_runs, metric, group))
+         if a_runs and b_runs else None)
+    return {"Ours": f"{_fmt(a_means, m.digits)} vs {_fmt(b_means, m.digits)}", "_p": p,
+            "_better": (1 if m.direction == "higher" else -1) * diff}
 
 
 def _verdict(p, better: float) -> str:

@@ -1,5 +1,6 @@
 """`benchsr reproduce`: paper tables declared by plugins, run once, reused, printed beside the
 published numbers."""
+import json
 import textwrap
 
 import pytest
@@ -95,7 +96,18 @@ def test_seeds_claims_and_another_dataset(toy_plugin, tmp_path):
     assert "run on ct-uct instead of lung-ct" in md and "--seeds 0,1" in md
     assert "(2 seeds)" in md and "## Claims" in md
     claim = [line for line in md.splitlines() if line.startswith("| bilinear > nearest")]
-    assert len(claim) == 2                                           # PSNR and global SSIM
+    # PSNR and global SSIM, each on the bicubic proxy and on the simulated true pairs
+    assert len(claim) == 4
+    assert sum("true cross-modality (simulated)" in line for line in claim) == 2
     assert "21.00 vs 20.00" in claim[0]
     assert all(any(v in line for v in ("holds", "reversed", "not significant")) for line in claim)
+    # the table shows the true cross-modality PSNR beside the proxy, from the runs' summaries
+    header = next(line for line in md.splitlines() if line.startswith("| Row"))
+    assert "PSNR (dB): ours, true cross-modality (simulated)" in header
+    col = [c.strip() for c in header.split("|")].index("PSNR (dB): ours, true cross-modality (simulated)")
+    runs = sorted((out / "runs" / "ct-uct" / "blocky").glob("*"))
+    true_psnr = [json.loads((r / "summary.json").read_text())["groups"]
+                 ["true cross-modality (simulated)"]["psnr"]["mean"] for r in runs]
+    row = next(line for line in md.splitlines() if line.startswith("| nearest"))
+    assert row.split("|")[col].strip().startswith(f"{sum(true_psnr) / 2:.2f} ± ")
 
