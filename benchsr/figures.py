@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from . import metrics
+from .curves import seed_curves
 from .results import atomic_write_bytes
 from .volumes import enlarge_bicubic
 
@@ -126,12 +127,10 @@ def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -
     ax = fig.add_subplot()
     drawn = False
     for row in rows:
-        frames = [pd.read_csv(r["dir"] / "curve.csv") for r in row.get("seed_runs", [row])
-                  if (r["dir"] / "curve.csv").is_file()]
-        frames = [f[f["metric"] == metric] for f in frames]
-        if not frames or all(f.empty for f in frames):
+        frames = seed_curves(row, metric)
+        if not frames:
             continue
-        by_step = pd.concat(frames).groupby("step")["value"]
+        by_step = pd.concat(frames).groupby(level=0)
         mean = by_step.mean()
         line, = ax.plot(mean.index, mean.values, label=row["manifest"]["label"], lw=1.4)
         if len(frames) > 1:

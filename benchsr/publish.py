@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures
+from .curves import TREND_RULE, stops_frame
 from .results import write_text
 from .rows import load_runs
 from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
@@ -79,6 +80,9 @@ def _write_group_files(group: Group, folder: Path) -> None:
                         ("provenance", group.provenance)):
         write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
     write_text(folder / f"{group.stem}-stats.csv", group.quality.numbers.to_csv(index=False))
+    stops = stops_frame(group.runs)
+    if not stops.empty:
+        write_text(folder / f"{group.stem}-curves.csv", stops.to_csv(index=False))
     for kind, table in (("quality", group.quality), ("cost", group.cost)):
         write_text(folder / f"{group.stem}-{kind}.tex",
                    latex(table, f"{group.title}: {kind} (protocol {group.key})"))
@@ -127,6 +131,11 @@ def _html_section(group: Group, grid: Path | None, curves: Path | None = None) -
         parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
     if curves is not None:
         parts += ["<h3>Learning curves</h3>", _img(curves, f"{group.title} learning curves")]
+    stops = stops_frame(group.runs)
+    if not stops.empty:
+        parts += ["<h3>Where each method stops on its curve</h3>",
+                  f'<p class="note">{html.escape(TREND_RULE)}.</p>',
+                  stops.to_html(index=False, escape=True, border=0, classes="board")]
     parts += ["<h3>Cost</h3>", html_table(group.cost), "<h3>Provenance</h3>",
               html_table(group.provenance)]
     losses = [(r["manifest"]["label"], r["dir"] / "losses.png") for r in group.runs]
@@ -155,6 +164,10 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
         for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
             if pic is not None:
                 md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
+        stops = stops_frame(group.runs)
+        if not stops.empty:
+            md += ["### Where each method stops on its curve", "", TREND_RULE + ".", "",
+                   stops.to_markdown(index=False, disable_numparse=True), ""]
         md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
                markdown(group.provenance), ""]
         sections.append(_html_section(group, grid, curves))

@@ -33,3 +33,30 @@ def test_leaderboard_draws_the_curves_with_seed_bands(tmp_path, lung_smoke):
     publish.build([tmp_path], tmp_path)
     assert list((tmp_path / "leaderboard").glob("*-curves.png"))
     assert "learning curves" in (tmp_path / "leaderboard.md").read_text()
+
+
+def _curve_row(tmp_path, name, seeds_values):
+    runs = []
+    for i, values in enumerate(seeds_values):
+        d = tmp_path / f"{name}{i}"
+        d.mkdir()
+        pd.DataFrame({"step": [75 * (k + 1) for k in range(len(values))], "metric": "psnr",
+                      "value": values, "images": 4}).to_csv(d / "curve.csv", index=False)
+        runs.append({"dir": d})
+    return {"manifest": {"label": name}, "seed_runs": runs}
+
+
+def test_where_each_method_stops_follows_the_stated_rule(tmp_path):
+    from benchsr.curves import stops_frame, where_it_stops
+    # two seeds whose mean is 10, 12, 14, 16, 15.6, 15.2: the best (16) is 0.8 dB above the last
+    peaked = _curve_row(tmp_path, "peaked", [[9, 11, 13, 15, 14.6, 14.2], [11, 13, 15, 17, 16.6, 16.2]])
+    found = where_it_stops(peaked)
+    assert (found["best"], found["best_step"], found["last"]) == (16.0, 300, 15.2)
+    # the line through (225, 14), (300, 16), (375, 15.6), (450, 15.2) over 225 steps
+    assert abs(found["second_half_change"] - 0.96) < 1e-9
+    assert found["trend"] == "rising, past its peak (step 300)"
+    flat = _curve_row(tmp_path, "flat", [[10, 10.05, 10, 10.02, 10.01, 10.03]])
+    assert where_it_stops(flat)["trend"] == "level"
+    table = stops_frame([peaked, flat, {"manifest": {"label": "bicubic"}, "dir": tmp_path}])
+    assert list(table["Method"]) == ["peaked", "flat"]            # no curve, no line
+    assert list(table["Seeds"]) == [2, 1]
