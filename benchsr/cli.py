@@ -264,8 +264,11 @@ def infer(
     checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
     slices: Optional[str] = typer.Option(None, help="axial slice range START:STOP (0-based)"),
     roi: Optional[str] = typer.Option(None, help="in-plane region X0:X1,Y0:Y1 (input voxels)"),
-    tile: int = typer.Option(128, help="LR tile size; 0 = whole slices at once"),
-    overlap: float = typer.Option(0.25, help="tile overlap fraction, averaged where tiles meet"),
+    tile: str = typer.Option("auto", help="LR tile size; 0 = whole slices at once; auto = "
+                                          "whole slices on the CPU when they fit, tiles on a GPU"),
+    tile_batch: str = typer.Option("auto", help="tiles per forward; auto = as many as fit (GPU)"),
+    blend: str = typer.Option("mean", help="where tiles overlap: mean | gaussian | linear"),
+    overlap: float = typer.Option(0.25, help="tile overlap fraction"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast) | auto"),
     series: Optional[str] = typer.Option(None, help="the SeriesInstanceUID, in a DICOM folder "
@@ -279,11 +282,10 @@ def infer(
     (spacing / k in-plane, origin and direction kept)."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
-    if not 0 <= overlap < 1:
-        raise BenchError(f"--overlap {overlap}: must be in [0, 1)")
     from .infer import check_request, load_trained, super_resolve_volume
     from .devices import check_precision, pick_device, resolve_precision
-    check_request(input_path, output, overwrite, tile)     # before any work
+    tiling = check_request(input_path, output, overwrite,      # before any work
+                           {"tile": tile, "tile_batch": tile_batch, "blend": blend, "overlap": overlap})
     dev = pick_device(device)
     check_precision(precision, dev)
     precision, _ = resolve_precision(precision, dev)
@@ -291,11 +293,12 @@ def infer(
     if trained.weights:
         console.print(f"weights: {trained.weights}")
     with progress_bars() as progress:
-        done = super_resolve_volume(trained, input_path, output, slices, roi, tile, overlap,
+        done = super_resolve_volume(trained, input_path, output, slices, roi, tiling,
                                     progress, overwrite, series)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
                   f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
-                  f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g})")
+                  f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g}); "
+                  f"tiling: {done['tiling']['why']}")
 
 
 def _console_logging() -> None:

@@ -28,7 +28,9 @@ HARNESS_DEFAULTS: dict[str, Any] = {
     "eval": {
         "max_images": 0,       # 0 = all evaluation images
         "crop": 0,             # HR centre crop (pixels, multiple of k); 0 = whole slice
-        "tile": 0,             # LR tile size for tiled SR; 0 = whole image at once
+        "tile": 0,             # LR tile size for tiled SR; 0 = whole image at once; auto (tiling.py)
+        "tile_batch": 1,       # tiles per forward; auto = as many as fit (GPU), 1 on the CPU
+        "blend": "mean",       # where tiles overlap: mean | gaussian | linear
         "overlap": 0.5,
         "border_crop": None,   # None = k pixels, as SR papers do
         "lpips": True,
@@ -36,7 +38,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "every": 0,            # score eval.every_images primary images every N steps: curve.csv
         "every_images": 4,
     },
-    "runtime": {               # opt-in speed-ups (benchsr/fastpaths.py), measured in benchmarks/
+    "runtime": {               # speed-ups (benchsr/fastpaths.py), measured in benchmarks/
+        "fast": "auto",        # auto: add what measured fastest on this device kind | off
         "channels_last": False,
         "optimizer": "default",   # default | foreach | fused
         "compile": False,
@@ -150,11 +153,37 @@ RANGES = {
     "train.epochs": (0, None, False), "train.steps_per_epoch": (1, None, False),
     "train.batch_size": (1, None, False), "train.lr_patch": (4, None, False),
     "eval.max_images": (0, None, False), "eval.crop": (0, None, False),
-    "eval.tile": (0, None, False), "eval.overlap": (0, 1, True),
+    "eval.tile": (0, None, False), "eval.overlap": (0, 1, True), "eval.tile_batch": (1, None, False),
     "eval.border_crop": (0, None, False), "eval.samples": (0, None, False),
     "log.every_steps": (0, None, False),
     "eval.every": (0, None, False), "eval.every_images": (1, None, False),
 }
+
+
+AUTO_KEYS = ("eval.tile", "eval.tile_batch")     # numbers, or auto (benchsr/tiling.py)
+CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto", "off")}
+
+# Keys added after runs were published, with the value that says what those runs did: a saved
+# config.yaml without one is read with it (upgrade), so old and new runs of one setting compare
+# equal. Before runtime.fast, a run applied only its explicit runtime keys, which is what `auto`
+# does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/test_tiling.py holds the two
+# together), and every run published before it ran on the CPU.
+UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto"}
+
+
+def upgrade(cfg: dict) -> dict:
+    """A saved config with the keys added since it was written (UPGRADES)."""
+    out = copy.deepcopy(cfg)
+    for dotted, value in UPGRADES.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node.get(key), dict) else None
+            if node is None:
+                break
+        if node is not None and leaf not in node:
+            node[leaf] = value
+    return out
 
 
 def _kind(value) -> str:
@@ -174,7 +203,12 @@ def _kind(value) -> str:
 def _typed(path: str, value, default):
     """`value` (a --set override) cast to the type of the key's default; BenchError when it
     cannot be, or when it is out of the key's range."""
-    bad = BenchError(f"--set {path}={value!r}: expected {_kind(default)} (default {default!r})")
+    bad = BenchError(f"--set {path}={value!r}: expected {_kind(default)} (default {default!r})"
+                     + (" or auto" if path in AUTO_KEYS else ""))
+    if path in AUTO_KEYS and value == "auto":
+        return value
+    if path in CHOICES and value not in CHOICES[path]:
+        raise BenchError(f"--set {path}={value!r}: expected one of {', '.join(CHOICES[path])}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad

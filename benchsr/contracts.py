@@ -163,7 +163,7 @@ class Method:
     # -- provided: checkpoints and defaults ----------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "nets": {k: distributed.unwrap(v).state_dict() for k, v in self.nets.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "extra": self.extra_state(),
@@ -173,7 +173,7 @@ class Method:
         for group, target in (("nets", self.nets), ("optimizers", self.optimizers),
                               ("schedulers", self.schedulers)):
             for key, obj in target.items():
-                obj.load_state_dict(state[group][key])
+                distributed.unwrap(obj).load_state_dict(state[group][key])
         self.load_extra_state(state.get("extra", {}))
 
     def train(self, mode: bool = True) -> None:

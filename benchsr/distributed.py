@@ -7,12 +7,16 @@ ranks before every optimiser step, so N ranks with batch B/N each follow the sin
 with batch B. Evaluation images are split over ranks and their per-image rows gathered on rank 0,
 which alone writes run folders and the leaderboard.
 
-Gradients are averaged in RunContext.optimize rather than by wrapping nets in
-DistributedDataParallel: a GAN step runs a net several times per backward and freezes the
-discriminators during the generator's update, which DDP's reducer only tolerates with
-find_unused_parameters and extra synchronisation; and plugins keep plain nets and plain
-checkpoints. BatchNorm layers become SyncBatchNorm on CUDA; on the CPU (gloo) each rank keeps its
-own batch statistics, which the run's notes say.
+Gradients: each net is wrapped in its own DistributedDataParallel (SeparateDDP, as BasicSR and
+MMagic's MMSeparateDistributedDataParallel do for GANs), so its gradients are all-reduced in
+buckets while the backward is still running. A GAN step runs a net several times before one
+backward (D on real and on fake) and runs frozen discriminators in the generator's update; DDP
+handles both, since every parameter gets its gradient once per backward or, frozen, none (the
+four GAN plugins run 2 gloo ranks equal to the flat path: tests/test_distributed.py).
+Checkpoints stay plain: Method.state_dict unwraps. BENCHSR_GRAD_SYNC=flat selects the older path instead, one flat
+all-reduce per optimiser after the whole backward (RunContext.optimize), kept for the benchmark
+that compares the two. BatchNorm layers become SyncBatchNorm on CUDA; on the CPU (gloo) each rank
+keeps its own batch statistics, which the run's notes say.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+GRAD_SYNC_ENV = "BENCHSR_GRAD_SYNC"   # ddp (default) | flat
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,42 @@ def world() -> World:
     return _WORLD
 
 
+def grad_sync() -> str:
+    mode = os.environ.get(GRAD_SYNC_ENV, "ddp")
+    if mode not in ("ddp", "flat"):
+        raise ValueError(f"{GRAD_SYNC_ENV}={mode}: expected ddp or flat")
+    return mode
+
+
+class SeparateDDP(DistributedDataParallel):
+    """DDP for one net of a multi-net method (see the module docstring)."""
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:   # a plugin reaching an attribute of its own net
+            return getattr(self.module, name)
+
+
+def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`net` in its own DDP in a torchrun run with grad sync ddp; as it is otherwise, or when it
+    has nothing to train."""
+    if not _WORLD.active or grad_sync() != "ddp" or not any(p.requires_grad for p in net.parameters()):
+        return net
+    # buffers are not broadcast: evaluation runs different images on each rank, and a broadcast
+    # in forward would make the ranks wait on each other
+    return SeparateDDP(net, device_ids=[device.index] if device.type == "cuda" else None,
+                       broadcast_buffers=False)
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
 def average_gradients(optimizer: torch.optim.Optimizer) -> None:
-    """Mean of every gradient this optimiser will apply, over all ranks (one flat all-reduce)."""
-    if not _WORLD.active:
+    """Mean of every gradient this optimiser will apply, over all ranks (one flat all-reduce),
+    for the parameters no DDP wrapper has averaged already (grad sync flat)."""
+    if not _WORLD.active or grad_sync() == "ddp":
         return
     grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     if not grads:

@@ -12,62 +12,8 @@ import torch
 from . import distributed, metrics
 from .guards import fault
 from .contracts import BenchError, EvalImage, Method
+from .tiling import plan_for, tiled_sr
 from .volumes import degrade
-
-
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    starts = list(range(0, max(length - tile, 0) + 1, stride))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
-
-
-class OutputError(BenchError):
-    """super_resolve broke its contract (shape or finiteness): the run fails, naming it."""
-
-
-def checked_sr(method: Method, lr: torch.Tensor, notes: list[str] | None = None) -> torch.Tensor:
-    """method.super_resolve(lr), held to the contract: shape (B, C, k*h, k*w) and finite
-    values, or OutputError; values outside [0, 1] are clamped, with one note in the run."""
-    k = method.ctx.scale
-    sr = method.super_resolve(lr)
-    want = (*lr.shape[:2], lr.shape[2] * k, lr.shape[3] * k)
-    if not isinstance(sr, torch.Tensor) or tuple(sr.shape) != want:
-        got = tuple(sr.shape) if isinstance(sr, torch.Tensor) else type(sr).__name__
-        raise OutputError(f"{type(method).__name__}.super_resolve returned shape {got} for an "
-                          f"input of {tuple(lr.shape)}; expected {want}")
-    sr = sr.float()
-    bad = int((~torch.isfinite(sr)).sum())
-    if bad:
-        raise OutputError(f"{type(method).__name__}.super_resolve returned {bad} non-finite "
-                          f"values (NaN/Inf) of {sr.numel()} for an input of {tuple(lr.shape)}")
-    lo, hi = float(sr.min()), float(sr.max())
-    if lo < 0 or hi > 1:
-        note = "super_resolve output outside [0, 1] was clamped"
-        if notes is not None and not any(n.startswith(note) for n in notes):
-            notes.append(f"{note} (first seen: min {lo:.3g}, max {hi:.3g})")
-        sr = sr.clamp(0, 1)
-    return sr
-
-
-@torch.no_grad()
-def tiled_sr(method: Method, lr: torch.Tensor, scale: int, tile: int, overlap: float) -> torch.Tensor:
-    """SR of (1, C, h, w) by LR tiles of `tile` pixels overlapping by `overlap`, averaged where
-    they overlap (as the SR-CycleGAN authors evaluate). tile 0 = the whole image at once."""
-    _, c, h, w = lr.shape
-    if tile <= 0 or (tile >= h and tile >= w):
-        return checked_sr(method, lr, method.ctx.notes)
-    tile = min(tile, h, w)
-    stride = max(1, int(round(tile * (1 - overlap))))
-    out = torch.zeros(1, c, h * scale, w * scale, device=lr.device)
-    weight = torch.zeros_like(out)
-    for y in _starts(h, tile, stride):
-        for x in _starts(w, tile, stride):
-            sr = checked_sr(method, lr[:, :, y:y + tile, x:x + tile], method.ctx.notes)
-            ys, xs = slice(y * scale, (y + tile) * scale), slice(x * scale, (x + tile) * scale)
-            out[:, :, ys, xs] += sr
-            weight[:, :, ys, xs] += 1
-    return out / weight
 
 
 def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
@@ -106,24 +52,38 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
     ev, k = cfg["eval"], method.ctx.scale
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
     method.train(False)
-    rows, kept, times = [], [], []
+    rows, kept, times, plans = [], [], [], {}
     for i, img in enumerate(images):
         with stage(f"evaluation of image {i + 1} ({img.name})") if stage else contextlib.nullcontext():
-            rows.append(_score_one(method, img, ev, k, border, device, lpips_metric, times, kept))
+            rows.append(_score_one(method, centre_crop(img, int(ev["crop"]), k), ev, border,
+                                   device, lpips_metric, times, kept, plans))
         if on_image:
             on_image(i)
     method.train(True)
     return rows, kept, (1e3 * float(np.mean(times)) if times else None)
 
 
-def _score_one(method, img, ev, k, border, device, lpips_metric, times, kept) -> dict:
-    """One image: crop, tiled SR (timed), sample kept, metrics."""
-    img = centre_crop(img, int(ev["crop"]), k)
+def _tile_plan(method: Method, ev: dict, lr: torch.Tensor, device: torch.device, plans: dict):
+    """eval.tile / eval.tile_batch (auto: chosen once per image size), noted in the run."""
+    key = tuple(lr.shape)
+    if key not in plans:
+        plans[key] = plan_for(method, ev, key[2:], key[1], device)
+        if plans[key].why != "asked":
+            note = f"tiling {key[2]}x{key[3]}: {plans[key].why}"
+            if note not in method.ctx.notes:
+                method.ctx.notes.append(note)
+    return plans[key]
+
+
+def _score_one(method, img, ev, border, device, lpips_metric, times, kept, plans) -> dict:
+    """One image: tiled SR (timed), sample kept, metrics."""
+    k = method.ctx.scale
     lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
+    plan = _tile_plan(method, ev, lr, device, plans)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    sr = tiled_sr(method, lr, k, int(ev["tile"]), float(ev["overlap"]))
+    sr = tiled_sr(method, lr, k, plan.tile, float(ev["overlap"]), plan.batch, ev["blend"])
     if device.type == "cuda":
         torch.cuda.synchronize()
     times.append(time.perf_counter() - t0)

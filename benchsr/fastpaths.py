@@ -7,6 +7,9 @@ measured against plain fp32 eager by benchmarks/bench.py.
   that offer them (Adam, AdamW, SGD); others are left as they are, with a note.
 - compile: torch.compile each net in place (Module.compile keeps the state_dict keys, so
   checkpoints stay plain). Costs a compile on the first steps.
+- fast: `auto` (the default) adds to the keys above what measured fastest on this kind of device
+  (MEASURED, from results/benchmarks/); `off` applies only the keys as given. The run's
+  manifest records what was applied and why (`fast_path`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,27 @@ import torch
 from .contracts import BenchError, Method, RunContext
 
 OPTIMIZER_IMPLS = ("default", "foreach", "fused")
+
+# What `runtime.fast: auto` adds per device type (precision is its own key, `auto` too): the
+# fastest path benchmarks/bench.py measured for SR-CycleGAN's step on that kind of device.
+MEASURED = {
+    "cpu": ({}, "on the CPU, channels_last, the fused optimiser and torch.compile were no faster "
+                "than eager (results/benchmarks/, README: benchmarks)"),
+    "cuda": ({}, "on CUDA, no fast path has been measured yet: nothing added"),
+}
+
+
+def resolve(runtime: dict, device: torch.device) -> tuple[dict, str]:
+    """The runtime keys a run applies, and why: the keys as given, plus, with fast=auto, what
+    MEASURED chose for this device type (a key set explicitly is kept)."""
+    if runtime.get("fast", "auto") == "off":
+        return dict(runtime), "runtime.fast off: the runtime keys as given"
+    chosen, why = MEASURED.get(device.type, ({}, f"{device.type}: nothing measured, nothing added"))
+    out = dict(runtime)
+    for key, value in chosen.items():
+        if out.get(key) in (False, "default", None):
+            out[key] = value
+    return out, f"runtime.fast auto: {why}"
 
 
 def _contiguous_inputs(module, args):
@@ -28,6 +52,8 @@ def check(runtime: dict) -> None:
     impl = runtime.get("optimizer", "default")
     if impl not in OPTIMIZER_IMPLS:
         raise BenchError(f"runtime.optimizer '{impl}': expected one of {', '.join(OPTIMIZER_IMPLS)}")
+    if runtime.get("fast", "auto") not in ("auto", "off"):
+        raise BenchError(f"runtime.fast '{runtime['fast']}': expected auto or off")
 
 
 def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
@@ -54,4 +80,6 @@ def apply(method: Method, runtime: dict, ctx: RunContext) -> None:
                 opt._step_supports_amp_scaling = True   # as the constructor sets for fused=True
     if runtime.get("compile"):
         for net in method.nets.values():
-            net.compile()
+            # static shapes: a training step's shapes never change, and inductor's dynamic-shape
+            # path fails on these nets (symbolic sizes in the conv layout choice, torch 2.14)
+            net.compile(dynamic=False)

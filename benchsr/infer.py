@@ -25,7 +25,7 @@ import torch
 
 from . import checkpoints, config, registry
 from .contracts import BenchError, RunContext
-from .evaluate import tiled_sr
+from .tiling import TilePlan, plan_for, tiled_sr, tiling_request
 from .results import read_json
 from .volumes import SlabReader
 
@@ -140,11 +140,11 @@ def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]
     return lo, hi
 
 
-def check_request(input_path: Path, output: Path, overwrite: bool, tile: int) -> None:
-    """The output (check_output) and the tile size, before any work."""
-    if tile < 0 or 0 < tile < MIN_INPUT:
-        raise BenchError(f"--tile {tile}: must be 0 (whole slices) or at least {MIN_INPUT}")
+def check_request(input_path: Path, output: Path, overwrite: bool, tiling: dict | None = None) -> dict:
+    """The output (check_output) and the tiling (tiling_request), before any work."""
+    tiling = tiling_request(**(tiling or {}), min_tile=MIN_INPUT)
     check_output(input_path, output, overwrite)
+    return tiling
 
 
 def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
@@ -242,14 +242,14 @@ def _region(volume: SlabReader, slices: str | None, roi: str | None, path: Path)
     return z0, z1, x0, x1, y0, y1
 
 
-def _sr_slice(trained: Trained, raw: np.ndarray, tile: int, overlap: float) -> bytes:
+def _sr_slice(trained: Trained, raw: np.ndarray, plan: TilePlan, tiling: dict) -> bytes:
     """One input slice (stored values) -> its SR slice as little-endian int16 in the output's
-    units; the output guard (evaluate.checked_sr) fails on NaN/Inf."""
+    units; the output guard (tiling.checked_sr) fails on NaN/Inf."""
     (lo, hi), (out_lo, out_hi) = trained.window, trained.out_window
     lr = np.clip((raw.astype(np.float32) - lo) / (hi - lo), 0, 1)
     with torch.no_grad(), trained.method.ctx.autocast():
         sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(trained.method.ctx.device),
-                      trained.scale, tile, overlap)
+                      trained.scale, plan.tile, tiling["overlap"], plan.batch, tiling["blend"])
     out = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (out_hi - out_lo) + out_lo
     return np.round(out).astype("<i2").tobytes()   # x fastest, as NIfTI stores
 
@@ -262,14 +262,17 @@ def _finish(tmp: str, output: Path) -> None:
 
 
 def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
-                         roi: str | None = None, tile: int = 128, overlap: float = 0.25,
+                         roi: str | None = None, tiling: dict | None = None,
                          progress=None, overwrite: bool = False, series: str | None = None) -> dict:
-    """Writes `output` (.nii or .nii.gz) atomically; returns what was done."""
-    check_request(input_path, output, overwrite, tile)
+    """Writes `output` (.nii or .nii.gz) atomically; returns what was done. `tiling`: the
+    keywords of tiling_request (default: auto tile and batch, mean blend, overlap 0.25)."""
+    tiling = check_request(input_path, output, overwrite, tiling)
     remove_stale_temps(output)
     volume = SlabReader(input_path, series)      # streamed from disk where the format allows
     volume.check_hu()
     z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)
+    method = trained.method
+    plan = plan_for(method, tiling, (y1 - y0, x1 - x0), 1, method.ctx.device)
     k, (sx, sy, sz) = trained.scale, volume.spacing
     origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
@@ -285,7 +288,7 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
             fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
             for zs in range(z0, z1, SLAB):
                 for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
-                    fh.write(_sr_slice(trained, raw, tile, overlap))
+                    fh.write(_sr_slice(trained, raw, plan, tiling))
                     if task is not None:
                         progress.advance(task)
         _finish(tmp, output)
@@ -298,4 +301,6 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
             "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
             "roi": [x0, x1, y0, y1], "units": trained.out_units,
-            "value_range": list(trained.out_window)}
+            "value_range": list(trained.out_window),
+            "tiling": {"tile": plan.tile, "tile_batch": plan.batch, "blend": tiling["blend"],
+                       "overlap": tiling["overlap"], "why": plan.why}}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import upgrade
 from .plugin_folders import SOURCE_ROOT
 
 PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas")
@@ -82,7 +83,7 @@ def same_config_runs(root: Path, dataset: str, label: str, config: dict):
     """Run folders of this label whose config.yaml equals `config`, newest first."""
     for run in sorted(label_folder(root, dataset, label).glob("*"), reverse=True):
         try:
-            if yaml.safe_load((run / "config.yaml").read_text()) == config:
+            if upgrade(yaml.safe_load((run / "config.yaml").read_text())) == config:
                 yield run
         except (OSError, ValueError, yaml.YAMLError):
             continue
@@ -197,7 +198,7 @@ def read_run(run_dir: Path) -> dict | None:
         except (OSError, ValueError):
             rec[name] = {}
     try:
-        rec["config"] = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        rec["config"] = upgrade(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {})
     except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
         rec["config"] = {}
     if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():

@@ -61,7 +61,8 @@ class Runner:
         device = pick_device(cfg["device"])
         check_precision(cfg["precision"], device)
         precision, why = resolve_precision(cfg["precision"], device)
-        asked, cfg = cfg, {**cfg, "precision": precision}   # config.yaml keeps what was asked
+        runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
+        asked, cfg = cfg, {**cfg, "precision": precision, "runtime": runtime}   # config.yaml: as asked
         if method_cls.data == "paired" and not self.data.protocol.get("degradation"):
             raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "
                              f"no degradation to make them from its HR patches")
@@ -70,7 +71,11 @@ class Runner:
         main_dir = distributed.broadcast(str(run_dir))
         manifest = self._manifest(cfg, label, device)
         manifest["plugins"] = self._plugins(method_cls, cfg["dataset"])
+        if distributed.world().active:
+            manifest["grad_sync"] = distributed.grad_sync()
         manifest["precision_reason"] = why
+        manifest["fast_path"] = {"applied": {k: v for k, v in runtime.items() if k != "fast"},
+                                 "why": fast_why}
         stage, log = Stage(), None
         try:
             results.write_yaml(run_dir / "config.yaml", asked)
@@ -173,7 +178,7 @@ class Runner:
         fastpaths.apply(method, cfg["runtime"], ctx)
         if distributed.world().active:
             for name, net in method.nets.items():
-                method.nets[name] = distributed.sync_batchnorm(net, device)
+                method.nets[name] = distributed.wrap(distributed.sync_batchnorm(net, device), device)
             if device.type != "cuda" and any(map(distributed.has_batchnorm, method.nets.values())):
                 ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
                                  "(SyncBatchNorm needs CUDA)")

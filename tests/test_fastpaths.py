@@ -54,3 +54,32 @@ def test_precision_auto_picks_native_bf16_and_says_why(tmp_path, lung_smoke, mon
     manifest = json.loads((out.run_dir / "manifest.json").read_text())
     assert manifest["precision"] == "bf16" and "avx512_bf16" in manifest["precision_reason"]
     assert yaml.safe_load((out.run_dir / "config.yaml").read_text())["precision"] == "auto"
+
+
+def test_fast_auto_adds_the_measured_choice_keeps_explicit_keys_and_is_recorded(monkeypatch, tmp_path, lung_smoke):
+    from benchsr import fastpaths
+    monkeypatch.setitem(fastpaths.MEASURED, "cpu", ({"channels_last": True}, "measured: NHWC won"))
+    cpu = torch.device("cpu")
+    runtime = {"fast": "auto", "channels_last": False, "optimizer": "foreach", "compile": False}
+    chosen, why = fastpaths.resolve(runtime, cpu)
+    assert chosen["channels_last"] is True and chosen["optimizer"] == "foreach"
+    assert why == "runtime.fast auto: measured: NHWC won"
+    off, why = fastpaths.resolve({**runtime, "fast": "off"}, cpu)
+    assert off["channels_last"] is False and "as given" in why
+    out = Runner(lung_smoke, tmp_path).run(registry.get("methods", "bicubic"), smoke_config("bicubic"))
+    manifest = pd.read_json(out.run_dir / "manifest.json", typ="series")
+    assert manifest["fast_path"]["applied"]["channels_last"] is True
+    assert "NHWC won" in manifest["fast_path"]["why"]
+    with pytest.raises(BenchError, match="runtime.fast 'fast'"):
+        fastpaths.check({"fast": "fast"})
+
+
+def test_configs_saved_before_new_keys_read_as_what_those_runs_did():
+    from benchsr import config, fastpaths
+    cls, ds = registry.get("methods", "srcyclegan"), registry.get("datasets", "lung-ct")
+    new = config.resolve(cls, "default", ds, "quick", [])
+    old = {**new, "eval": {k: v for k, v in new["eval"].items() if k not in ("tile_batch", "blend")},
+           "runtime": {k: v for k, v in new["runtime"].items() if k != "fast"}}
+    assert config.upgrade(old) == new
+    # old runs did what `auto` does on the CPU only while auto adds nothing there
+    assert config.UPGRADES["runtime.fast"] == "auto" and fastpaths.MEASURED["cpu"][0] == {}
