@@ -192,11 +192,13 @@ def main() -> None:
         sections.discard("infer")
     torch.backends.cudnn.benchmark = True
     device = torch.device(args.device)
-    peaks = {"fp32": peak_flops(torch.float32, device), "bf16": peak_flops(torch.bfloat16, device)}
+    peak_n = 8192 if device.type == "cuda" else 2048    # large enough to fill the device
+    peaks = {"fp32": peak_flops(torch.float32, device, peak_n),
+             "bf16": peak_flops(torch.bfloat16, device, peak_n)}
     prov = results.provenance(torch.device("cpu"))
     report = {"when": results.now(), "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
               "commit": prov["commit"] or os.environ.get("BENCHSR_COMMIT"), "dirty": prov["dirty"], "repeats": args.repeats,
-              "warmup": args.warmup, "peak_n": 2048, "peak_flops": peaks,
+              "warmup": args.warmup, "peak_n": peak_n, "peak_flops": peaks,
               "hardware": {"cpu": prov["device_name"], "threads": prov["threads"],
                            "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
                                       else "cpu"),
