@@ -165,6 +165,19 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _header(args, device: torch.device, peak_n: int, peaks: dict) -> dict:
+    prov = results.provenance(torch.device("cpu"))
+    return {"when": results.now(), "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
+            "commit": prov["commit"] or os.environ.get("BENCHSR_COMMIT"), "dirty": prov["dirty"],
+            "repeats": args.repeats, "warmup": args.warmup, "peak_n": peak_n, "peak_flops": peaks,
+            "hardware": {"cpu": prov["device_name"], "threads": prov["threads"],
+                         "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                    else "cpu"),
+                         "torch": torch.__version__, "python": platform.python_version(),
+                         "packages": prov["packages"]},
+            "methods": []}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default="srcyclegan,cincgan,esrgan,pseudosr")
@@ -195,16 +208,7 @@ def main() -> None:
     peak_n = 8192 if device.type == "cuda" else 2048    # large enough to fill the device
     peaks = {"fp32": peak_flops(torch.float32, device, peak_n),
              "bf16": peak_flops(torch.bfloat16, device, peak_n)}
-    prov = results.provenance(torch.device("cpu"))
-    report = {"when": results.now(), "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
-              "commit": prov["commit"] or os.environ.get("BENCHSR_COMMIT"), "dirty": prov["dirty"], "repeats": args.repeats,
-              "warmup": args.warmup, "peak_n": peak_n, "peak_flops": peaks,
-              "hardware": {"cpu": prov["device_name"], "threads": prov["threads"],
-                           "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                                      else "cpu"),
-                           "torch": torch.__version__, "python": platform.python_version(),
-                           "packages": prov["packages"]},
-              "methods": []}
+    report = _header(args, device, peak_n, peaks)
     if "steps" in sections:
         for name in [m for m in args.methods.split(",") if m]:
             report["methods"].append(bench_method(name, args, peaks, device, load_lung_ct))

@@ -9,34 +9,16 @@ size `benchsr infer` feeds it from a clinical CT), on the device it runs on.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from benchsr import tiling
 from benchsr.api import create_method
+from steps_bench import median_time
 
 LEGACY = {"tile": tiling.LEGACY_TILE, "tile_batch": 1, "blend": "mean", "overlap": 0.25}
 BATCHES = (1, 5, 25)
 SIDE = 512
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_s(fn, device: torch.device, repeats: int) -> float:
-    fn()                                    # warm-up (and cuDNN's algorithm search)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def _slice(device: torch.device) -> tuple[torch.Tensor, str]:
@@ -89,7 +71,7 @@ def tiling_report(device: torch.device, repeats: int, run=None) -> dict:
     for b in BATCHES:
         tiles = torch.rand(b, 1, tile, tile, device=device)
         with torch.no_grad():
-            s = _median_s(lambda: tiling.checked_sr(method, tiles), device, repeats)
+            s = median_time(lambda: tiling.checked_sr(method, tiles), repeats, 1, device)
         out["tiles_per_s"][str(b)] = b / s
         print(f"  tiling: {b:2d} tiles of {tile}² per forward: {b / s:7.2f} tiles/s", flush=True)
     specs = {"old default (128² tiles, 1 per forward, mean)": LEGACY,
@@ -100,7 +82,7 @@ def tiling_report(device: torch.device, repeats: int, run=None) -> dict:
     outputs = {}
     for name, spec in specs.items():
         with torch.no_grad():
-            out["ms_per_slice"][name] = 1e3 * _median_s(lambda: _sr(method, lr, spec), device, repeats)
+            out["ms_per_slice"][name] = 1e3 * median_time(lambda: _sr(method, lr, spec), repeats, 1, device)
             outputs[name] = _sr(method, lr, spec)
         print(f"  tiling: {name}: {out['ms_per_slice'][name]:.0f} ms per slice", flush=True)
     legacy_name, auto_name = list(specs)[0], list(specs)[2]

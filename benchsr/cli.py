@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import config, registry
 from .cli_common import (app, check_data_dir, check_out_folder, console, err_console,
-                         progress_bars, show_leaderboard)
+                         progress_bars, show_leaderboard, show_reproduced)
 from .cli_models import evaluate_predictions, export_inputs, export_weights, status
 from .contracts import BenchError
 
@@ -225,17 +225,9 @@ def reproduce(
     claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
     note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims)
     from .results import write_text
-    stem = "-".join([table, *([dataset] if dataset else []), profile])
-    write_text(out / "reproduce" / f"{stem}.md", md)
-    rich = Table(title=note)
-    for col in frame.columns:
-        rich.add_column(col, overflow="fold")
-    for _, r in frame.iterrows():
-        rich.add_row(*map(str, r))
-    console.print(rich)
-    if not claims.empty:
-        console.print(claims.to_string(index=False))
-    console.print(f"written: {out / 'reproduce' / f'{stem}.md'}")
+    path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
+    write_text(path, md)
+    show_reproduced(note, frame, claims, path)
     if missing:
         raise typer.Exit(1)
 

@@ -47,3 +47,17 @@ def show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
     for table in publish.rich_tables(found):
         console.print(table)
     console.print(f"leaderboard: {root / 'leaderboard.md'} and {root / 'leaderboard.html'}")
+
+
+def show_reproduced(title: str, frame, claims, path: Path) -> None:
+    """A reproduced paper table and its claims' verdicts, as written to `path`."""
+    from rich.table import Table
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(col, overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*map(str, row))
+    console.print(table)
+    if not claims.empty:
+        console.print(claims.to_string(index=False))
+    console.print(f"written: {path}")

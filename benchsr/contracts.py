@@ -26,7 +26,10 @@ What the harness relies on, and checks (tests/test_contract.py runs every discov
   (`with self.ctx.autocast():`). It returns (B, C, k*h, k*w): a wrong shape or a NaN/Inf fails
   the run naming it; values outside [0, 1] are clamped, with a note in the run.
 - `self.nets` (name -> module), `self.optimizers`, `self.schedulers` and `extra_state()` are the
-  checkpoint; `state_dict()` / `load_state_dict()` round-trip them.
+  checkpoint; `state_dict()` / `load_state_dict()` round-trip them. Training forwards look a net
+  up in `self.nets` when they run it: under torchrun the harness replaces each entry with its
+  DistributedDataParallel wrapper after `build` (optimisers keep the same parameters).
+- `super_resolve` may get several tiles at once (B > 1, `eval.tile_batch`), each on its own.
 - `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
 
 A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its

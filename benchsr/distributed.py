@@ -27,7 +27,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-GRAD_SYNC_ENV = "BENCHSR_GRAD_SYNC"   # ddp (default) | flat
+GRAD_SYNC_ENV = "BENCHSR_GRAD_SYNC"   # ddp | flat; unset: DEFAULT_GRAD_SYNC for the backend
+# per backend, from benchmarks/bench.py's 2-rank step (README: benchmarks): the flat path is kept
+# where it measured no slower; NCCL (not measured here: no GPU) takes DDP's overlap
+DEFAULT_GRAD_SYNC = {"gloo": "ddp", "nccl": "ddp"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def world() -> World:
 
 
 def grad_sync() -> str:
-    mode = os.environ.get(GRAD_SYNC_ENV, "ddp")
+    backend = dist.get_backend() if dist.is_initialized() else "gloo"
+    mode = os.environ.get(GRAD_SYNC_ENV) or DEFAULT_GRAD_SYNC.get(backend, "ddp")
     if mode not in ("ddp", "flat"):
         raise ValueError(f"{GRAD_SYNC_ENV}={mode}: expected ddp or flat")
     return mode

@@ -53,6 +53,11 @@ def test_method_contract(name, monkeypatch):
     lr = torch.rand(1, 1, 12, 12)
     with torch.no_grad():
         assert torch.equal(twin.super_resolve(lr), method.super_resolve(lr))
+        # several tiles per forward (eval.tile_batch): each comes out as it would alone
+        tiles = torch.rand(3, 1, 12, 12)
+        together = method.super_resolve(tiles)
+        alone = torch.cat([method.super_resolve(t[None]) for t in tiles])
+        assert float((together - alone).abs().max()) < 1e-4
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -181,6 +181,10 @@ def test_resume_rebuilds_losses_from_the_checkpoint(tmp_path, lung_smoke):
     (["--device", "gpu0"], "--device gpu0"),
     (["--tile", "1"], "--tile 1"),
     (["--tile", "-7"], "--tile -7"),
+    (["--tile", "big"], "--tile big"),
+    (["--tile-batch", "0"], "--tile-batch 0"),
+    (["--blend", "cubic"], "--blend cubic"),
+    (["--overlap", "1"], "--overlap 1"),
     (["--slices", "6:2"], "empty range"),
 ])
 def test_bad_infer_options(extra, words, trained, tmp_path, capsys, monkeypatch):

@@ -70,6 +70,15 @@ def test_output_overlays_the_input(trained, tmp_path, capsys, monkeypatch):
     assert np.abs(sitk.GetArrayFromImage(b) - expect).max() <= 1   # int16 rounding
     assert nib.load(str(dst)).header.get_xyzt_units()[0] == "mm"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp left
+    assert "tiling: auto: CPU, whole 32x32 image in one forward" in " ".join(out.split())
+    # batched, linearly blended tiles give a pixelwise method the same volume
+    tiled = tmp_path / "tiled.nii.gz"
+    code, out, err = _main(["infer", trained["nearest"], src, tiled, "--slices", "1:3", "--roi",
+                            "8:40,4:36", "--tile", "16", "--tile-batch", "4", "--blend", "linear"],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    assert "tiling: asked" in " ".join(out.split())
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tiled))), sitk.GetArrayFromImage(b))
 
 
 def test_output_is_in_the_hr_domains_units(trained, tmp_path, capsys, monkeypatch):
