@@ -71,7 +71,8 @@ def test_two_gloo_ranks_equal_one_process(tiny_env, tmp_path):
     assert res.returncode == 0, res.stderr
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node=2", "-m", "benchsr.cli", *ARGS, "--out", str(two)],
-                         env=tiny_env, capture_output=True, text=True, timeout=300)
+                         env={**tiny_env, "BENCHSR_GRAD_SYNC": "ddp"}, capture_output=True,
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = _single_run(one), _single_run(two)               # rank 0 alone made a run folder
     manifest = json.loads((b / "manifest.json").read_text())
