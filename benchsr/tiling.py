@@ -10,18 +10,20 @@ where tiles overlap:
 Nets with InstanceNorm give tile-dependent results, so tile, blend and batch are config keys of a
 run, and the benchmark reports the metric change of `auto` against the old default.
 
-`auto` (measured on 2 CPU cores: 25 tiles of 128² through SR-CycleGAN's quick G1 take 2.76 s at
-batch 1 and 4.69 s at batch 25, so batching is a GPU lever, not a CPU one):
-- on the CPU: the whole image in one forward when it fits in memory, else the largest tile that
-  does, one tile per forward;
+`auto` picks the tile size and the tiles per forward for the device:
+- on the CPU, from a short measurement: one timed forward per candidate (tiles of 64 to 384
+  pixels, and the whole image), scaled by how many tiles the image needs, one tile per forward.
+  Batching is a GPU lever, not a CPU one (2 CPU cores: 25 tiles of 128² through SR-CycleGAN's
+  quick G1 took 2.76 s at batch 1 and 4.69 s at batch 25), and on these cores 128² tiles beat
+  whole 512² slices (benchmarks: the activations of a tile stay in cache);
 - on a GPU: tiles of TILE_GPU pixels, as many per forward as fit in free memory.
-Memory comes from a short measurement: one probe forward records the largest activation per
-input pixel (forward hooks), and the plan keeps PEAK_FACTOR of them alive within MEMORY_SHARE of
-what the device has free.
+Memory comes from a probe forward that records the largest activation per input pixel (forward
+hooks); a plan keeps PEAK_FACTOR of them alive within MEMORY_SHARE of what the device has free.
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +34,7 @@ from .contracts import BenchError, Method
 BLENDS = CHOICES["eval.blend"]
 LEGACY_TILE = 128        # `benchsr infer --tile` before auto: 25 forwards per 512² slice
 TILE_GPU = 128
+CPU_CANDIDATES = (64, 96, 128, 192, 256, 384)   # LR tile sides `auto` times on the CPU (and 0)
 PROBE = 32               # LR pixels per side of the probe forward
 PEAK_FACTOR = 4          # activations alive at once, in units of the largest one (input, output, skip)
 MEMORY_SHARE = 0.5       # of the free memory a plan may use
@@ -163,6 +166,45 @@ def bytes_per_lr_pixel(method: Method, channels: int, device: torch.device) -> f
     return max(largest[0] / PROBE ** 2, floor)
 
 
+def n_tiles(h: int, w: int, tile: int, overlap: float) -> int:
+    """How many tiles sliding_window_inference runs over an h x w image."""
+    if tile <= 0 or (tile >= h and tile >= w):
+        return 1
+    tile = min(tile, h, w)
+    stride = max(1, int(tile * (1 - overlap)))
+    return (math.ceil((h - tile) / stride) + 1) * (math.ceil((w - tile) / stride) + 1)
+
+
+def time_forward(method: Method, shape: tuple[int, int], channels: int, device: torch.device) -> float:
+    """Seconds of one forward of one `shape` input, after a warm-up (oneDNN builds its kernels
+    per shape)."""
+    x = torch.rand(1, channels, *shape, device=device)
+    with torch.no_grad(), method.ctx.autocast():
+        checked_sr(method, x)
+        t0 = time.perf_counter()
+        checked_sr(method, x)
+        return time.perf_counter() - t0
+
+
+def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) -> TilePlan:
+    """The fastest measured tiling that fits in memory, one tile per forward."""
+    h, w = lr_shape
+    estimates = {}
+    for tile in [t for t in CPU_CANDIDATES if t < max(h, w)] + [0]:
+        side_h, side_w = (h, w) if tile == 0 else (min(tile, h), min(tile, w))
+        if per_pixel * side_h * side_w <= budget:
+            estimates[tile] = n_tiles(h, w, tile, overlap) * time_forward(
+                method, (side_h, side_w), channels, device)
+    if not estimates:
+        tile = max(16, int((budget / per_pixel) ** 0.5) // 16 * 16)
+        return TilePlan(tile, 1, f"auto: CPU, largest tile that fits in memory: {tile}²")
+    best = min(estimates, key=estimates.get)
+    timed = ", ".join(f"{'whole' if t == 0 else f'{t}²'} {s * 1e3:.0f} ms"
+                      for t, s in sorted(estimates.items(), key=lambda kv: kv[1]))
+    return TilePlan(best, 1, f"auto: CPU, fastest measured for {h}x{w}: "
+                             f"{'whole image' if best == 0 else f'{best}² tiles'} ({timed})")
+
+
 def plan(method: Method, lr_shape: tuple[int, int], channels: int, device: torch.device,
          overlap: float, tile: int | None = None) -> TilePlan:
     """The tile size and tiles per forward `auto` runs with on this device (see the module);
@@ -170,20 +212,13 @@ def plan(method: Method, lr_shape: tuple[int, int], channels: int, device: torch
     per_pixel = bytes_per_lr_pixel(method, channels, device) * PEAK_FACTOR
     budget = free_memory(device) * MEMORY_SHARE
     h, w = lr_shape
-    mib = per_pixel * h * w / 2 ** 20
     if device.type != "cuda":
         if tile is not None:
             return TilePlan(tile, 1, f"auto: CPU, one {tile}² tile per forward")
-        if per_pixel * h * w <= budget:
-            return TilePlan(0, 1, f"auto: CPU, whole {h}x{w} image in one forward (~{mib:.0f} MiB)")
-        tile = max(PROBE, int((budget / per_pixel) ** 0.5) // 16 * 16)
-        return TilePlan(tile, 1, f"auto: CPU, the whole image needs ~{mib:.0f} MiB; largest "
-                                 f"tile that fits: {tile}²")
+        return _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget)
     tile = min(TILE_GPU if tile is None else (tile or max(h, w)), h, w)
-    stride = max(1, int(tile * (1 - overlap)))
-    n_tiles = (math.ceil((h - tile) / stride) + 1) * (math.ceil((w - tile) / stride) + 1)
     fits = max(1, int(budget // (per_pixel * tile * tile)))
-    batch = min(n_tiles, fits)
+    batch = min(n_tiles(h, w, tile, overlap), fits)
     return TilePlan(tile, batch, f"auto: GPU, {batch} tiles of {tile}² per forward "
                                  f"({fits} fit in {budget / 2 ** 30:.1f} GiB)")
 

@@ -71,15 +71,29 @@ def test_gaussian_and_linear_blends_differ_from_the_mean_on_a_tile_dependent_net
         assert float((tiling.tiled_sr(g1, lr, 4, 32, 0.5, blend=blend) - mean).abs().max()) > 1e-4
 
 
-def test_auto_on_the_cpu_runs_whole_images_when_they_fit_else_the_largest_tile(g1, monkeypatch):
+def test_auto_on_the_cpu_takes_the_fastest_measured_tiling_that_fits(g1, monkeypatch):
     cpu = torch.device("cpu")
-    whole = tiling.plan(g1, (512, 512), 1, cpu, 0.25)
-    assert (whole.tile, whole.batch) == (0, 1) and "whole 512x512" in whole.why
+    # a cache-bound CPU: time grows faster than the pixel count, so 128² tiles beat the whole
+    monkeypatch.setattr(tiling, "time_forward", lambda m, shape, c, d: (shape[0] * shape[1]) ** 1.3)
+    p = tiling.plan(g1, (512, 512), 1, cpu, 0.25)
+    costs = {t: tiling.n_tiles(512, 512, t, 0.25) * ((t or 512) ** 2) ** 1.3
+             for t in (*tiling.CPU_CANDIDATES, 0)}
+    assert (p.tile, p.batch) == (min(costs, key=costs.get), 1) and "fastest measured" in p.why
+    # a fixed cost per forward: one forward of the whole image wins
+    monkeypatch.setattr(tiling, "time_forward", lambda m, shape, c, d: 1.0 + 1e-9 * shape[0] * shape[1])
+    assert tiling.plan(g1, (512, 512), 1, cpu, 0.25).tile == 0
+    # memory for a 100² image only: every candidate above it is left out
     per_pixel = tiling.bytes_per_lr_pixel(g1, 1, cpu) * tiling.PEAK_FACTOR
-    # free memory for a 100² image only: the largest multiple of 16 below 100
     monkeypatch.setattr(tiling, "free_memory", lambda d: per_pixel * 100 ** 2 / tiling.MEMORY_SHARE)
-    small = tiling.plan(g1, (512, 512), 1, cpu, 0.25)
-    assert (small.tile, small.batch) == (96, 1)
+    assert tiling.plan(g1, (512, 512), 1, cpu, 0.25).tile == 96
+    monkeypatch.setattr(tiling, "free_memory", lambda d: per_pixel * 40 ** 2 / tiling.MEMORY_SHARE)
+    assert tiling.plan(g1, (512, 512), 1, cpu, 0.25).tile == 32
+
+
+def test_the_tile_count_is_what_monai_runs():
+    assert tiling.n_tiles(512, 512, 128, 0.25) == 25        # stride 96: 0, 96, ..., 384
+    assert tiling.n_tiles(512, 512, 0, 0.25) == 1
+    assert tiling.n_tiles(70, 90, 32, 0.5) == 4 * 5
 
 
 def test_auto_on_a_gpu_batches_the_tiles_that_fit(g1, monkeypatch):
