@@ -11,8 +11,10 @@ Nets with InstanceNorm give tile-dependent results, so tile, blend and batch are
 run, and the benchmark reports the metric change of `auto` against the old default.
 
 `auto` picks the tile size and the tiles per forward for the device:
-- on the CPU, from a short measurement: one timed forward per candidate (tiles of 64 to 384
-  pixels, and the whole image), scaled by how many tiles the image needs, one tile per forward.
+- on the CPU, from a short measurement: the median of 3 timed forwards per candidate (tiles of
+  64 to 384 pixels, and the whole image), times how many tiles the image needs, one tile per
+  forward. It leaves the old default's 128² tiles only for a tiling measured SWITCH_MARGIN
+  faster, so outputs change only for a clear gain.
   Batching is a GPU lever, not a CPU one (2 CPU cores: 25 tiles of 128² through SR-CycleGAN's
   quick G1 took 2.76 s at batch 1 and 4.69 s at batch 25), and on these cores 128² tiles beat
   whole 512² slices (benchmarks: the activations of a tile stay in cache);
@@ -35,6 +37,7 @@ BLENDS = CHOICES["eval.blend"]
 LEGACY_TILE = 128        # `benchsr infer --tile` before auto: 25 forwards per 512² slice
 TILE_GPU = 128
 CPU_CANDIDATES = (64, 96, 128, 192, 256, 384)   # LR tile sides `auto` times on the CPU (and 0)
+SWITCH_MARGIN = 0.1      # auto leaves LEGACY_TILE only for a tiling measured 10 % faster
 PROBE = 32               # LR pixels per side of the probe forward
 PEAK_FACTOR = 4          # activations alive at once, in units of the largest one (input, output, skip)
 MEMORY_SHARE = 0.5       # of the free memory a plan may use
@@ -179,11 +182,14 @@ def time_forward(method: Method, shape: tuple[int, int], channels: int, device: 
     """Seconds of one forward of one `shape` input, after a warm-up (oneDNN builds its kernels
     per shape)."""
     x = torch.rand(1, channels, *shape, device=device)
+    times = []
     with torch.no_grad(), method.ctx.autocast():
         checked_sr(method, x)
-        t0 = time.perf_counter()
-        checked_sr(method, x)
-        return time.perf_counter() - t0
+        for _ in range(3):   # the median of 3: one timing is too noisy to rank close candidates
+            t0 = time.perf_counter()
+            checked_sr(method, x)
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[1]
 
 
 def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) -> TilePlan:
@@ -199,6 +205,8 @@ def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) ->
         tile = max(16, int((budget / per_pixel) ** 0.5) // 16 * 16)
         return TilePlan(tile, 1, f"auto: CPU, largest tile that fits in memory: {tile}²")
     best = min(estimates, key=estimates.get)
+    if LEGACY_TILE in estimates and estimates[best] > (1 - SWITCH_MARGIN) * estimates[LEGACY_TILE]:
+        best = LEGACY_TILE   # not clearly faster: keep the old default's tiles (and its outputs)
     timed = ", ".join(f"{'whole' if t == 0 else f'{t}²'} {s * 1e3:.0f} ms"
                       for t, s in sorted(estimates.items(), key=lambda kv: kv[1]))
     return TilePlan(best, 1, f"auto: CPU, fastest measured for {h}x{w}: "
