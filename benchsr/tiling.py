@@ -209,8 +209,9 @@ def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) ->
         best = LEGACY_TILE   # not clearly faster: keep the old default's tiles (and its outputs)
     timed = ", ".join(f"{'whole' if t == 0 else f'{t}²'} {s * 1e3:.0f} ms"
                       for t, s in sorted(estimates.items(), key=lambda kv: kv[1]))
-    return TilePlan(best, 1, f"auto: CPU, fastest measured for {h}x{w}: "
-                             f"{'whole image' if best == 0 else f'{best}² tiles'} ({timed})")
+    return TilePlan(best, 1, f"auto: CPU, {'whole image' if best == 0 else f'{best}² tiles'} "
+                             f"(measured for {h}x{w}: {timed}; {LEGACY_TILE}² kept unless another "
+                             f"is {SWITCH_MARGIN:.0%} faster)")
 
 
 def plan(method: Method, lr_shape: tuple[int, int], channels: int, device: torch.device,

@@ -70,7 +70,7 @@ def test_output_overlays_the_input(trained, tmp_path, capsys, monkeypatch):
     assert np.abs(sitk.GetArrayFromImage(b) - expect).max() <= 1   # int16 rounding
     assert nib.load(str(dst)).header.get_xyzt_units()[0] == "mm"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp left
-    assert "tiling: auto: CPU, whole 32x32 image in one forward" in " ".join(out.split())
+    assert "tiling: auto: CPU, whole image (measured for 32x32" in " ".join(out.split())
     # batched, linearly blended tiles give a pixelwise method the same volume
     tiled = tmp_path / "tiled.nii.gz"
     code, out, err = _main(["infer", trained["nearest"], src, tiled, "--slices", "1:3", "--roi",
