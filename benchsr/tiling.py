@@ -205,8 +205,9 @@ def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) ->
         tile = max(16, int((budget / per_pixel) ** 0.5) // 16 * 16)
         return TilePlan(tile, 1, f"auto: CPU, largest tile that fits in memory: {tile}²")
     best = min(estimates, key=estimates.get)
-    if LEGACY_TILE in estimates and estimates[best] > (1 - SWITCH_MARGIN) * estimates[LEGACY_TILE]:
-        best = LEGACY_TILE   # not clearly faster: keep the old default's tiles (and its outputs)
+    legacy = LEGACY_TILE if max(h, w) > LEGACY_TILE else 0   # the old default: one tile = whole
+    if legacy in estimates and estimates[best] > (1 - SWITCH_MARGIN) * estimates[legacy]:
+        best = legacy   # not clearly faster: keep the old default's tiling (and its outputs)
     timed = ", ".join(f"{'whole' if t == 0 else f'{t}²'} {s * 1e3:.0f} ms"
                       for t, s in sorted(estimates.items(), key=lambda kv: kv[1]))
     return TilePlan(best, 1, f"auto: CPU, {'whole image' if best == 0 else f'{best}² tiles'} "

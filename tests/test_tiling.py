@@ -85,6 +85,11 @@ def test_auto_on_the_cpu_takes_the_fastest_measured_tiling_that_fits(g1, monkeyp
     monkeypatch.setattr(tiling, "time_forward",
                         lambda m, shape, c, d: {128: 1.0, 96: per_96}.get(shape[0], 100.0))
     assert tiling.plan(g1, (512, 512), 1, cpu, 0.25).tile == tiling.LEGACY_TILE
+    # an image no larger than one old tile was one forward before: 96² tiles 5 % faster lose too
+    per_96 = 0.95 / tiling.n_tiles(128, 128, 96, 0.25)
+    monkeypatch.setattr(tiling, "time_forward",
+                        lambda m, shape, c, d: {128: 1.0, 96: per_96}.get(shape[0], 100.0))
+    assert tiling.plan(g1, (128, 128), 1, cpu, 0.25).tile == 0
     # a fixed cost per forward: one forward of the whole image wins
     monkeypatch.setattr(tiling, "time_forward", lambda m, shape, c, d: 1.0 + 1e-9 * shape[0] * shape[1])
     assert tiling.plan(g1, (512, 512), 1, cpu, 0.25).tile == 0
