@@ -166,8 +166,8 @@ CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto"
 # Keys added after runs were published, with the value that says what those runs did: a saved
 # config.yaml without one is read with it (upgrade), so old and new runs of one setting compare
 # equal. Before runtime.fast, a run applied only its explicit runtime keys, which is what `auto`
-# does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/test_tiling.py holds the two
-# together), and every run published before it ran on the CPU.
+# does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/test_fastpaths.py holds the
+# two together), and every run published before it ran on the CPU.
 UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto"}
 
 

@@ -11,11 +11,12 @@ Gradients: each net is wrapped in its own DistributedDataParallel (SeparateDDP, 
 MMagic's MMSeparateDistributedDataParallel do for GANs), so its gradients are all-reduced in
 buckets while the backward is still running. A GAN step runs a net several times before one
 backward (D on real and on fake) and runs frozen discriminators in the generator's update; DDP
-handles both, since every parameter gets its gradient once per backward or, frozen, none (the
-four GAN plugins run 2 gloo ranks equal to the flat path: tests/test_distributed.py).
-Checkpoints stay plain: Method.state_dict unwraps. BENCHSR_GRAD_SYNC=flat selects the older path instead, one flat
-all-reduce per optimiser after the whole backward (RunContext.optimize), kept for the benchmark
-that compares the two. BatchNorm layers become SyncBatchNorm on CUDA; on the CPU (gloo) each rank
+handles both, since every parameter gets its gradient once per backward or, frozen, none
+(SR-CycleGAN under 2 gloo ranks equals the flat path in tests/test_distributed.py; CinCGAN,
+ESRGAN and pseudo-SR did too when checked at smoke size). Checkpoints stay plain:
+Method.state_dict unwraps. BENCHSR_GRAD_SYNC=flat selects the older path, one flat all-reduce per
+optimiser after the whole backward (RunContext.optimize), kept for the benchmark that compares
+the two. BatchNorm layers become SyncBatchNorm on CUDA; on the CPU (gloo) each rank
 keeps its own batch statistics, which the run's notes say.
 """
 from __future__ import annotations
