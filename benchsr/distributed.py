@@ -81,7 +81,8 @@ def grad_sync() -> str:
     backend = dist.get_backend() if dist.is_initialized() else "gloo"
     mode = os.environ.get(GRAD_SYNC_ENV) or DEFAULT_GRAD_SYNC.get(backend, "ddp")
     if mode not in ("ddp", "flat"):
-        raise ValueError(f"{GRAD_SYNC_ENV}={mode}: expected ddp or flat")
+        from .contracts import BenchError   # contracts imports this module
+        raise BenchError(f"{GRAD_SYNC_ENV}={mode}: expected ddp or flat")
     return mode
 
 

@@ -107,3 +107,11 @@ def test_a_gan_under_per_net_ddp_equals_the_flat_all_reduce(tmp_path):
     pd.testing.assert_frame_equal(la, lb, rtol=1e-5)
     ma, mb = (pd.read_csv(runs[m] / "metrics.csv") for m in ("ddp", "flat"))
     assert (ma["psnr"] - mb["psnr"]).abs().max() < 1e-4
+
+
+def test_an_unknown_grad_sync_is_a_clear_error(monkeypatch):
+    from benchsr import distributed
+    from benchsr.contracts import BenchError
+    monkeypatch.setenv("BENCHSR_GRAD_SYNC", "ring")
+    with pytest.raises(BenchError, match="BENCHSR_GRAD_SYNC=ring: expected ddp or flat"):
+        distributed.grad_sync()
