@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRICS, holm
-from .results import read_json
+from .results import read_json, set_stats
 
 ALPHA = 0.05
 
@@ -31,12 +31,8 @@ def _per_image(runs: list, metric: str, group: str = PRIMARY) -> pd.Series:
 
 
 def _seed_means(runs: list, metric: str, group: str = PRIMARY) -> list[float]:
-    out = []
-    for run in runs:
-        summary = read_json(run / "summary.json")
-        stats = summary if group == PRIMARY else summary.get("groups", {}).get(group, {})
-        out.append(stats.get(metric, {}).get("mean"))
-    return out
+    return [set_stats(read_json(r / "summary.json"), group).get(metric, {}).get("mean")
+            for r in runs]
 
 
 def evaluation_sets(runs: list, metric: str) -> list[str]:

@@ -257,7 +257,7 @@ def infer(
     slices: Optional[str] = typer.Option(None, help="axial slice range START:STOP (0-based)"),
     roi: Optional[str] = typer.Option(None, help="in-plane region X0:X1,Y0:Y1 (input voxels)"),
     tile: str = typer.Option("auto", help="LR tile size; 0 = whole slices at once; auto = "
-                                          "whole slices on the CPU when they fit, tiles on a GPU"),
+                                          "timed on the CPU, batched 128² tiles on a GPU"),
     tile_batch: str = typer.Option("auto", help="tiles per forward; auto = as many as fit (GPU)"),
     blend: str = typer.Option("mean", help="where tiles overlap: mean | gaussian | linear"),
     overlap: float = typer.Option(0.25, help="tile overlap fraction"),

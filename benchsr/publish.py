@@ -75,12 +75,11 @@ def _grid(group: Group, folder: Path) -> Path | None:
     return png if figures.dataset_grid(runs, png, group.title) else None
 
 
-def _write_group_files(group: Group, folder: Path) -> None:
+def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
     for kind, table in (("quality", group.quality), ("cost", group.cost),
                         ("provenance", group.provenance)):
         write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
     write_text(folder / f"{group.stem}-stats.csv", group.quality.numbers.to_csv(index=False))
-    stops = stops_frame(group.runs)
     if not stops.empty:
         write_text(folder / f"{group.stem}-curves.csv", stops.to_csv(index=False))
     for kind, table in (("quality", group.quality), ("cost", group.cost)):
@@ -120,7 +119,8 @@ def _curves(group: Group, folder: Path) -> Path | None:
     return png if figures.curves_plot(group.runs, png, title) else None
 
 
-def _html_section(group: Group, grid: Path | None, curves: Path | None = None) -> str:
+def _html_section(group: Group, grid: Path | None, curves: Path | None,
+                  stops: pd.DataFrame) -> str:
     parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
              f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>']
     if group.simulated:
@@ -131,7 +131,6 @@ def _html_section(group: Group, grid: Path | None, curves: Path | None = None) -
         parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
     if curves is not None:
         parts += ["<h3>Learning curves</h3>", _img(curves, f"{group.title} learning curves")]
-    stops = stops_frame(group.runs)
     if not stops.empty:
         parts += ["<h3>Where each method stops on its curve</h3>",
                   f'<p class="note">{html.escape(TREND_RULE)}.</p>',
@@ -156,7 +155,8 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
           "are in each run folder). " + legend(), ""]
     sections = []
     for group in found:
-        _write_group_files(group, folder)
+        stops = stops_frame(group.runs)   # reads every run's curve.csv: once per group
+        _write_group_files(group, folder, stops)
         grid, curves = _grid(group, folder), _curves(group, folder)
         md += [f"## {group.title} — protocol {group.key}", "",
                "Protocol: " + _protocol_line(group), "", "### Quality", "",
@@ -164,13 +164,12 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
         for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
             if pic is not None:
                 md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
-        stops = stops_frame(group.runs)
         if not stops.empty:
             md += ["### Where each method stops on its curve", "", TREND_RULE + ".", "",
                    stops.to_markdown(index=False, disable_numparse=True), ""]
         md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
                markdown(group.provenance), ""]
-        sections.append(_html_section(group, grid, curves))
+        sections.append(_html_section(group, grid, curves, stops))
     if not found:
         md.append("No finished runs yet.")
         sections.append("<p>No finished runs yet.</p>")

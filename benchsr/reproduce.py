@@ -69,8 +69,7 @@ def finished_run(root: Path, cfg: dict) -> Path | None:
 def _ours(summaries: list[dict], metric: str, digits: int, group: str = "") -> str:
     """One run: mean ± sd over images; several (seeds): mean ± sd of the per-seed means. `group`
     names a secondary evaluation set ("" = the primary one)."""
-    stats = [((s.get("groups") or {}).get(group, {}) if group else s).get(metric) or {}
-             for s in summaries]
+    stats = [results.set_stats(s, group).get(metric) or {} for s in summaries]
     means = [st["mean"] for st in stats if st.get("mean") is not None]
     if not means:
         return "n/a"
@@ -95,7 +94,7 @@ def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
         line["SSIM (windowed): ours"] = _ours(summaries, "ssim", 3)
         for group in sorted(set.intersection(*(set(s.get("groups") or {}) for s in summaries))):
             for metric in row["paper"]:
-                if any((s["groups"][group].get(metric) or {}).get("mean") is not None
+                if any((results.set_stats(s, group).get(metric) or {}).get("mean") is not None
                        for s in summaries):
                     line[f"{METRICS[metric].title}: ours, {group}"] = _ours(
                         summaries, metric, METRICS[metric].digits, group)

@@ -66,6 +66,11 @@ def write_yaml(path: Path, obj) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
+def set_stats(summary: dict, group: str = "") -> dict:
+    """A summary.json's per-metric stats of one evaluation set ("" = the primary one)."""
+    return summary if not group else (summary.get("groups") or {}).get(group, {})
+
+
 def read_json(path: Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -219,12 +219,12 @@ def plan(method: Method, lr_shape: tuple[int, int], channels: int, device: torch
          overlap: float, tile: int | None = None) -> TilePlan:
     """The tile size and tiles per forward `auto` runs with on this device (see the module);
     with `tile` given, only the tiles per forward are chosen."""
+    if device.type != "cuda" and tile is not None:   # nothing to measure: one tile per forward
+        return TilePlan(tile, 1, f"auto: CPU, one {tile}² tile per forward")
     per_pixel = bytes_per_lr_pixel(method, channels, device) * PEAK_FACTOR
     budget = free_memory(device) * MEMORY_SHARE
     h, w = lr_shape
     if device.type != "cuda":
-        if tile is not None:
-            return TilePlan(tile, 1, f"auto: CPU, one {tile}² tile per forward")
         return _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget)
     tile = min(TILE_GPU if tile is None else (tile or max(h, w)), h, w)
     fits = max(1, int(budget // (per_pixel * tile * tile)))
