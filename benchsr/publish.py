@@ -20,13 +20,18 @@ from .rows import load_runs
 from .tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
 
 def legend() -> str:
-    return (f"Cells: mean ± sd [95 % bootstrap CI] #rank; best in bold. With one seed the sd is "
-          f"over evaluation images; with several (Seeds > 1) it is over the per-seed means, and "
-          f"the CI comes from all seeds' images pooled. CIs resample whole volumes where images "
-          f"know their volume. {WORSE_MARK} = worse than the best method on the same images "
-          f"(two-sided Wilcoxon signed-rank on per-image values, Holm-corrected for the number of "
-          f"methods, p < {SIGNIFICANCE}). Compute is in GMACs (multiply-adds; FLOPs = 2 x MACs). "
-          f"{direction_sentence()}.")   # built when asked: the metric registry may grow
+    return (f"Cells: mean ± sd [95 % CI] #rank; best in bold. The mean is over training runs "
+            f"(seeds) of each run's mean over volumes (patients) of its per-slice values. With "
+            f"several seeds (Seeds > 1) the sd is between seeds; with one it is over images. The "
+            f"CI comes from the units sampled: a two-level bootstrap over volumes and seeds, never "
+            f"narrower than a t-interval over seeds combined with the volume component; 'CI "
+            f"covers' says which units it covers (one run of one volume: a block bootstrap of its "
+            f"slices). {WORSE_MARK} = worse than the best row by the same test (effect over seeds "
+            f"and volumes, Holm over every test of the group, p < {SIGNIFICANCE}); a comparison "
+            f"with a single-run trained row is untestable and never marked (`-stats.csv` has each "
+            f"effect, P(better), p and verdict). Compute is in GMACs (multiply-adds; "
+            f"FLOPs = 2 x MACs). {direction_sentence()}.")   # built when asked: the registry may grow
+
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -122,7 +127,8 @@ def _curves(group: Group, folder: Path) -> Path | None:
 def _html_section(group: Group, grid: Path | None, curves: Path | None,
                   stops: pd.DataFrame) -> str:
     parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
-             f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>']
+             f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>',
+             *[f'<p class="note"><strong>{html.escape(line)}</strong></p>' for line in group.caveats]]
     if group.simulated:
         parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
                      "come from a simulated specimen, not from a scanner.</p>")
@@ -159,7 +165,8 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
         _write_group_files(group, folder, stops)
         grid, curves = _grid(group, folder), _curves(group, folder)
         md += [f"## {group.title} — protocol {group.key}", "",
-               "Protocol: " + _protocol_line(group), "", "### Quality", "",
+               "Protocol: " + _protocol_line(group), "",
+               *[f"**{line}**" for line in group.caveats], "", "### Quality", "",
                markdown(group.quality), ""]
         for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
             if pic is not None:

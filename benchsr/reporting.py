@@ -11,6 +11,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from . import cost, figures, metrics, results
+from .uncertainty import UNNAMED
 
 
 def _png(path: Path, arr: np.ndarray) -> None:
@@ -46,9 +47,9 @@ def summarise(df: pd.DataFrame, seed: int) -> dict:
         for m in metrics.METRICS:
             if m not in part or part[m].isna().all():
                 continue
-            by_volume = part["volume"].notna().all() and part["volume"].nunique() > 1
-            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed,
-                                               part["volume"].tolist() if by_volume else None)
+            # images that name no volume may all come from one patient: never assume otherwise
+            volumes = part["volume"].astype(object).where(part["volume"].notna(), UNNAMED)
+            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed, volumes.tolist())
             if part["volume"].notna().any():
                 out[m]["volume_mean"] = float(part.groupby("volume")[m].mean().mean())
         return out

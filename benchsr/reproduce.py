@@ -73,8 +73,8 @@ def _ours(summaries: list[dict], metric: str, digits: int, group: str = "") -> s
     means = [st["mean"] for st in stats if st.get("mean") is not None]
     if not means:
         return "n/a"
-    if len(means) == 1:
-        return f"{means[0]:.{digits}f} ± {stats[0]['std']:.{digits}f}"
+    if len(means) == 1:   # one run: its sd is over images, and says so
+        return f"{means[0]:.{digits}f} ± {stats[0]['std']:.{digits}f} (1 seed; sd over images)"
     return f"{np.mean(means):.{digits}f} ± {np.std(means, ddof=1):.{digits}f} ({len(means)} seeds)"
 
 
@@ -103,9 +103,16 @@ def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
     return pd.DataFrame(lines).fillna("–")
 
 
+def caveats(rows: list[tuple[dict, list[Path]]]) -> list[str]:
+    """The table's header warnings (tables.caveats): how many volumes, and mixed code."""
+    from .claims import as_row, records
+    from .tables import caveats as table_caveats
+    return table_caveats([as_row(records(runs), row["name"]) for row, runs in rows])
+
+
 def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list[str],
            missing: list[str], dataset: str | None = None, seeds: list | None = None,
-           claims: pd.DataFrame | None = None) -> tuple[str, str]:
+           claims: pd.DataFrame | None = None, warnings: list[str] = ()) -> tuple[str, str]:
     """(one-line caption, Markdown file) of a reproduced table, with the command that made it."""
     elsewhere = dataset and dataset != spec["dataset"]
     note = (f"{spec['title']}" + (f", run on {dataset} instead of {spec['dataset']}, at "
@@ -117,14 +124,22 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
                         *(["--dataset", dataset] if dataset else []),
                         *(["--seeds", ",".join(map(str, seeds))] if seeds else []),
                         *sum((["--set", s] for s in sets), [])])
-    md = f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n{frame.to_markdown(index=False, disable_numparse=True)}\n"
+    md = (f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n"
+          + "".join(f"**{line}**\n\n" for line in warnings)
+          + f"{frame.to_markdown(index=False, disable_numparse=True)}\n")
     if missing:
         md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
     if claims is not None and not claims.empty:
-        md += ("\n## Claims\n\nEach ordering the paper states, tested here: ours is the mean ± sd "
-               "over seeds; p is a two-sided Wilcoxon signed-rank test on per-image values paired "
-               "by (seed, image), Holm-corrected over the table's tests. Each claim is tested on the "
-               "primary evaluation set and on every secondary set whose images carry the metric.\n\n"
+        md += ("\n## Claims\n\nEach ordering the paper states, tested here with training runs "
+               "(seeds) and volumes (patients) as the units, never slices: ours is the mean ± "
+               "between-seed sd of each run's mean over volumes; the effect A − B has a 95 % CI "
+               "whose standard error adds the seed component (Welch) and the volume component "
+               "(volumes bootstrapped jointly), never narrower than the two-level bootstrap; "
+               "P(A better) is over pairs of runs, with a bootstrap CI; p is Holm-corrected over "
+               "the table's tests. Verdicts: holds, reversed, no detectable difference (with the "
+               "minimum detectable effect, MDE, at power 0.8) or untestable (with what is missing). "
+               "Each claim is tested on the primary evaluation set and on every secondary set "
+               "whose images carry the metric.\n\n"
                + claims.to_markdown(index=False, disable_numparse=True) + "\n")
     return note, md
 

@@ -196,7 +196,8 @@ def read_run(run_dir: Path) -> dict | None:
         return None   # being written by another process: only complete files are read
     if manifest.get("status") not in ("complete", "failed"):
         return None   # still running (or killed mid-run): not a result yet
-    rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None}
+    rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None,
+           "per_image": None}
     for name in ("summary", "cost"):
         try:
             rec[name] = read_json(run_dir / f"{name}.json")
@@ -208,6 +209,7 @@ def read_run(run_dir: Path) -> dict | None:
         rec["config"] = {}
     if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
         df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
+        rec["per_image"] = df                  # every evaluation set: the tables' statistics
         rec["all_metrics"] = df[df["group"].fillna("") == ""]
         rec["metrics"] = rec["all_metrics"].set_index("image")
     return rec

@@ -1,5 +1,5 @@
 """Leaderboard rows from run folders. Runs that differ only in their seed form one row (mean ± sd
-across seeds, per-image values pooled); runs that differ in any other config key are separate
+across seeds, a CI over seeds and volumes from uncertainty.py); runs that differ in any other config key are separate
 rows whose labels name the keys. A run repeated with the same config and seed counts once (the
 newest); the provenance table lists the older one as superseded: no run folder is hidden."""
 from __future__ import annotations
@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from . import uncertainty
 from .config import flatten
-from .metrics import METRICS, bootstrap_summary
+from .metrics import METRICS
 from .results import finished_runs
 
 
@@ -41,32 +41,46 @@ def _merge_seeds(members: list[dict], label: str) -> dict:
     runs = sorted(by_seed.values(), key=lambda r: str(r["manifest"].get("seed")))
     newest = max(runs, key=lambda r: r["dir"].name)
     row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)
-    if len(runs) > 1:
-        row["summary"] = _pooled_summary(runs, newest["summary"])
-        complete = [r for r in runs if r["metrics"] is not None]
-        if complete:   # per-image means over seeds: what the paired tests compare
-            row["metrics"] = pd.concat([r["metrics"] for r in complete]).groupby(level=0).mean(
-                numeric_only=True)
+    row["summary"] = _row_summary(row, newest["summary"])
     return row
 
 
-def _pooled_summary(runs: list[dict], base: dict) -> dict:
-    """Across seeds: mean and sd of the per-seed means; n and the CI from the per-image values
-    of all seeds pooled (a cluster bootstrap over volumes, or over images, since one image seen
-    under several seeds is one observation's worth of independence)."""
-    frames = [r["all_metrics"] for r in runs if r["all_metrics"] is not None]
+def trained(rec: dict) -> bool:
+    """Whether a row's runs can differ between seeds. The manifest says so (the method's
+    `deterministic`); runs made before it did: a method with no parameters is interpolation,
+    unless it is an outside model's predictions (one training run of unknown spread)."""
+    m = rec.get("manifest") or {}
+    if "deterministic" in m:
+        return not m["deterministic"]
+    return bool((rec.get("cost") or {}).get("params_total")) or str(m.get("method")).startswith("external")
+
+
+def row_units(row: dict, metric: str, group: str = "") -> uncertainty.Units | None:
+    """The runs x volumes matrix of one row's metric on one evaluation set ("" = primary),
+    from the per-image values of its complete runs."""
+    frames = []
+    for run in row.get("seed_runs", [row]):
+        df = run.get("per_image")
+        if df is not None and metric in df:
+            frames.append(df[df["group"].fillna("") == group])
+    return uncertainty.units(frames, metric, trained(row)) if frames else None
+
+
+def _row_summary(row: dict, base: dict) -> dict:
+    """The primary set's statistics from the per-image values (statistics.md): the mean over
+    runs of per-volume means, the between-seed sd (over images for one run), and a CI that
+    covers the runs and the volumes there are, saying which."""
     out = dict(base)
     for metric in METRICS:
-        means = [r["summary"].get(metric, {}).get("mean") for r in runs]
-        means = [m for m in means if m is not None]
-        if not means or not frames:
+        u = row_units(row, metric)
+        if u is None:
             continue
-        pooled = pd.concat(frames)
-        clusters = pooled["volume"] if pooled["volume"].notna().all() else pooled["image"]
-        stat = bootstrap_summary(pooled[metric].tolist(), 0, clusters.astype(str).tolist())
-        stat.update(mean=float(np.mean(means)),
-                    std=float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
-                    n_seeds=len(means), spread="seeds")
+        stat = uncertainty.cell(u)
+        images = np.concatenate(u.slices)
+        sd = stat["sd_runs"]    # None for one run, or for the repeats of an untrained method
+        stat.update(n=int(images.size), std=sd if sd is not None else
+                    (float(np.std(u.slices[0], ddof=1)) if u.slices[0].size > 1 else 0.0),
+                    spread="seeds" if sd is not None else "images")
         out[metric] = stat
     return out
 

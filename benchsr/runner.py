@@ -71,6 +71,7 @@ class Runner:
         main_dir = distributed.broadcast(str(run_dir))
         manifest = self._manifest(cfg, label, device)
         manifest["plugins"] = self._plugins(method_cls, cfg["dataset"])
+        manifest["deterministic"] = bool(method_cls.deterministic)   # seeds are no replication
         if distributed.world().active:
             manifest["grad_sync"] = distributed.grad_sync()
         manifest["precision_reason"] = why

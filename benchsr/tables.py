@@ -1,9 +1,9 @@
 """Leaderboard tables built from run folders only.
 
 Per dataset and protocol (rows made under different protocols are never put in one table):
-- quality: mean ± std and the 95 % bootstrap CI of each metric, its rank, and a Wilcoxon
-  signed-rank test of each method against the best one on the same images, Holm-corrected for
-  the number of methods compared;
+- quality: mean ± sd and the 95 % CI of each metric over seeds and volumes (uncertainty.py), its
+  rank, and each row's comparison with the best one by the same units, Holm-corrected over the
+  group's tests (a row worse than the best is marked †);
 - cost: parameters, FLOPs, time per epoch, samples/s, ms per slice, peak memory;
 - provenance: commit, device, precision, profile, seed, protocol, status.
 
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS, holm, paired_wilcoxon
-from .rows import protocol_key
+from . import uncertainty
+from .metrics import METRICS, holm
+from .rows import protocol_key, row_units
 
 def ranked_titles() -> dict[str, str]:
     """The ranked quality columns, from the metric registry as it is now."""
@@ -50,6 +51,7 @@ class Group:
     quality: Table
     cost: Table
     provenance: Table
+    caveats: list[str] = field(default_factory=list)   # said in the group's header
 
     @property
     def title(self) -> str:
@@ -64,30 +66,57 @@ class Group:
 # quality
 # -------------------------------------------------------------------------------------------
 def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
-    """One row per run: mean/std/n/CI from summary.json, rank and paired test vs the best."""
+    """One row per leaderboard row: the cell's numbers (rows.py, from per-image values), its
+    rank, and its comparison with the best row (uncertainty.compare: runs and volumes)."""
     rows = []
     for rec in recs:
         s = rec["summary"].get(metric) or {}
         ci = s.get("ci95") or [None, None]
         rows.append({"label": rec["manifest"]["label"], "metric": metric, "mean": s.get("mean"),
                      "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1],
-                     "n_seeds": s.get("n_seeds", 1), "spread": s.get("spread", "images")})
+                     "n_seeds": s.get("n_seeds", 1), "n_volumes": s.get("n_volumes"),
+                     "spread": s.get("spread", "images"), "ci_covers": s.get("ci_covers", "")})
     df = pd.DataFrame(rows)
     df["mean"] = pd.to_numeric(df["mean"])
+    df["_comparison"] = pd.Series([None] * len(df), dtype=object)
     higher = METRICS[metric].direction == "higher"
     df["rank"] = df["mean"].rank(ascending=not higher, method="min")
-    df["p_vs_best"], df["best"] = np.nan, False
+    df["best"] = False
+    for col in ("p_raw_vs_best", "effect_vs_best", "p_better_than_best"):
+        df[col] = np.nan
+    df["verdict_vs_best"] = df["detail_vs_best"] = ""
     if df["mean"].notna().any():
         best_i = int(df["mean"].idxmax() if higher else df["mean"].idxmin())
         df.loc[df["mean"] == df.loc[best_i, "mean"], "best"] = True
-        ref = recs[best_i]["metrics"]
+        ref = row_units(recs[best_i], metric)
         for i, rec in enumerate(recs):
-            if i != best_i and pd.notna(df.loc[i, "mean"]) and ref is not None and rec["metrics"] is not None:
-                df.loc[i, "p_vs_best"] = paired_wilcoxon(ref.get(metric), rec["metrics"].get(metric))
-        # one test per method against the best: Holm's correction for their number
-        df["p_raw_vs_best"] = df["p_vs_best"]
-        df["p_vs_best"] = holm(df["p_vs_best"].tolist())
+            u = row_units(rec, metric)
+            if i == best_i or pd.isna(df.loc[i, "mean"]) or ref is None or u is None:
+                continue
+            c = uncertainty.compare(ref, u, higher, ("the best row", rec["manifest"]["label"]))
+            df.loc[i, ["p_raw_vs_best", "effect_vs_best", "p_better_than_best"]] = [
+                np.nan if c.p is None else c.p, -c.effect, np.nan if c.p_better is None else 1 - c.p_better]
+            df.at[i, "_comparison"] = c
     return df
+
+
+def _adjust_group(stats: dict[str, pd.DataFrame]) -> None:
+    """Holm over every test of the group (each row against the best, on each ranked metric),
+    then each test's verdict: worse (†), no detectable difference, or untestable."""
+    tests = [(m, i) for m, df in stats.items() for i in df.index
+             if isinstance(df.at[i, "_comparison"], uncertainty.Comparison)]
+    adjusted = holm([stats[m].at[i, "p_raw_vs_best"] for m, i in tests])
+    for df in stats.values():
+        df["p_vs_best"] = np.nan
+    for (m, i), p in zip(tests, adjusted):
+        df, c = stats[m], stats[m].at[i, "_comparison"]
+        word = uncertainty.verdict(c, None if pd.isna(p) else p)
+        df.at[i, "p_vs_best"] = p
+        df.at[i, "verdict_vs_best"] = {"holds": "worse than the best", "reversed": "better than the best"
+                                       }.get(word, word)
+        df.at[i, "detail_vs_best"] = uncertainty.detail(c, word, METRICS[m].digits)
+    for metric, df in stats.items():
+        stats[metric] = df.drop(columns="_comparison")
 
 
 def _cell(row, digits: int) -> str:
@@ -97,7 +126,7 @@ def _cell(row, digits: int) -> str:
     if pd.notna(row["ci_low"]):
         text += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
     text += f" #{int(row['rank'])}"
-    if pd.notna(row["p_vs_best"]) and row["p_vs_best"] < SIGNIFICANCE:
+    if row.get("verdict_vs_best") == "worse than the best":
         text += f" {WORSE_MARK}"
     return text
 
@@ -134,6 +163,7 @@ def _other_sets(summary: dict) -> str:
 def quality_table(recs: list[dict]) -> Table:
     titles = ranked_titles()
     stats = {m: _metric_stats(recs, m) for m in titles}
+    _adjust_group(stats)
     cells, best = [], []
     for i, rec in enumerate(recs):
         s = rec["summary"]
@@ -146,6 +176,7 @@ def quality_table(recs: list[dict]) -> Table:
             row["LPIPS"] = s["lpips_note"]
         row["n"] = int(stats["psnr"].iloc[i]["n"])
         row["Seeds"] = int(stats["psnr"].iloc[i]["n_seeds"])
+        row["CI covers"] = stats["psnr"].iloc[i]["ci_covers"] or "-"
         trend = s.get("training")
         row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
                                         f"{trend['total_g_last_epoch']:.3f}") if trend else "-"
@@ -214,15 +245,61 @@ def _member_runs(rec: dict):
             yield old, f"superseded by {run['dir'].name}"
 
 
+def _code(rec: dict) -> str:
+    """The code a run was made by: its commit and its plugins' versions."""
+    m, p = rec["manifest"], rec["manifest"].get("provenance", {})
+    commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
+    plugins = ", ".join(f"{v.get('name')} {v.get('version')}" for v in (m.get("plugins") or {}).values())
+    return f"{commit} ({plugins})" if plugins else commit
+
+
+def _table_code(recs: list[dict]) -> str:
+    """The code most of a table's counted runs were made by (ties: the newest run's)."""
+    counted = [run for row in recs for run in row.get("seed_runs", [row])]
+    codes = [_code(r) for r in sorted(counted, key=lambda r: r["dir"].name, reverse=True)]
+    return max(dict.fromkeys(codes), key=codes.count) if codes else ""
+
+
 def provenance_table(recs: list[dict]) -> Table:
-    rows = []
+    rows, main = [], _table_code(recs)
     for row in recs:
         for rec, status in _member_runs(row):
             m, p = rec["manifest"], rec["manifest"].get("provenance", {})
             commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
-            rows.append(_provenance_row(row["manifest"]["label"], rec, m, p, commit, status))
+            line = _provenance_row(row["manifest"]["label"], rec, m, p, commit, status)
+            line["Same code as the table"] = "yes" if _code(rec) == main else f"no: {_code(rec)}"
+            rows.append(line)
     cells = pd.DataFrame(rows)
     return Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), cells)
+
+
+def caveats(recs: list[dict]) -> list[str]:
+    """What a reader must know before trusting a table: how many volumes (patients) its
+    statistics rest on, and whether its counted runs come from different code."""
+    volumes = set()
+    for row in recs:
+        for run in row.get("seed_runs", [row]):
+            df = run.get("per_image")
+            if df is not None:
+                part = df[df["group"].fillna("") == ""]
+                volumes |= set(part["volume"].fillna(uncertainty.UNNAMED).astype(str))
+    out = []
+    if volumes:
+        names = ("images name no volume: counted as one" if volumes == {uncertainty.UNNAMED}
+                 else ", ".join(sorted(volumes)))
+        out.append(f"Evaluation: {len(volumes)} volume{'s' if len(volumes) > 1 else ''} "
+                   f"({names})."
+                   + (" With 1 volume (1 patient), intervals and tests cover training runs on "
+                      "this volume only: no verdict here generalises across patients."
+                      if len(volumes) == 1 else ""))
+    counted = {_code(run) for row in recs for run in row.get("seed_runs", [row])}
+    if len(counted) > 1:
+        main = _table_code(recs)
+        odd = sorted({row["manifest"]["label"] for row in recs
+                      for run in row.get("seed_runs", [row]) if _code(run) != main})
+        out.append(f"MIXED CODE: the runs come from {len(counted)} commits or plugin versions; "
+                   f"rows with runs not made by {main}: {', '.join(odd)} (see Provenance).")
+    return out
 
 
 def _provenance_row(label, rec, m, p, commit, status) -> dict:
@@ -244,7 +321,7 @@ def groups(recs: list[dict]) -> list[Group]:
         protocol = members[0]["manifest"].get("protocol", {})
         out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
                          members, quality_table(members), cost_table(members),
-                         provenance_table(members)))
+                         provenance_table(members), caveats(members)))
     return out
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from scipy.stats import wilcoxon
 
 from benchsr import metrics, publish, tables
 
@@ -44,7 +43,10 @@ def test_quality_statistics_ranks_and_best(smoke_out):
     psnr = stats[stats["metric"] == "psnr"].set_index("label")
     best = psnr["mean"].idxmax()
     assert psnr.loc[best, "rank"] == 1 and psnr.loc[best, "best"]
-    assert psnr["rank"].max() == len(psnr) and psnr["p_vs_best"].drop(best).notna().all()
+    assert psnr["rank"].max() == len(psnr)
+    # one seed per trained method and one patient: no comparison with the best can be tested
+    assert psnr["verdict_vs_best"].drop(best).eq("untestable").all()
+    assert psnr["p_vs_best"].drop(best).isna().all()
     # mean and n agree with the run's own per-image values
     run = next((smoke_out / "runs" / "lung-ct" / best).iterdir())
     per_image = pd.read_csv(run / "metrics.csv")["psnr"]
@@ -68,15 +70,6 @@ def test_comparison_grid_and_loss_plots(smoke_out):
     assert img.shape[1] > 3 * img.shape[0] and img.std() > 10     # a wide, non-blank strip
     for label in TRAINED:
         assert (next((smoke_out / "runs" / "lung-ct" / label).iterdir()) / "losses.png").is_file()
-
-
-def test_paired_wilcoxon_pairs_by_image_name():
-    rng = np.random.default_rng(0)
-    a = pd.Series(rng.normal(30, 1, 12), index=[f"s{i}" for i in range(12)])
-    b = (a - rng.uniform(0.1, 0.5, 12)).sample(frac=1, random_state=1)   # shuffled order
-    assert metrics.paired_wilcoxon(a, b) == pytest.approx(wilcoxon(a - b.reindex(a.index)).pvalue)
-    assert metrics.paired_wilcoxon(a, a) == 1.0
-    assert metrics.paired_wilcoxon(a.iloc[:1], b) is None
 
 
 def test_protocols_are_never_mixed_and_running_runs_are_not_shown(smoke_out, tmp_path):

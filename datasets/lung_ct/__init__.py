@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
-from benchsr.embedded import CREDIT, DISTRIBUTION, chest_ct_folder
+from benchsr.embedded import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
 from benchsr.volumes import body_mask, degrade, read_volume, window
 
 class LungCT(Dataset):
@@ -50,8 +50,10 @@ class LungCT(Dataset):
         )
         hr_stack = SliceStack(images=norm[list(hr_z)], sources=[src(z) for z in hr_z],
                               mask=body[list(hr_z)])
+        # every evaluation slice names its patient: statistics resample patients, not slices
+        patient = PATIENT if self.data_dir is None else folder.name
         evals = [EvalImage(name=f"slice{z:02d}", lr=degrade(norm[z], k, deg), hr=norm[z],
-                           source=src(z)) for z in ev_z]
+                           source=src(z), volume=patient) for z in ev_z]
         return PreparedData(
             scale=k, train_lr=lr_stack, train_hr=hr_stack, eval_images=evals,
             protocol={"window_hu": [lo, hi], "range": [0, 1], "degradation": deg, "scale": k,

@@ -18,6 +18,7 @@ class Bicubic(Method):
     description = "MATLAB-style bicubic interpolation (basicsr imresize); no training"
     paper = "Keys 1981; MATLAB imresize"
     data = "none"
+    deterministic = True
     scales = (2, 3, 4, 8, 16)
 
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
@@ -31,6 +32,7 @@ class Nearest(Method):
     description = "Nearest-neighbour upsampling; no training"
     paper = "-"
     data = "none"
+    deterministic = True
     scales = (2, 3, 4, 8, 16)
 
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
