@@ -87,7 +87,7 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
                     "Evaluation set": group or "primary",
                     "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
                     "Ours": f"{describe(ua, m.digits)} vs {describe(ub, m.digits)}",
-                    "Effect (A − B) [95 % CI]": "n/a" if c is None else
+                    "Effect (A − B) [95 % CI, before Holm]": "n/a" if c is None else
                     f"{c.effect:+.{m.digits}f}{_interval(c.ci95, m.digits)}",
                     "P(A better) [95 % CI]": "n/a" if c is None or c.p_better is None else
                     f"{c.p_better:.2f}{_interval(c.p_better_ci95, 2)}",

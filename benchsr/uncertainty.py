@@ -306,11 +306,15 @@ def detail(c: Comparison, verdict_word: str, digits: int = 2) -> str:
     """The reason behind a verdict, in a few words: what was missing and what would be needed,
     or the smallest difference this design could detect (before Holm's correction)."""
     scope = " 1 volume: does not generalise across patients." if c.n_volumes == 1 else ""
+    have = max(c.runs)
     need = (f" Resolving {abs(c.effect):.{digits}f} (p < {ALPHA} before Holm, power {POWER}) "
-            f"needs {c.seeds_needed} seeds per trained method." if c.seeds_needed else "")
+            f"needs {c.seeds_needed} seeds per trained method." if c.seeds_needed and
+            not (c.seeds_needed.isdigit() and int(c.seeds_needed) <= have) else "")
     if verdict_word == "untestable":
         return f"{c.untestable}.{need}{scope}".strip()
     if verdict_word == "no detectable difference":
+        holm_only = (f" p = {c.p:.2g} before Holm's correction over the table's tests, "
+                     f"not after it." if c.p is not None and c.p < ALPHA else "")
         return (f"MDE {c.mde:.{digits}f} with {_runs_text(c)} on {c.n_volumes} volume"
-                f"{'s' if c.n_volumes > 1 else ''}.{need}{scope}").strip()
+                f"{'s' if c.n_volumes > 1 else ''}.{holm_only}{need}{scope}").strip()
     return scope.strip()
