@@ -224,7 +224,7 @@ def reproduce(
     frame = rep.compare(done)
     claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
     note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims,
-                          rep.caveats(done))
+                          rep.caveats(done), rep.clinical_frame(done))
     from .results import write_text
     path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
     write_text(path, md)

@@ -212,13 +212,15 @@ class EvalImage:
     """One evaluation pair: LR input, HR reference (None when the modality has no HR: then the
     LR-consistency PSNR between the LR and the k x k average-pooled SR is what gets measured).
     `group` names a secondary evaluation set ("" = the primary one the leaderboard ranks);
-    `volume` lets per-slice metrics be averaged per volume, then over volumes."""
+    `volume` lets per-slice metrics be averaged per volume, then over volumes. `mask`, the body
+    mask of the HR slice, gives the body-masked and lung measures (clinical.py)."""
     name: str
     lr: np.ndarray                # (h, w) in [0, 1]
     hr: np.ndarray | None         # (k*h, k*w) in [0, 1]
     source: str
     group: str = ""
     volume: str | None = None
+    mask: np.ndarray | None = None   # (k*h, k*w) bool: the body, where the HR has one
 
 
 @dataclass

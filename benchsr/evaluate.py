@@ -4,15 +4,18 @@ torchrun ranks with the rows gathered on rank 0."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from . import distributed, metrics
+from . import clinical, distributed, metrics
+from .clinical import Context
 from .guards import fault
 from .contracts import BenchError, EvalImage, Method
 from .tiling import plan_for, tiled_sr
+from .uncertainty import UNNAMED
 from .volumes import degrade
 
 
@@ -24,39 +27,47 @@ def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
     h, w = img.lr.shape
     y0, x0 = max(0, (h - lr_size) // 2), max(0, (w - lr_size) // 2)
     lr = img.lr[y0:y0 + lr_size, x0:x0 + lr_size]
-    hr = None if img.hr is None else img.hr[y0 * scale:(y0 + lr_size) * scale,
-                                            x0 * scale:(x0 + lr_size) * scale]
+    box = (slice(y0 * scale, (y0 + lr_size) * scale), slice(x0 * scale, (x0 + lr_size) * scale))
+    hr = None if img.hr is None else img.hr[box]
+    mask = None if img.mask is None else img.mask[box]
     return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]",
-                     img.group, img.volume)
+                     img.group, img.volume, mask)
 
 
-def score(sr: np.ndarray, img: EvalImage, border: int, lpips_metric) -> dict:
+def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None = None) -> dict:
     """Per-image metrics of the registry on [0, 1] data (data range 1), `border` pixels cropped
-    on every side. An image without a reference gets the metrics that need none: its LR
-    against the k x k average-pooled SR."""
+    on every side (the body mask too). An image without a reference gets the metrics that need
+    none: its LR against the k x k average-pooled SR. `measures` holds the LPIPS model and the
+    HR domain's window and units (clinical.Context)."""
+    measures = measures or Context()
     row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
     if img.hr is None:
         ref, test = img.lr, degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
     else:
         ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
+        mask = None if img.mask is None else metrics.crop_border(img.mask, border)
+        measures = dataclasses.replace(measures, mask=mask, cache={})
     for m in metrics.METRICS.values():
-        if m.needs_hr == (img.hr is not None):
-            row[m.name] = m.fn(ref, test, lpips_metric)
+        if m.needs_hr == (img.hr is not None) and not m.per_volume:
+            row[m.name] = m.fn(ref, test, measures)
     return row
 
 
 def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.device,
-             lpips_metric=None, on_image=None, stage=None):
+             measures: Context | None = None, on_image=None, stage=None, stacks=None):
     """Scores every image given; returns per-image rows, the SR arrays of the first few images,
-    and ms per image. `stage(name)` (runner.Stage) names the image a failure happened on."""
+    and ms per image. `stage(name)` (runner.Stage) names the image a failure happened on.
+    `stacks` (a dict), if given, collects each volume's cropped HR and SR slices of the primary
+    set, in order, for the per-volume measures."""
     ev, k = cfg["eval"], method.ctx.scale
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
     method.train(False)
     rows, kept, times, plans = [], [], [], {}
     for i, img in enumerate(images):
+        img = centre_crop(img, int(ev["crop"]), k)
         with stage(f"evaluation of image {i + 1} ({img.name})") if stage else contextlib.nullcontext():
-            rows.append(_score_one(method, centre_crop(img, int(ev["crop"]), k), ev, border,
-                                   device, lpips_metric, times, kept, plans))
+            rows.append(_score_one(method, img, ev, border, device, measures, times, kept, plans,
+                                   stacks))
         if on_image:
             on_image(i)
     method.train(True)
@@ -75,7 +86,7 @@ def _tile_plan(method: Method, ev: dict, lr: torch.Tensor, device: torch.device,
     return plans[key]
 
 
-def _score_one(method, img, ev, border, device, lpips_metric, times, kept, plans) -> dict:
+def _score_one(method, img, ev, border, device, measures, times, kept, plans, stacks) -> dict:
     """One image: tiled SR (timed), sample kept, metrics."""
     k = method.ctx.scale
     lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
@@ -91,7 +102,11 @@ def _score_one(method, img, ev, border, device, lpips_metric, times, kept, plans
     check_not_flat(sr_np, img)
     if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
         kept.append((img, sr_np))
-    return score(sr_np, img, border, lpips_metric) | {"ms": times[-1] * 1e3}
+    if stacks is not None and img.hr is not None and img.group == "":
+        refs, tests = stacks.setdefault(img.volume or UNNAMED, ([], []))
+        refs.append(metrics.crop_border(img.hr, border))
+        tests.append(metrics.crop_border(sr_np, border))
+    return score(sr_np, img, border, measures) | {"ms": times[-1] * 1e3}
 
 
 def check_not_flat(sr: np.ndarray, img: EvalImage) -> None:
@@ -121,22 +136,30 @@ def check_finite_metrics(rows: list[dict]) -> None:
                                  f"identical to its reference, or a broken window?)")
 
 
-def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, lpips_metric,
+def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, measures: Context,
                  stage, tick=lambda: None):
     """Each rank scores every size-th image; rank 0 gets all rows, in order. Returns (rows,
-    kept samples, ms per image); raises when there is no row or a metric is not finite."""
+    kept samples, ms per image, per-volume rows); raises when there is no row or a metric is
+    not finite. Per-volume measures need a volume's slices in one process: under torchrun
+    they are not computed, and the run says so."""
     world = distributed.world()
     mine = list(range(len(images)))[world.rank::world.size]
 
     def on_image(i: int) -> None:
         fault("eval", i)
         tick()
-    rows, kept, ms = evaluate(method, [images[i] for i in mine], cfg, device, lpips_metric,
-                              on_image=on_image, stage=stage)
+    stacks = {} if world.size == 1 else None
+    if stacks is None:
+        method.ctx.notes.append("per-volume measures n/a: under torchrun a volume's slices are "
+                                "split across ranks")
+    rows, kept, ms = evaluate(method, [images[i] for i in mine], cfg, device, measures,
+                              on_image=on_image, stage=stage, stacks=stacks)
     rows = [row for _, row in sorted(distributed.gather(list(zip(mine, rows))), key=lambda p: p[0])]
     if not rows:
         raise BenchError("the dataset produced no evaluation images")
     for row in rows:
         row.setdefault("lpips", None)
     check_finite_metrics(rows)
-    return rows, kept, ms
+    volume_rows = clinical.per_volume(stacks) if stacks else []
+    check_finite_metrics(volume_rows)
+    return rows, kept, ms, volume_rows

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import clinical
+
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
     # built once per (size, sigma, device, dtype): SSIM is called every training step
@@ -122,6 +124,32 @@ class LPIPSMetric:
         return float(self.model(to(ref), to(test)).item())
 
 
+def psnr_in_mask(ref, test, ctx: clinical.Context) -> float | None:
+    """PSNR (data range 1) over the body mask's pixels only."""
+    if ctx.mask is None or not ctx.mask.any():
+        return None
+    return psnr(np.asarray(ref)[ctx.mask], np.asarray(test)[ctx.mask], 1.0)
+
+
+def ssim_map_once(ref, test, ctx: clinical.Context | None) -> np.ndarray:
+    """The windowed SSIM map (valid windows, data range 1) of one image pair, computed once per
+    image and shared by the whole-slice and the body-masked SSIM (a 512² map costs ~0.6 s)."""
+    cache = {} if ctx is None else ctx.cache
+    if "ssim_map" not in cache:
+        cache["ssim_map"] = ssim_map(_as_tensor(ref), _as_tensor(test), 1.0)[0, 0].numpy()
+    return cache["ssim_map"]
+
+
+def ssim_in_mask(ref, test, ctx: clinical.Context) -> float | None:
+    """The windowed SSIM map (valid windows) averaged over the windows centred in the mask."""
+    if ctx.mask is None or not ctx.mask.any():
+        return None
+    smap = ssim_map_once(ref, test, ctx)
+    r = (ctx.mask.shape[0] - smap.shape[0]) // 2
+    inside = ctx.mask[r:r + smap.shape[0], r:r + smap.shape[1]]
+    return float(smap[inside].mean()) if inside.any() else None
+
+
 def rmse(ref: np.ndarray, test: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(ref, np.float64) - np.asarray(test, np.float64)) ** 2)))
 
@@ -189,22 +217,48 @@ class Metric:
     short: str                  # in the "other evaluation sets" column
     direction: str              # "higher" | "lower" is better
     digits: int
-    fn: Callable                # (reference, test, lpips model or None) -> float | None
+    fn: Callable                # (reference, test, clinical.Context) -> float | None
     needs_hr: bool = True       # False: measured on LR-only images (test = the pooled SR)
     ranked: bool = True         # a ranked quality column
     other_sets: bool = False    # shown for secondary evaluation sets
+    table: str = "paper"        # "paper": the paper's table; "clinical": the second table
+    unit: str = ""              # "" = unitless or dB in the title; "hr" = the HR domain's units
+    per_volume: bool = False    # scored once per volume on its stacked slices (clinical.py)
+
+
+def _tissue(kind: str, tissue: str) -> Metric:
+    fn = clinical.mae_units if kind == "mae" else clinical.rmse_units
+    return Metric(f"{kind}_hu_{tissue}", f"{kind.upper()} {tissue} (HU)", f"{kind.upper()} {tissue}",
+                  "lower", 1, lambda r, t, c: fn(r, t, c, tissue), table="clinical", unit="hr")
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("psnr", "PSNR (dB)", "PSNR", "higher", 2, lambda r, t, _: psnr(r, t, 1.0),
            other_sets=True),
-    Metric("ssim", "SSIM", "SSIM", "higher", 3, lambda r, t, _: ssim_windowed(r, t, 1.0),
-           other_sets=True),
+    Metric("ssim", "SSIM", "SSIM", "higher", 3,
+           lambda r, t, c: float(ssim_map_once(r, t, c).mean()), other_sets=True),
     Metric("ssim_global", "SSIM global (paper)", "global SSIM", "higher", 3,
            lambda r, t, _: ssim_global(r, t)),
-    Metric("lpips", "LPIPS", "LPIPS", "lower", 3, lambda r, t, lp: lp(r, t) if lp else None),
+    Metric("lpips", "LPIPS", "LPIPS", "lower", 3,
+           lambda r, t, c: c.lpips(r, t) if c.lpips else None),
     # SR-CycleGAN's own training term, so a check beside the table, never a ranked score
     Metric("lr_consistency_rmse", "LR-consistency RMSE", "LR-consistency RMSE (a check, not ranked)",
            "lower", 4, lambda lr, pooled, _: rmse(lr, pooled), needs_hr=False, ranked=False,
            other_sets=True),
+    # the clinical table: the HR domain's units (HU, or µCT scanner units), inside the window
+    Metric("mae_hu", "MAE (HU)", "MAE", "lower", 1, clinical.mae_units, table="clinical",
+           unit="hr", other_sets=True),
+    Metric("rmse_hu", "RMSE (HU)", "RMSE", "lower", 1, clinical.rmse_units, table="clinical",
+           unit="hr"),
+    *[_tissue(kind, tissue) for kind in ("mae", "rmse") for tissue in clinical.TISSUES_HU],
+    Metric("psnr_body", "PSNR body (dB)", "PSNR body", "higher", 2, psnr_in_mask,
+           table="clinical"),
+    Metric("ssim_body", "SSIM body", "SSIM body", "higher", 3, ssim_in_mask,
+           table="clinical"),
+    Metric("lung_dice", "Lung Dice", "lung Dice", "higher", 3, clinical.lung_dice,
+           table="clinical"),
+    Metric("psnr_3d", "PSNR 3D per volume (dB)", "PSNR 3D", "higher", 2, None, table="clinical",
+           per_volume=True),
+    Metric("ssim_3d", "SSIM 3D per volume", "SSIM 3D", "higher", 3, None, table="clinical",
+           per_volume=True),
 )}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures
+from .clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
 from .curves import TREND_RULE, stops_frame
 from .results import write_text
 from .rows import load_runs
@@ -80,14 +81,36 @@ def _grid(group: Group, folder: Path) -> Path | None:
     return png if figures.dataset_grid(runs, png, group.title) else None
 
 
+def _tables(group: Group) -> list[tuple[str, Table]]:
+    return [("quality", group.quality), *([("clinical", group.clinical)] if group.clinical else []),
+            ("cost", group.cost)]
+
+
+def clinical_legend(group: Group) -> str:
+    """What the clinical table measures, and what it could not here."""
+    units = group.protocol.get("hr_units", "HU")
+    text = (f"Errors are in {units}, in the HR domain's window (values outside it are clipped "
+            f"before scoring, as the method sees them). Tissue classes of the HR image: "
+            + ", ".join(f"{k} [{lo:g}, {hi:g}) HU" for k, (lo, hi) in TISSUES_HU.items())
+            + f" (a class with under {MIN_TISSUE_PIXELS} pixels in a slice is not scored). "
+            f"Body-masked PSNR/SSIM use the dataset's body mask; {LUNG_MASK_RULE}; the per-volume "
+            f"scores stack each volume's evaluation slices (3D SSIM: MONAI, Gaussian sigma 1.5).")
+    if group.clinical_absent:
+        text += " Not computed here: " + ", ".join(group.clinical_absent) + (
+            " (no HU classes in these units, no body mask, or too few slices per volume).")
+    return text
+
+
 def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
-    for kind, table in (("quality", group.quality), ("cost", group.cost),
-                        ("provenance", group.provenance)):
+    for kind, table in (*_tables(group), ("provenance", group.provenance)):
         write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
     write_text(folder / f"{group.stem}-stats.csv", group.quality.numbers.to_csv(index=False))
+    if group.clinical:
+        write_text(folder / f"{group.stem}-clinical-stats.csv",
+                   group.clinical.numbers.to_csv(index=False))
     if not stops.empty:
         write_text(folder / f"{group.stem}-curves.csv", stops.to_csv(index=False))
-    for kind, table in (("quality", group.quality), ("cost", group.cost)):
+    for kind, table in _tables(group):
         write_text(folder / f"{group.stem}-{kind}.tex",
                    latex(table, f"{group.title}: {kind} (protocol {group.key})"))
 
@@ -133,6 +156,10 @@ def _html_section(group: Group, grid: Path | None, curves: Path | None,
         parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
                      "come from a simulated specimen, not from a scanner.</p>")
     parts += ["<h3>Quality</h3>", html_table(group.quality)]
+    if group.clinical:
+        parts += ["<h3>Clinical measures</h3>",
+                  f'<p class="note">{html.escape(clinical_legend(group))}</p>',
+                  html_table(group.clinical)]
     if grid is not None:
         parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
     if curves is not None:
@@ -168,6 +195,9 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
                "Protocol: " + _protocol_line(group), "",
                *[f"**{line}**" for line in group.caveats], "", "### Quality", "",
                markdown(group.quality), ""]
+        if group.clinical:
+            md += ["### Clinical measures", "", clinical_legend(group), "",
+                   markdown(group.clinical), ""]
         for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
             if pic is not None:
                 md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
@@ -191,7 +221,7 @@ def rich_tables(found: list[Group]) -> list:
     from rich.table import Table as RichTable
     out = []
     for group in found:
-        for kind, table in (("quality", group.quality), ("cost", group.cost)):
+        for kind, table in _tables(group):
             t = RichTable(title=f"{group.title}: {kind}")
             for col in table.cells.columns:
                 t.add_column(str(col), overflow="fold")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from . import cost, figures, metrics, results
+from . import clinical, cost, figures, metrics, results
 from .uncertainty import UNNAMED
 
 
@@ -76,11 +76,17 @@ def loss_trend(run_dir: Path) -> dict | None:
 
 
 def write_results(run_dir: Path, rows: list[dict], kept, cfg: dict, manifest: dict,
-                  scale: int, lpips_note: str | None) -> None:
-    """metrics.csv, summary.json, losses.png and the samples."""
+                  scale: int, lpips_note: str | None, volume_rows: list[dict] = ()) -> None:
+    """metrics.csv, volumes.csv (the per-volume measures), summary.json, losses.png, samples."""
     df = pd.DataFrame(rows)
     results.write_text(run_dir / "metrics.csv", df.to_csv(index=False))
     summary = summarise(df, cfg["seed"])
+    if volume_rows:
+        volumes = pd.DataFrame(volume_rows)
+        results.write_text(run_dir / "volumes.csv", volumes.to_csv(index=False))
+        for name in clinical.VOLUME_MEASURES:   # the mean over volumes; the CI over volumes
+            summary[name] = metrics.bootstrap_summary(volumes[name].tolist(), cfg["seed"],
+                                                      volumes["volume"].tolist())
     summary["lpips_note"] = lpips_note
     summary["training"] = loss_trend(run_dir)
     if (run_dir / "losses.csv").is_file():

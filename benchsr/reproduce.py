@@ -110,9 +110,26 @@ def caveats(rows: list[tuple[dict, list[Path]]]) -> list[str]:
     return table_caveats([as_row(records(runs), row["name"]) for row, runs in rows])
 
 
+def clinical_frame(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
+    """Our clinical measures (clinical.py) for each row, where its runs have them: the paper
+    reports none, so they sit in a table of their own."""
+    lines = []
+    for row, runs in rows:
+        summaries = [results.read_json(r / "summary.json") for r in runs]
+        line = {"Row": row["name"]}
+        for name, m in METRICS.items():
+            if m.table == "clinical" and any((s.get(name) or {}).get("mean") is not None
+                                             for s in summaries):
+                line[m.title] = _ours(summaries, name, m.digits)
+        lines.append(line)
+    frame = pd.DataFrame(lines)
+    return frame if frame.shape[1] > 1 else pd.DataFrame()
+
+
 def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list[str],
            missing: list[str], dataset: str | None = None, seeds: list | None = None,
-           claims: pd.DataFrame | None = None, warnings: list[str] = ()) -> tuple[str, str]:
+           claims: pd.DataFrame | None = None, warnings: list[str] = (),
+           clinical: pd.DataFrame | None = None) -> tuple[str, str]:
     """(one-line caption, Markdown file) of a reproduced table, with the command that made it."""
     elsewhere = dataset and dataset != spec["dataset"]
     note = (f"{spec['title']}" + (f", run on {dataset} instead of {spec['dataset']}, at "
@@ -129,6 +146,11 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
           + f"{frame.to_markdown(index=False, disable_numparse=True)}\n")
     if missing:
         md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    if clinical is not None and not clinical.empty:
+        md += ("\n## Clinical measures (ours; the paper reports none)\n\nHR-domain errors in the "
+               "window, per tissue class, body-masked, lung Dice and per volume, as on the "
+               "leaderboard (mean ± sd over seeds).\n\n"
+               + clinical.fillna("–").to_markdown(index=False, disable_numparse=True) + "\n")
     if claims is not None and not claims.empty:
         md += ("\n## Claims\n\nEach ordering the paper states, tested here with training runs "
                "(seeds) and volumes (patients) as the units, never slices: ours is the mean ± "

@@ -197,7 +197,7 @@ def read_run(run_dir: Path) -> dict | None:
     if manifest.get("status") not in ("complete", "failed"):
         return None   # still running (or killed mid-run): not a result yet
     rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None,
-           "per_image": None}
+           "per_image": None, "per_volume": None}
     for name in ("summary", "cost"):
         try:
             rec[name] = read_json(run_dir / f"{name}.json")
@@ -212,6 +212,9 @@ def read_run(run_dir: Path) -> dict | None:
         rec["per_image"] = df                  # every evaluation set: the tables' statistics
         rec["all_metrics"] = df[df["group"].fillna("") == ""]
         rec["metrics"] = rec["all_metrics"].set_index("image")
+        if (run_dir / "volumes.csv").is_file():   # per-volume measures (clinical.py)
+            rec["per_volume"] = pd.read_csv(run_dir / "volumes.csv", dtype={
+                "image": "string", "volume": "string", "group": "string"})
     return rec
 
 

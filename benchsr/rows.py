@@ -59,8 +59,9 @@ def row_units(row: dict, metric: str, group: str = "") -> uncertainty.Units | No
     """The runs x volumes matrix of one row's metric on one evaluation set ("" = primary),
     from the per-image values of its complete runs."""
     frames = []
+    key = "per_volume" if METRICS[metric].per_volume else "per_image"   # volumes.csv / metrics.csv
     for run in row.get("seed_runs", [row]):
-        df = run.get("per_image")
+        df = run.get(key)
         if df is not None and metric in df:
             frames.append(df[df["group"].fillna("") == group])
     return uncertainty.units(frames, metric, trained(row)) if frames else None

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cost, distributed, fastpaths, metrics, reporting, results, weights
+from . import clinical, cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device, resolve_precision
 from .evaluate import choose_images, evaluate, evaluate_run
@@ -114,7 +114,9 @@ class Runner:
         return {"label": label, "method": cfg["method"], "preset": cfg["preset"],
                 "variant": cfg["variant"], "dataset": cfg["dataset"], "profile": cfg["profile"],
                 "seed": cfg["seed"], "scale": self.data.scale, "precision": cfg["precision"],
-                "status": "running", "started": results.now(), "protocol": self.data.protocol,
+                "status": "running", "started": results.now(),
+                # the clinical measures' classes are part of what the numbers mean
+                "protocol": {**self.data.protocol, **clinical.protocol_entries(self.data.protocol)},
                 "simulated": self.data.simulated, "data_metadata": self.data.metadata,
                 "notes": [], "provenance": results.provenance(device, self.packages),
                 "resumed_from_epoch": None, "last_checkpoint": None,
@@ -150,10 +152,15 @@ class Runner:
                              self._validator(method, cfg, device))
         lp, lpips_note = self._lpips_for(cfg, device, manifest["notes"])
         images = choose_images(self.data, cfg)
+        protocol = self.data.protocol
+        measures = clinical.Context(lpips=lp, hr_window=protocol.get("hr_window"),
+                                    hr_units=protocol.get("hr_units", "HU"))
         with stage("evaluation"), self._bar(f"eval  {manifest['label']}", len(images)) as bar:
-            rows, kept, ms = evaluate_run(method, images, cfg, device, lp, stage, bar)
+            rows, kept, ms, volume_rows = evaluate_run(method, images, cfg, device, measures,
+                                                       stage, bar)
         with stage("reporting"):
-            reporting.write_results(run_dir, rows, kept, cfg, manifest, self.data.scale, lpips_note)
+            reporting.write_results(run_dir, rows, kept, cfg, manifest, self.data.scale, lpips_note,
+                                    volume_rows)
             log.samples(kept, self._steps(cfg))
             log.info("evaluated " + ", ".join(
                 f"{m} {np.nanmean([r[m] for r in rows if r.get(m) is not None]):.4g}"

@@ -24,9 +24,11 @@ from . import uncertainty
 from .metrics import METRICS, holm
 from .rows import protocol_key, row_units
 
-def ranked_titles() -> dict[str, str]:
-    """The ranked quality columns, from the metric registry as it is now."""
-    return {name: m.title for name, m in METRICS.items() if m.ranked}
+def ranked_titles(table: str = "paper", units: str = "HU") -> dict[str, str]:
+    """The ranked columns of one table ("paper" or "clinical"), from the metric registry as it
+    is now; errors in the HR domain's units name them (HU, or µCT scanner units)."""
+    return {name: (m.title.replace("(HU)", f"({units})") if m.unit == "hr" else m.title)
+            for name, m in METRICS.items() if m.ranked and m.table == table}
 
 
 SIGNIFICANCE = 0.05
@@ -52,6 +54,8 @@ class Group:
     cost: Table
     provenance: Table
     caveats: list[str] = field(default_factory=list)   # said in the group's header
+    clinical: Table | None = None                      # the clinical measures' table
+    clinical_absent: list[str] = field(default_factory=list)   # measures no row has here
 
     @property
     def title(self) -> str:
@@ -160,10 +164,21 @@ def _other_sets(summary: dict) -> str:
     return "; ".join(parts)
 
 
+def _ranked_stats(recs: list[dict], titles: dict[str, str]) -> dict[str, pd.DataFrame]:
+    stats = {m: _metric_stats(recs, m) for m in titles}
+    _adjust_group(stats)        # Holm over this table's tests
+    return stats
+
+
+def _psnr_order(recs: list[dict]) -> pd.Index:
+    """Rows best first by the paper's PSNR: both quality tables list them in this order."""
+    means = pd.Series([(r["summary"].get("psnr") or {}).get("mean") for r in recs], dtype=float)
+    return means.fillna(-math.inf).sort_values(ascending=False, kind="stable").index
+
+
 def quality_table(recs: list[dict]) -> Table:
     titles = ranked_titles()
-    stats = {m: _metric_stats(recs, m) for m in titles}
-    _adjust_group(stats)
+    stats = _ranked_stats(recs, titles)
     cells, best = [], []
     for i, rec in enumerate(recs):
         s = rec["summary"]
@@ -188,10 +203,37 @@ def quality_table(recs: list[dict]) -> Table:
     best = pd.DataFrame(best).reindex(columns=cells.columns, fill_value=False)
     if not cells["Other evaluation sets"].any():
         cells, best = cells.drop(columns="Other evaluation sets"), best.drop(columns="Other evaluation sets")
-    order = stats["psnr"]["mean"].fillna(-math.inf).sort_values(ascending=False, kind="stable").index
+    order = _psnr_order(recs)
     numbers = pd.concat(stats.values(), ignore_index=True)
     return Table(cells.loc[order].reset_index(drop=True), best.loc[order].reset_index(drop=True),
                  numbers)
+
+
+def clinical_table(recs: list[dict], units: str) -> tuple[Table | None, list[str]]:
+    """The second quality table: the clinical measures (clinical.py) the group's runs have, in
+    the paper table's row order, and the names of those none of its rows could compute."""
+    titles = ranked_titles("clinical", units)
+    stats = {m: _metric_stats(recs, m) for m in titles}
+    absent = [titles[m] for m in titles if not stats[m]["mean"].notna().any()]
+    titles = {m: t for m, t in titles.items() if stats[m]["mean"].notna().any()}
+    if not titles:
+        return None, absent
+    stats = {m: stats[m] for m in titles}
+    _adjust_group(stats)
+    cells, best = [], []
+    for i, rec in enumerate(recs):
+        row, mark = {"Method": rec["manifest"]["label"], "Profile": rec["manifest"]["profile"]}, {}
+        for metric, title in titles.items():
+            row[title] = _cell(stats[metric].iloc[i], METRICS[metric].digits)
+            mark[title] = bool(stats[metric].iloc[i]["best"])
+        row["Seeds"] = int(stats[next(iter(titles))].iloc[i]["n_seeds"])
+        cells.append(row)
+        best.append(mark)
+    cells = pd.DataFrame(cells)
+    best = pd.DataFrame(best).reindex(columns=cells.columns, fill_value=False)
+    order = _psnr_order(recs)
+    return (Table(cells.loc[order].reset_index(drop=True), best.loc[order].reset_index(drop=True),
+                  pd.concat(stats.values(), ignore_index=True)), absent)
 
 
 # -------------------------------------------------------------------------------------------
@@ -319,9 +361,10 @@ def groups(recs: list[dict]) -> list[Group]:
     out = []
     for (dataset, key), members in sorted(by_key.items()):
         protocol = members[0]["manifest"].get("protocol", {})
+        clinical, absent = clinical_table(members, protocol.get("hr_units", "HU"))
         out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
                          members, quality_table(members), cost_table(members),
-                         provenance_table(members), caveats(members)))
+                         provenance_table(members), caveats(members), clinical, absent))
     return out
 
 

@@ -91,3 +91,46 @@ def covid_tree(tmp_path_factory):
     for i, name in enumerate(VALID):
         _write(_case(series, 40 + 12 * i), root / "Validation" / f"{name}_ct.nii.gz")
     return root
+
+
+_CLI_BATCH = r'''
+import json, os, sys, tempfile, traceback
+from benchsr import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+    with tempfile.TemporaryFile(mode="w+") as err:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(err.fileno(), 2)            # the real stderr, as a user's terminal gets it
+        code = 0
+        try:
+            sys.argv = ["benchsr", *argv]
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            code = "crashed"
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        err.seek(0)
+        results.append({"returncode": code, "stderr": err.read()})
+print(json.dumps(results))
+'''
+
+
+def cli_batch(cases: list[list[str]], env: dict | None = None, timeout: int = 600) -> list:
+    """Run `benchsr ARGS` for each case through the real entry point (cli.main: its exit code
+    and its stderr), all in one fresh process: the imports (torch, basicsr) are paid once
+    instead of once per case. Returns objects with .returncode and .stderr, in order."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+    out = subprocess.run([sys.executable, "-c", _CLI_BATCH, json.dumps(cases)], capture_output=True,
+                         text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [SimpleNamespace(**r) for r in json.loads(out.stdout.strip().splitlines()[-1])]

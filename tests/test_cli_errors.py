@@ -6,6 +6,8 @@ import pytest
 
 from benchsr.contracts import BenchError
 
+from conftest import cli_batch
+
 
 def _run(args, tmp_path, env_extra=None):
     import os
@@ -14,7 +16,7 @@ def _run(args, tmp_path, env_extra=None):
                           capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("args, message", [
+BAD_ARGS = [
     (["run", "--methods", "nope"], "unknown method 'nope'"),
     (["run", "--methods", "srcyclegan", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["run", "--methods", "srcyclegan:nope"], "unknown preset 'nope'"),
@@ -22,24 +24,23 @@ def _run(args, tmp_path, env_extra=None):
     (["run", "--methods", "bicubic", "--profile", "huge"], "unknown profile 'huge'"),
     (["run", "--methods", "bicubic", "--set", "train.epochz=3"], "unknown config key 'train.epochz'"),
     (["run", "--methods", "bicubic", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
-])
-def test_bad_input_is_one_line(args, message, tmp_path):
-    out = _run(args, tmp_path)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], out.stderr
-    assert "Traceback" not in out.stderr
-    assert not (tmp_path / "o").exists()   # nothing half-written
+    (["run", "--methods", "bicubic", "--data-dir", "{bad}"], "no DICOM series found"),
+]
 
 
-def test_corrupt_dicom_folder(tmp_path):
+def test_bad_input_is_one_line(tmp_path):
+    """Each case in the real entry point, one after another in one process (cli_batch)."""
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "1-01.dcm").write_bytes(b"not a dicom file" * 10)
-    out = _run(["run", "--methods", "bicubic", "--data-dir", str(bad)], tmp_path)
-    assert out.returncode == 2 and "no DICOM series found" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "o").exists()
+    (bad / "1-01.dcm").write_bytes(b"not a dicom file" * 10)      # a corrupt DICOM folder
+    cases = [[a.replace("{bad}", str(bad)) for a in args] + ["--out", str(tmp_path / f"o{i}")]
+             for i, (args, _) in enumerate(BAD_ARGS)]
+    for i, (out, (_, message)) in enumerate(zip(cli_batch(cases), BAD_ARGS)):
+        assert out.returncode == 2, (message, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], out.stderr
+        assert "Traceback" not in out.stderr
+        assert not (tmp_path / f"o{i}").exists()   # nothing half-written
 
 
 def test_lung_ct_without_its_package(tmp_path):

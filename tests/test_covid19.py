@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from benchsr import registry
 from benchsr.contracts import BenchError
 
-from conftest import smoke_config
+from conftest import cli_batch, smoke_config
 
 from conftest import TRAIN, VALID, _write  # noqa: F401 - the fixture tree lives in conftest
 
@@ -129,16 +129,22 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_volume_is_one_line_naming_the_file(case, covid_tree, tmp_path):
-    writer, message = BAD[case]
-    root, name = _bad_tree(tmp_path, covid_tree, writer)
-    out = _cli(["--methods", "bicubic", "--data-dir", str(root)], tmp_path)
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
-    assert name in lines[0] and message in lines[0], lines[0]
-    assert "Traceback" not in out.stderr
-    assert not (tmp_path / "o").exists()                        # nothing half-written
+def test_bad_volume_is_one_line_naming_the_file(covid_tree, tmp_path):
+    """Every case of BAD through the real entry point, in one process (cli_batch)."""
+    cases, expected = [], []
+    for i, case in enumerate(sorted(BAD)):
+        writer, message = BAD[case]
+        root, name = _bad_tree(tmp_path / f"c{i}", covid_tree, writer)
+        cases.append(["run", "--dataset", "covid19", "--profile", "smoke", "--methods", "bicubic",
+                      "--data-dir", str(root), "--out", str(tmp_path / f"o{i}")])
+        expected.append((case, name, message))
+    for i, (out, (case, name, message)) in enumerate(zip(cli_batch(cases, {"COLUMNS": "200"}),
+                                                         expected)):
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, (case, out.stderr[-1500:])
+        assert name in lines[0] and message in lines[0], (case, lines[0])
+        assert "Traceback" not in out.stderr
+        assert not (tmp_path / f"o{i}").exists()                    # nothing half-written
 
 
 @pytest.mark.parametrize("layout, message", [

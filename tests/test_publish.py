@@ -32,13 +32,14 @@ def test_html_page_in_headless_chromium(smoke_out):
     assert loaded, "the page's load handler did not run"
     ok, total = map(int, loaded.groups())
     assert ok == total >= 1 + len(TRAINED)     # the grid and one loss plot per trained method
-    assert dom.count("dataframe board") == 3    # quality, cost, provenance
+    assert dom.count("dataframe board") == 4    # quality, clinical measures, cost, provenance
     for label in TRAINED + ["bicubic", "nearest"]:
         assert f"<td>{label}</td>" in dom
 
 
 def test_quality_statistics_ranks_and_best(smoke_out):
-    (stats_csv,) = (smoke_out / "leaderboard").glob("*-stats.csv")
+    (stats_csv,) = [p for p in (smoke_out / "leaderboard").glob("*-stats.csv")
+                    if not p.name.endswith("-clinical-stats.csv")]
     stats = pd.read_csv(stats_csv)
     psnr = stats[stats["metric"] == "psnr"].set_index("label")
     best = psnr["mean"].idxmax()

@@ -77,9 +77,13 @@ def test_reproduce_runs_once_then_reuses(toy_plugin, tmp_path):
     assert sorted((out / "runs" / "lung-ct").glob("*/*")) == runs
     md = (out / "reproduce" / "tableX-smoke.md").read_text()
     assert "benchsr reproduce tableX --profile smoke" in md and "compare the ranking" in md
-    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    paper_table = md.split("## Clinical measures")[0]
+    lines = {line.split("|")[1].strip(): line for line in paper_table.splitlines()
+             if line.startswith("| ")}
     assert "20.00" in lines["nearest"] and "21.00" in lines["bilinear"]
     assert "blocky [mode=bilinear]" in lines["bilinear"]
+    # the clinical measures ride along, in a table of their own
+    assert "## Clinical measures" in md and "| MAE (HU)" in md and "MAE lung (HU)" in md
 
 
 def test_unknown_table_is_a_clear_error():

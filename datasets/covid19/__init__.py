@@ -117,7 +117,8 @@ class Covid19(Dataset):
             per = d["eval_slices_per_volume"]
             zs = range(len(hr)) if not per else np.linspace(0, len(hr) - 1, per).round().astype(int)
             evals += [EvalImage(f"{case_id(p)}_z{z:03d}", lr[z], hr[z], f"{p.name}#z{z}",
-                                volume=case_id(p)) for z in sorted(set(int(z) for z in zs))]
+                                volume=case_id(p), mask=vols[p]["body"][z])
+                      for z in sorted(set(int(z) for z in zs))]
         geometry = {case_id(p): {key: [float(v) for v in vols[p][key]]
                                  for key in ("spacing", "origin", "direction")} for p in val}
         return PreparedData(

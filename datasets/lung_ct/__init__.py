@@ -53,7 +53,7 @@ class LungCT(Dataset):
         # every evaluation slice names its patient: statistics resample patients, not slices
         patient = PATIENT if self.data_dir is None else folder.name
         evals = [EvalImage(name=f"slice{z:02d}", lr=degrade(norm[z], k, deg), hr=norm[z],
-                           source=src(z), volume=patient) for z in ev_z]
+                           source=src(z), volume=patient, mask=body[z]) for z in ev_z]
         return PreparedData(
             scale=k, train_lr=lr_stack, train_hr=hr_stack, eval_images=evals,
             protocol={"window_hu": [lo, hi], "range": [0, 1], "degradation": deg, "scale": k,
