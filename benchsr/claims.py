@@ -61,6 +61,12 @@ def describe(u: uncertainty.Units | None, digits: int) -> str:
     return f"{x.mean():.{digits}f} ± {np.std(x, ddof=1):.{digits}f} ({len(x)} seeds)"
 
 
+def _tagged(name: str, recs: dict) -> str:
+    """A row's name, with what the environment changed in its recipe (e.g. perceptual=off)."""
+    changes = {k: v for r in recs.get(name, []) for k, v in (r["manifest"].get("recipe_changes") or {}).items()}
+    return f"{name} [{', '.join(f'{k}={v}' for k, v in sorted(changes.items()))}]" if changes else name
+
+
 def _interval(values: list | None, digits: int) -> str:
     return "" if not values else f" [{values[0]:.{digits}f}, {values[1]:.{digits}f}]"
 
@@ -83,7 +89,7 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
                      if ua is not None and ub is not None else None)
                 tests.append(c)
                 lines.append({
-                    "Claim": f"{better} > {than}", "Metric": m.title,
+                    "Claim": f"{_tagged(better, recs)} > {_tagged(than, recs)}", "Metric": m.title,
                     "Evaluation set": group or "primary",
                     "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
                     "Ours": f"{describe(ua, m.digits)} vs {describe(ub, m.digits)}",

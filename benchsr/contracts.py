@@ -31,6 +31,8 @@ What the harness relies on, and checks (tests/test_contract.py runs every discov
   DistributedDataParallel wrapper after `build` (optimisers keep the same parameters).
 - `super_resolve` may get several tiles at once (B > 1, `eval.tile_batch`), each on its own.
 - `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
+  `schedule_points()` lists the steps where they change; none may fall past the run's end, and
+  at most one into its first tenth (tests/test_reference_fixes.py checks every plugin).
 - `deterministic = True` only for a method whose output no seed can change (interpolation): the
   statistics then give it no seed variance. Any trained method needs 2+ seeds to be compared.
 
@@ -80,6 +82,9 @@ class RunContext:
     scaler: Any = None          # torch.amp.GradScaler for fp16, set by the runner
     total_steps: int = 0        # epochs x steps per epoch: step-based schedules scale with it
     degradation: str = "bicubic"  # the dataset's HR -> LR degradation (its protocol's)
+    # what this machine changed in the method's recipe (e.g. {"perceptual": "off"} without the
+    # VGG19 weights): it goes into the row's label, never only into a note
+    recipe_changes: dict = field(default_factory=dict)
 
     def degrade(self, hr: torch.Tensor) -> torch.Tensor:
         """HR patches -> LR under the dataset's own degradation (the function evaluation uses),
@@ -151,6 +156,11 @@ class Method:
         raise NotImplementedError
 
     # -- optional hooks ------------------------------------------------------------------------
+    def schedule_points(self) -> dict[str, list[int]]:
+        """Every step at which a schedule changes (milestones, warm-up and phase ends, lr
+        halvings), after build: tests check that each scales with the run's length."""
+        return {}
+
     def end_epoch(self, epoch: int) -> None:
         """Called after each epoch; the default steps every scheduler once."""
         for sched in self.schedulers.values():

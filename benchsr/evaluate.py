@@ -125,6 +125,17 @@ def choose_images(data, cfg: dict) -> list[EvalImage]:
     return images
 
 
+def validation_images(data, cfg: dict) -> tuple[list[EvalImage], bool]:
+    """The learning curve's eval.every_images primary images, taken from those the final
+    evaluation does not score, so that validation is not test. When none are left, the first
+    scored ones, and True: the curve then sees test images, and the run says so."""
+    n = int(cfg["eval"]["every_images"])
+    primary = [i for i in data.eval_images if i.group == ""]
+    scored = {i.name for i in choose_images(data, cfg) if i.group == ""}
+    spare = [i for i in primary if i.name not in scored]
+    return (spare[:n], False) if spare else (primary[:n], True)
+
+
 def check_finite_metrics(rows: list[dict]) -> None:
     """An infinite or NaN score is not a result: the run fails, naming the image (an SR equal
     to its reference gives PSNR inf, e.g. under a degenerate window)."""

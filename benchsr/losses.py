@@ -117,4 +117,5 @@ def load_perceptual(ctx, weight: float) -> VGGPerceptual | None:
     loss, reason = VGGPerceptual.load(ctx.device)
     if loss is None:
         ctx.notes.append(reason)
+        ctx.recipe_changes["perceptual"] = "off"   # the row's label says so
     return loss

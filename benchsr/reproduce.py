@@ -86,7 +86,7 @@ def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
     for row, runs in rows:
         summaries = [results.read_json(r / "summary.json") for r in runs]
         line = {"Row": row["name"],
-                "Run label": results.read_json(runs[0] / "manifest.json")["label"]}
+                "Run label": results.display_label(results.read_json(runs[0] / "manifest.json"))}
         for metric, paper in row["paper"].items():
             digits, title = METRICS[metric].digits, METRICS[metric].title
             line[f"{title}: paper"] = f"{paper:.2f}"

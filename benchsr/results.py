@@ -80,6 +80,14 @@ def run_label(method: str, preset: str, variant: str = "") -> str:
     return f"{label} [{variant}]" if variant else label
 
 
+def display_label(manifest: dict) -> str:
+    """A run's label as tables show it: with what its environment changed in the recipe, e.g.
+    `esrgan [perceptual=off]`, so such a row is never mistaken for the recipe as designed."""
+    changes = manifest.get("recipe_changes") or {}
+    tag = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    return f"{manifest['label']} [{tag}]" if tag else manifest["label"]
+
+
 def label_folder(root: Path, dataset: str, label: str) -> Path:
     return root / "runs" / dataset / re.sub(r"[^A-Za-z0-9._=,+-]+", "-", label).strip("-")
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import uncertainty
 from .config import flatten
 from .metrics import METRICS
-from .results import finished_runs
+from .results import display_label, finished_runs
 
 
 def protocol_key(protocol: dict) -> str:
@@ -93,7 +93,7 @@ def load_runs(paths: list[Path]) -> list[dict]:
     families: dict[tuple, list[dict]] = {}
     for rec in finished_runs(paths):                       # oldest first
         m = rec["manifest"]
-        key = (m["dataset"], m["label"], m["profile"], protocol_key(m.get("protocol", {})))
+        key = (m["dataset"], display_label(m), m["profile"], protocol_key(m.get("protocol", {})))
         families.setdefault(key, []).append(rec)
     rows = []
     for (_, label, _, _), members in families.items():

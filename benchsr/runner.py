@@ -17,7 +17,7 @@ import torch
 from . import clinical, cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device, resolve_precision
-from .evaluate import choose_images, evaluate, evaluate_run
+from .evaluate import choose_images, evaluate, evaluate_run, validation_images
 from .guards import time_limit
 from .runlog import RunLog
 from .training import Timing, fit, seed_epoch
@@ -144,6 +144,7 @@ class Runner:
     def _rooms(self, method_cls, cfg, device, run_dir: Path, manifest: dict, stage: Stage,
                log: RunLog) -> None:
         method = self._build(method_cls, cfg, device, manifest["notes"])
+        manifest["recipe_changes"] = method.ctx.recipe_changes   # filled while it builds
         memory = cost.PeakMemory(device)
         timing = Timing()
         if method_cls.data != "none":
@@ -195,7 +196,10 @@ class Runner:
     def _validator(self, method, cfg: dict, device):
         """validate(step) -> curve rows: the mean PSNR / SSIM of the first eval.every_images
         primary images, on rank 0, leaving every random state as it found it."""
-        images = [i for i in self.data.eval_images if i.group == ""][:cfg["eval"]["every_images"]]
+        images, overlap = validation_images(self.data, cfg)
+        if overlap and cfg["eval"]["every"]:
+            method.ctx.notes.append("validation curve on scored images: the dataset leaves no "
+                                    "evaluation slice unscored (eval.max_images)")
         quiet = {**cfg, "eval": {**cfg["eval"], "samples": 0, "lpips": False}}
 
         def validate(step: int) -> list[dict]:

@@ -16,7 +16,7 @@ def test_matlab_imresize_oracles():
     from benchsr.volumes import degrade
     flat = np.full((64, 64), 0.25)
     assert np.allclose(degrade(flat, 4, "bicubic"), 0.25, atol=1e-6)
-    ramp = np.tile(np.arange(64, dtype=np.float64), (64, 1))
+    ramp = np.tile(np.arange(64, dtype=np.float64), (64, 1)) / 63   # in [0, 1], as the contract
     small = degrade(ramp, 4, "bicubic")
     assert small.shape == (16, 16)
     # away from the borders an antialiased resize of a linear ramp is the block mean

@@ -173,3 +173,26 @@ def test_identity_upsampling_modes():
     x = torch.tensor([[[[0.0, 1.0]]]])
     assert identity_up(x, 2, "nearest")[0, 0, 0].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert identity_up(x, 2, "bilinear_ac")[0, 0, 0].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_every_schedule_follows_the_runs_length(profile):
+    """No schedule point past the run's end, and at most one in its first tenth (an absolute
+    step count, like CinCGAN's 40k-step halving at a 450-step profile, fails this)."""
+    from benchsr import api, config, registry
+    for name, entry in sorted(registry.discover("methods").items()):
+        if entry.broken or entry.cls.data == "none":
+            continue
+        cfg = config.resolve(entry.cls, "default", registry.get("datasets", "lung-ct"), profile, [])
+        small = [f"model.{k}={v}" for k, v in (config.resolve(
+            entry.cls, "default", registry.get("datasets", "lung-ct"), "smoke", [])["model"]).items()
+            if isinstance(v, int) and not isinstance(v, bool) and ("feat" in k or "blocks" in k
+                                                                    or k in ("ndf", "nf", "ngf"))]
+        method = api.create_method(name, profile=profile, overrides=tuple(small))
+        total = int(cfg["train"]["epochs"]) * int(cfg["train"]["steps_per_epoch"])
+        assert method.ctx.total_steps == total
+        points = [p for pts in method.schedule_points().values() for p in pts]
+        assert points, f"{name} declares no schedule points"
+        assert all(0 <= p <= total for p in points), (name, profile, method.schedule_points())
+        early = [p for p in points if 0 < p < total / 10]
+        assert len(early) <= 1, (name, profile, method.schedule_points())

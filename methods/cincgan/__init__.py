@@ -64,6 +64,8 @@ class CinCGAN(Method):
         total = self.ctx.total_steps
         self.pretrain_steps = int(round(m["pretrain_fraction"] * total))
         self.inner_end = self.pretrain_steps + int(round(m["inner_fraction"] * total))
+        # sangyun's decay_step 40k of 400k iterations: halve every 10 % of the cycle steps
+        self.halve_every = max(1, int(round(m["lr_halve_fraction"] * (total - self.pretrain_steps))))
         self.ctx.notes.append(
             f"CinCGAN phases: EDSR pre-trained {self.pretrain_steps} steps (L1 on HR patches and "
             f"their {self.ctx.degradation} x1/{k} LR), inner cycle alone to step {self.inner_end}, "
@@ -101,12 +103,17 @@ class CinCGAN(Method):
         value = float(loss.detach())   # total_g: the generator total of the current phase
         return {"pretrain_l1": value, "total_g": value, "phase": 0.0}
 
+    def schedule_points(self) -> dict[str, list[int]]:
+        halvings = range(self.pretrain_steps + self.halve_every, self.ctx.total_steps, self.halve_every)
+        return {"pre-training end": [self.pretrain_steps], "inner-cycle end": [self.inner_end],
+                "lr halvings": list(halvings)}
+
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, ctx, n = self.cfg["model"], self.ctx, self.nets
         if step < self.pretrain_steps:
             return self._pretrain_step(batch.hr, step)
         for name in ("G", "D"):
-            step_decay(self.optimizers[name], step - self.pretrain_steps, m["lr_halve_every"])
+            step_decay(self.optimizers[name], step - self.pretrain_steps, self.halve_every)
         x, y = batch.lr, batch.hr
         y_down = ctx.degrade(y)   # the clean LR domain: the dataset's own degradation
         joint = step >= self.inner_end
@@ -135,7 +142,7 @@ class CinCGAN(Method):
         return out
 
     def end_epoch(self, epoch: int) -> None:
-        pass   # the lr follows the step (halved every lr_halve_every steps)
+        pass   # the lr follows the step (halved every self.halve_every steps)
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:

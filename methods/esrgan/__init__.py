@@ -71,6 +71,12 @@ class ESRGAN(Method):
         if m["training"] not in ("unpaired", "paired"):
             raise BenchError(f"esrgan: model.training must be unpaired or paired, got {m['training']!r}")
 
+    def schedule_points(self) -> dict[str, list[int]]:
+        period = max(1, -(-self.psnr_steps // int(self.cfg["model"]["psnr_periods"])))   # as _lr
+        return {"PSNR phase end": [self.psnr_steps],
+                "cosine restarts": list(range(period, self.psnr_steps, period)),
+                "GAN milestones": self.gan_milestones}
+
     def _for_d(self, real: torch.Tensor, fake: torch.Tensor):
         """Bring HR patches to the discriminator's size: one random crop for the batch, or a
         bilinear enlargement when the patch is smaller."""

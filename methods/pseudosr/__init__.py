@@ -79,6 +79,10 @@ class PseudoSR(Method):
                               f"steps (u_warmup_fraction {m['u_warmup_fraction']})")
         self.perceptual = load_perceptual(self.ctx, m["lambda_percep"])
 
+    def schedule_points(self) -> dict[str, list[int]]:
+        return {"U warm-up end": [self.warmup_steps],
+                "lr milestones": milestones(self.cfg["model"]["lr_milestones"], self.ctx.total_steps)}
+
     def _rgb(self, img: torch.Tensor) -> torch.Tensor:
         return img.expand(-1, self.channels, -1, -1) if img.shape[1] != self.channels else img
 

@@ -62,6 +62,7 @@ class SRCycleGAN(Method):
                                   lr=m["lr"], betas=betas),
         }
         rule = linear_decay(self.ctx.epochs, m["lr_constant_fraction"])
+        self.decay_start = max(1, round(self.ctx.epochs * m["lr_constant_fraction"]))   # epoch
         self.schedulers = {k_: torch.optim.lr_scheduler.LambdaLR(o, rule)
                            for k_, o in self.optimizers.items()}
         self.pool_x, self.pool_y = HistoryPool(m["pool_size"]), HistoryPool(m["pool_size"])
@@ -94,6 +95,10 @@ class SRCycleGAN(Method):
                 small = small + m["quasi_pair_noise_std"] * torch.randn(small.shape)  # seeded
             x[i, 0] = small.to(x)
         return x
+
+    def schedule_points(self) -> dict[str, list[int]]:
+        per_epoch = self.ctx.total_steps // max(1, self.ctx.epochs)
+        return {"linear decay start": [self.decay_start * per_epoch]}
 
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, k, ctx = self.cfg["model"], self.ctx.scale, self.ctx
