@@ -69,6 +69,9 @@ def test_embedded_default_is_labelled_simulated_and_scores_the_true_pair(tmp_pat
     run = next((tmp_path / "runs" / "ct-uct" / "bicubic").iterdir())
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["simulated"] is True and manifest["protocol"]["scale"] == 8
+    # two modalities: the streams' distance is recorded, large, and says why
+    assert manifest["protocol"]["stream_distance_w1"] > 0.02
+    assert "two modalities" in manifest["protocol"]["stream_distance_note"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["psnr"]["n"] == 2                              # the paper's bicubic proxy
     assert summary["groups"][TRUE_PAIR]["psnr"]["n"] == 2         # true cross-modality pairs

@@ -29,7 +29,7 @@ import yaml
 from benchsr.cache import cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.embedded import DISTRIBUTION, chest_ct_folder
-from benchsr.volumes import body_mask, check_hu, degrade, read_volume, window
+from benchsr.volumes import body_mask, check_hu, degrade, read_volume, stream_distance, window
 
 from . import specimen as sim
 
@@ -193,12 +193,12 @@ class CTuCT(Dataset):
             evals += [EvalImage(f"{name}_z{z:03d}", degrade(hr[z], k, d["degradation"]), hr[z],
                                 f"{name}#z{z}", volume=name) for z in sorted(set(zs))]
         evals += true_pairs
+        train_lr = SliceStack(np.concatenate(lr_imgs), lr_src, np.concatenate(lr_masks), "all")
+        train_hr = SliceStack(np.concatenate([v["norm"] for v in uct_vols]),
+                              [s for v in uct_vols for s in v["sources"]],
+                              np.concatenate([v["specimen"] for v in uct_vols]), "center")
         return PreparedData(
-            scale=k,
-            train_lr=SliceStack(np.concatenate(lr_imgs), lr_src, np.concatenate(lr_masks), "all"),
-            train_hr=SliceStack(np.concatenate([v["norm"] for v in uct_vols]),
-                                [s for v in uct_vols for s in v["sources"]],
-                                np.concatenate([v["specimen"] for v in uct_vols]), "center"),
+            scale=k, train_lr=train_lr, train_hr=train_hr,
             eval_images=evals, lr_only=lr_only, simulated=simulated,
             protocol={"window_hu": [lo, hi],   # the LR (clinical) input window
                       "clinical_norm": d.get("clinical_norm", "window"),
@@ -208,7 +208,13 @@ class CTuCT(Dataset):
                       "range": [0, 1], "scale": k, "degradation": d["degradation"],
                       "lr_patches": "wholly inside the lung mask",
                       "eval": "held-out µCT slices, bicubic x1/8, vs the µCT (paper's proxy)",
-                      "simulated_uct": simulated},
+                      "simulated_uct": simulated,
+                      # the streams' intensity distance (lung mask against specimen): large by
+                      # design, since they are two modalities with their own windows
+                      "stream_distance_w1": round(stream_distance(
+                          train_lr.images, train_lr.mask, train_hr.images, train_hr.mask), 4),
+                      "stream_distance_note": "clinical CT lungs against µCT specimen: two "
+                                              "modalities and windows, far apart by design"},
             metadata={"clinical": [str(p) for p in clinical_paths],
                       "clinical_spacing_mm": [float(v) for v in clinical[0]["spacing"]],
                       "uct_units": "scanner units (clipped [0, 15000])",
