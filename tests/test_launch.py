@@ -14,7 +14,7 @@ def test_local_sweep_of_two_jobs(tmp_path):
     assert runs == ["bicubic", "nearest"]
     assert (out / "leaderboard.md").is_file() and "| nearest" in (out / "leaderboard.md").read_text()
     assert list(out.glob("launch/*/jobs.json"))
-    st = subprocess.run([sys.executable, "-m", "benchsr.cli", "status", str(out)],
-                        capture_output=True, text=True, timeout=120, env={"COLUMNS": "200",
-                                                                          "PATH": "/usr/bin:/bin"})
-    assert st.returncode == 0 and st.stdout.count("complete") == 2, st.stdout
+    from typer.testing import CliRunner
+    from benchsr.cli import app
+    st = CliRunner().invoke(app, ["status", str(out)], env={"COLUMNS": "200"})
+    assert st.exit_code == 0 and st.output.count("complete") == 2, st.output

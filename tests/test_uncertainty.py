@@ -63,10 +63,10 @@ def test_units_average_slices_within_each_volume_then_volumes():
 
 def test_effect_ci_covers_the_true_difference_at_the_nominal_rate_and_the_slice_bootstrap_does_not():
     rng = np.random.default_rng(1)
-    n, new, old = 400, 0, 0
+    n, new, old = 300, 0, 0
     for _ in range(n):
         sim = simulate(rng)
-        c = uncertainty.compare(as_units(sim["A"]), as_units(sim["B"]), n_boot=300)
+        c = uncertainty.compare(as_units(sim["A"]), as_units(sim["B"]), n_boot=200)
         new += c.ci95[0] <= DELTA <= c.ci95[1]
         # the old way: per-image values averaged over seeds, paired by image, slices resampled
         per_image = (sim["A"].mean(0) - sim["B"].mean(0)).ravel()
@@ -79,7 +79,7 @@ def test_effect_ci_covers_the_true_difference_at_the_nominal_rate_and_the_slice_
 def test_cell_ci_covers_the_true_mean_over_runs_and_patients():
     rng = np.random.default_rng(2)
     n = 300
-    hits = sum(_covers(uncertainty.cell(as_units(simulate(rng)["A"]), n_boot=300), 20 + DELTA)
+    hits = sum(_covers(uncertainty.cell(as_units(simulate(rng)["A"]), n_boot=200), 20 + DELTA)
                for _ in range(n))
     assert 0.92 <= hits / n <= 0.98, hits / n
 
