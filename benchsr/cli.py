@@ -59,7 +59,8 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
     table = registry.discover("methods")
     names = []
     for item in (s.strip() for s in spec.split(",") if s.strip()):
-        names += [n for n, e in sorted(table.items()) if not e.broken] if item == "all" else [item]
+        names += ([f"{n}:{p}" for n, e in sorted(table.items()) if not e.broken
+                   for p in config.presets_in_all(e.cls)] if item == "all" else [item])
     if not names:
         raise BenchError("--methods is empty")
     out = []

@@ -98,6 +98,13 @@ def preset_names(cls) -> list[str]:
     return list(plugin_presets(cls).get("presets", {}) or {"default": {}})
 
 
+def presets_in_all(cls) -> list[str]:
+    """The presets `--methods all` runs: the default, and those marked `in_all: true` (a
+    variant every leaderboard should show, e.g. ESRGAN trained on pairs as designed)."""
+    presets = plugin_presets(cls).get("presets", {}) or {}
+    return ["default", *[n for n, p in presets.items() if n != "default" and (p or {}).get("in_all")]]
+
+
 def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
     doc = plugin_presets(cls)
     base = {k: v for k, v in doc.items() if k not in ("profiles", "presets")}
@@ -107,7 +114,8 @@ def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
         if preset not in presets:
             raise BenchError(f"unknown preset '{preset}' for method '{cls.name}' "
                              f"(available: {', '.join(presets)})")
-        layers.append({k: v for k, v in (presets[preset] or {}).items() if k != "description"})
+        layers.append({k: v for k, v in (presets[preset] or {}).items()
+                       if k not in ("description", "in_all")})
     return layers
 
 

@@ -69,3 +69,7 @@ def test_methods_all_takes_extra_presets_and_runs_each_once():
               _parse_methods("all,esrgan:psnr,bicubic,bicubic:default")]
     assert chosen.count(("bicubic", "default")) == 1 and ("esrgan", "psnr") in chosen
     assert len(chosen) == len(set(chosen))
+    # ESRGAN as designed (on pairs) and the supervised reference are on every default board
+    default = [(cls.name, preset) for cls, preset in _parse_methods("all")]
+    assert {("esrgan", "default"), ("esrgan", "paired"), ("esrgan", "psnr")} <= set(default)
+    assert ("srcyclegan", "official") not in default
