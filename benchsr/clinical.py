@@ -127,11 +127,39 @@ def ssim_3d(ref: np.ndarray, test: np.ndarray) -> float | None:
 VOLUME_MEASURES = {"psnr_3d": psnr_3d, "ssim_3d": ssim_3d}
 
 
-def per_volume(stacks: dict[str, tuple[list, list]]) -> list[dict]:
-    """One row per volume: its slices' HR and SR stacked in evaluation order, scored in 3D."""
-    rows = []
-    for volume, (refs, tests) in stacks.items():
-        ref, test = np.stack(refs), np.stack(tests)
-        rows.append({"image": volume, "volume": volume, "group": "", "n_slices": len(refs),
-                     **{name: fn(ref, test) for name, fn in VOLUME_MEASURES.items()}})
-    return rows
+class VolumeStacks:
+    """Each volume's HR and SR slices, in evaluation order, scored in 3D as soon as the next
+    volume starts, so that only one volume's slices are held in memory at a time. A volume
+    whose slices are not contiguous in the evaluation order is not scored (it would be split)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.split: set[str] = set()
+        self._volume, self._refs, self._tests = None, [], []
+
+    def add(self, volume: str, ref: np.ndarray, test: np.ndarray) -> None:
+        if volume != self._volume:
+            self._flush()
+            if any(r["volume"] == volume for r in self.rows):
+                self.split.add(volume)
+                self.rows = [r for r in self.rows if r["volume"] != volume]
+            self._volume = volume
+        if volume not in self.split:
+            self._refs.append(ref)
+            self._tests.append(test)
+
+    def _flush(self) -> None:
+        if self._volume is not None and self._refs and self._volume not in self.split:
+            self.rows.append(score_volume(self._volume, np.stack(self._refs), np.stack(self._tests)))
+        self._refs, self._tests = [], []
+
+    def finish(self) -> list[dict]:
+        self._flush()
+        self._volume = None
+        return self.rows
+
+
+def score_volume(volume: str, ref: np.ndarray, test: np.ndarray) -> dict:
+    """One volume's row: its stacked slices scored in 3D."""
+    return {"image": volume, "volume": volume, "group": "", "n_slices": len(ref),
+            **{name: fn(ref, test) for name, fn in VOLUME_MEASURES.items()}}

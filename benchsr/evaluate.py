@@ -57,8 +57,8 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
              measures: Context | None = None, on_image=None, stage=None, stacks=None):
     """Scores every image given; returns per-image rows, the SR arrays of the first few images,
     and ms per image. `stage(name)` (runner.Stage) names the image a failure happened on.
-    `stacks` (a dict), if given, collects each volume's cropped HR and SR slices of the primary
-    set, in order, for the per-volume measures."""
+    `stacks` (clinical.VolumeStacks), if given, gets each volume's cropped HR and SR slices of
+    the primary set, in order, for the per-volume measures."""
     ev, k = cfg["eval"], method.ctx.scale
     border = k if ev["border_crop"] is None else int(ev["border_crop"])
     method.train(False)
@@ -103,9 +103,8 @@ def _score_one(method, img, ev, border, device, measures, times, kept, plans, st
     if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
         kept.append((img, sr_np))
     if stacks is not None and img.hr is not None and img.group == "":
-        refs, tests = stacks.setdefault(img.volume or UNNAMED, ([], []))
-        refs.append(metrics.crop_border(img.hr, border))
-        tests.append(metrics.crop_border(sr_np, border))
+        stacks.add(img.volume or UNNAMED, metrics.crop_border(img.hr, border),
+                   metrics.crop_border(sr_np, border))
     return score(sr_np, img, border, measures) | {"ms": times[-1] * 1e3}
 
 
@@ -159,7 +158,7 @@ def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, mea
     def on_image(i: int) -> None:
         fault("eval", i)
         tick()
-    stacks = {} if world.size == 1 else None
+    stacks = clinical.VolumeStacks() if world.size == 1 else None
     if stacks is None:
         method.ctx.notes.append("per-volume measures n/a: under torchrun a volume's slices are "
                                 "split across ranks")
@@ -171,6 +170,9 @@ def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, mea
     for row in rows:
         row.setdefault("lpips", None)
     check_finite_metrics(rows)
-    volume_rows = clinical.per_volume(stacks) if stacks else []
+    volume_rows = stacks.finish() if stacks is not None else []
+    if stacks is not None and stacks.split:
+        method.ctx.notes.append(f"per-volume measures n/a for {', '.join(sorted(stacks.split))}: "
+                                f"their slices are not contiguous in the evaluation order")
     check_finite_metrics(volume_rows)
     return rows, kept, ms, volume_rows

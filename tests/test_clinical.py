@@ -95,8 +95,16 @@ def test_per_volume_scores_stack_the_slices():
         ref, test, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
         win_size=9), abs=1e-4)
     assert clinical.ssim_3d(ref[:2], test[:2]) is None           # too few slices for a 3D window
-    rows = clinical.per_volume({"v1": (list(ref), list(test))})
-    assert rows[0]["n_slices"] == 9 and rows[0]["psnr_3d"] == pytest.approx(clinical.psnr_3d(ref, test))
+    stacks = clinical.VolumeStacks()       # one volume at a time in memory, scored when it ends
+    for i in range(9):
+        stacks.add("v1", ref[i], test[i])
+    stacks.add("v2", ref[0], test[0])
+    assert len(stacks.rows) == 1 and stacks.rows[0]["n_slices"] == 9
+    rows = stacks.finish()
+    assert rows[0]["psnr_3d"] == pytest.approx(clinical.psnr_3d(ref, test))
+    assert [r["volume"] for r in rows] == ["v1", "v2"] and rows[1]["ssim_3d"] is None
+    stacks.add("v1", ref[1], test[1])      # v1 again after v2: split, so not scored
+    assert [r["volume"] for r in stacks.finish()] == ["v2"] and stacks.split == {"v1"}
 
 
 def test_a_run_writes_the_clinical_measures_and_the_leaderboard_shows_them(smoke_out):
