@@ -93,7 +93,7 @@ def test_protocols_are_never_mixed_and_running_runs_are_not_shown(smoke_out, tmp
     found = publish.build([root / "runs"], root)
     assert len(found) == 2
     sizes = sorted(len(g.quality.cells) for g in found)
-    assert sizes == [1, 6]
+    assert sizes == [1, 8]          # all: 6 methods, esrgan:paired and esrgan:psnr
     assert all(r["dir"] != live for g in found for r in g.runs)
     assert (root / "leaderboard.md").read_text().count("## lung-ct — protocol") == 2
     assert len({tables.protocol_key(g.protocol) for g in found}) == 2
