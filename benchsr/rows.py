@@ -58,6 +58,13 @@ def trained(rec: dict) -> bool:
 def row_units(row: dict, metric: str, group: str = "") -> uncertainty.Units | None:
     """The runs x volumes matrix of one row's metric on one evaluation set ("" = primary),
     from the per-image values of its complete runs."""
+    cache = row.setdefault("_units", {})     # the cell and the test against the best both use it
+    if (metric, group) not in cache:
+        cache[(metric, group)] = _units(row, metric, group)
+    return cache[(metric, group)]
+
+
+def _units(row: dict, metric: str, group: str) -> uncertainty.Units | None:
     frames = []
     key = "per_volume" if METRICS[metric].per_volume else "per_image"   # volumes.csv / metrics.csv
     for run in row.get("seed_runs", [row]):

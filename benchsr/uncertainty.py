@@ -104,9 +104,9 @@ def _per_run_replicates(u: Units, vol_draws: np.ndarray) -> np.ndarray:
     return np.nanmean(u.values[:, vol_draws], axis=2).T
 
 
-def _replicates(u: Units, vol_draws: np.ndarray, rng, n_boot: int) -> np.ndarray:
-    """(B, runs) scores after drawing volumes (given) and then runs (within this method)."""
-    per_run = _per_run_replicates(u, vol_draws)
+def _replicates(u: Units, per_run: np.ndarray, rng, n_boot: int) -> np.ndarray:
+    """(B, runs) scores after drawing volumes (`per_run`, from _per_run_replicates) and then
+    runs (within this method)."""
     return np.take_along_axis(per_run, _run_draws(u, rng, n_boot), axis=1)
 
 
@@ -167,10 +167,10 @@ def cell(u: Units, seed: int = 0, n_boot: int = N_BOOT) -> dict:
     if u.n_runs == 1 and u.n_volumes == 1:
         out["ci95"] = slice_block_ci(u.slices[0], seed, n_boot)
         return out
-    vol_draws = _volume_draws(u.n_volumes, rng, n_boot)
-    reps = _replicates(u, vol_draws, rng, n_boot).mean(1)
+    per_run = _per_run_replicates(u, _volume_draws(u.n_volumes, rng, n_boot))
+    reps = _replicates(u, per_run, rng, n_boot).mean(1)
     var_runs = sd_runs ** 2 / u.n_runs if (sd_runs is not None and u.trained) else 0.0
-    var_vols = float(_per_run_replicates(u, vol_draws).mean(1).var(ddof=1)) if u.n_volumes > 1 else 0.0
+    var_vols = float(per_run.mean(1).var(ddof=1)) if u.n_volumes > 1 else 0.0
     se = max(math.sqrt(var_runs + var_vols), float(np.std(reps, ddof=1)))
     df = _satterthwaite([(var_runs, u.n_runs - 1), (var_vols, u.n_volumes - 1)])
     h = _t(0.975, df) * se
@@ -260,14 +260,15 @@ def compare(a: Units, b: Units, higher: bool = True, names: tuple[str, str] = ("
         return out
     rng = np.random.default_rng(seed)
     vol_draws = _volume_draws(len(common), rng, n_boot)
-    ra, rb = _replicates(a, vol_draws, rng, n_boot), _replicates(b, vol_draws, rng, n_boot)
+    pa, pb_runs = _per_run_replicates(a, vol_draws), _per_run_replicates(b, vol_draws)
+    ra, rb = _replicates(a, pa, rng, n_boot), _replicates(b, pb_runs, rng, n_boot)
     pb = _prob_better(ra, rb, sign)
     out.p_better_ci95 = [float(np.percentile(pb, 2.5)), float(np.percentile(pb, 97.5))]
     comps = [(float(np.var(u.run_scores(), ddof=1)) / u.n_runs, u.n_runs - 1)
              for u in (a, b) if u.trained and u.n_runs > 1]
     var_vols = 0.0
     if len(common) > 1:   # the volume component: volumes redrawn, every run kept
-        fixed = _per_run_replicates(a, vol_draws).mean(1) - _per_run_replicates(b, vol_draws).mean(1)
+        fixed = pa.mean(1) - pb_runs.mean(1)
         var_vols = float(fixed.var(ddof=1))
         comps.append((var_vols, len(common) - 1))
     out.se = max(math.sqrt(sum(v for v, _ in comps)), float(np.std(ra.mean(1) - rb.mean(1), ddof=1)))
