@@ -79,7 +79,7 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
 def run(
     methods: str = typer.Option("all", help="'all' and/or a comma list of METHOD[:PRESET]"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
-    profile: str = typer.Option("quick", help="smoke | quick | paper"),
+    profile: str = typer.Option("quick", help="smoke | quick | standard | paper"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
@@ -191,7 +191,7 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
 def reproduce(
     table: str = typer.Argument(..., help="a paper table, e.g. table2, table3, table4, table6, "
                                           "table7 (see the plugins' paper_tables.yaml)"),
-    profile: str = typer.Option("quick", help="smoke | quick | paper (paper = the published "
+    profile: str = typer.Option("quick", help="smoke | quick | standard | paper (paper = the published "
                                               "configs; the others are smaller and not comparable)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     dataset: Optional[str] = typer.Option(None, help="run the rows on this dataset instead"),

@@ -25,7 +25,7 @@ def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], m
 def export_inputs(
     out: Path = typer.Argument(..., help="an empty or new folder"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
-    profile: str = typer.Option("quick", help="smoke | quick | paper (how many images)"),
+    profile: str = typer.Option("quick", help="smoke | quick | standard | paper (how many images)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
 ) -> None:

@@ -7,6 +7,7 @@ Resolution order (later wins): harness defaults -> harness profile -> dataset pr
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
 from pathlib import Path
@@ -16,7 +17,10 @@ import yaml
 
 from .contracts import BenchError
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "standard", "paper")
+# a profile built on another: the base's harness and plugin layers come first (standard keeps
+# quick's slim networks and trains them longer)
+PROFILE_BASE = {"standard": "quick"}
 
 HARNESS_DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -63,8 +67,17 @@ HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"precision": "auto",
               "train": {"epochs": 6, "steps_per_epoch": 75, "batch_size": 4, "lr_patch": 24},
               "eval": {"max_images": 12, "every": 75, "every_images": 4}},
+    # standard: quick's networks for 1,200 steps (2.7x), a validation point every 150. At quick
+    # every GAN's validation curve peaked by step 300 or was still rising (results/README.md);
+    # 1,200 steps is what one seed of every method costs in about 2.5 h on 2 CPU cores
+    "standard": {"train": {"epochs": 8, "steps_per_epoch": 150}, "eval": {"every": 150}},
     "paper": {"train": {"epochs": 200, "steps_per_epoch": 2500, "batch_size": 4}},
 }
+
+
+def profile_chain(profile: str) -> list[str]:
+    """The profile and the ones it builds on, base first."""
+    return [*profile_chain(PROFILE_BASE[profile]), profile] if profile in PROFILE_BASE else [profile]
 
 
 def deep_merge(base: dict, extra: dict | None) -> dict:
@@ -107,8 +120,8 @@ def presets_in_all(cls) -> list[str]:
 
 def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
     doc = plugin_presets(cls)
-    base = {k: v for k, v in doc.items() if k not in ("profiles", "presets")}
-    layers = [base, (doc.get("profiles") or {}).get(profile) or {}]
+    base = {k: v for k, v in doc.items() if k not in ("profiles", "presets", "upgrades")}
+    layers = [base, *((doc.get("profiles") or {}).get(p) or {} for p in profile_chain(profile))]
     if preset is not None:
         presets = doc.get("presets") or {"default": {}}
         if preset not in presets:
@@ -180,9 +193,10 @@ UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto"}
 
 
 def upgrade(cfg: dict) -> dict:
-    """A saved config with the keys added since it was written (UPGRADES)."""
+    """A saved config with the keys added since it was written: the harness's (UPGRADES) and
+    its method plugin's (`upgrades:` in its presets.yaml)."""
     out = copy.deepcopy(cfg)
-    for dotted, value in UPGRADES.items():
+    for dotted, value in {**UPGRADES, **_plugin_upgrades(cfg.get("method"))}.items():
         *parents, leaf = dotted.split(".")
         node = out
         for key in parents:
@@ -192,6 +206,17 @@ def upgrade(cfg: dict) -> dict:
         if node is not None and leaf not in node:
             node[leaf] = value
     return out
+
+
+@functools.lru_cache(maxsize=None)      # read_run calls it for every run folder
+def _plugin_upgrades(method: str | None) -> dict:
+    if not method:
+        return {}
+    from . import registry      # lazy: the registry imports plugins, which import this module
+    entry = registry.discover("methods").get(method)
+    if entry is None or entry.broken:
+        return {}
+    return plugin_presets(entry.cls).get("upgrades") or {}
 
 
 def _kind(value) -> str:
@@ -314,7 +339,9 @@ def replay_overrides(saved: dict, method_cls, dataset_cls) -> list[str]:
 def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[str]) -> dict:
     if profile not in PROFILES:
         raise BenchError(f"unknown profile '{profile}' (available: {', '.join(PROFILES)})")
-    cfg = deep_merge(HARNESS_DEFAULTS, HARNESS_PROFILES[profile])
+    cfg = HARNESS_DEFAULTS
+    for name in profile_chain(profile):
+        cfg = deep_merge(cfg, HARNESS_PROFILES[name])
     layers = _plugin_layers(dataset_cls, profile) + _plugin_layers(method_cls, profile, preset)
     for layer in layers:
         cfg = deep_merge(cfg, {k: v for k, v in layer.items() if k != "by_scale"})

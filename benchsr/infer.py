@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, config, registry
+from . import best, checkpoints, config, registry
 from .contracts import BenchError, RunContext
 from .tiling import TilePlan, plan_for, tiled_sr, tiling_request
 from .results import read_json
@@ -103,7 +103,7 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     if not method.nets and checkpoint is not None:
         raise BenchError(f"--checkpoint {checkpoint}: {cfg['method']} has no weights to load")
     if method.nets:
-        path = checkpoint or run_dir / "checkpoints" / "last.pt"
+        path = checkpoint or best.weights_path(run_dir, manifest)
         ckpt = checkpoints.load(path, device)
         weights = f"{path} (epoch {ckpt.get('epoch', '?')})"
         meta = ckpt.get("meta", {})

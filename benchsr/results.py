@@ -84,8 +84,26 @@ def display_label(manifest: dict) -> str:
     """A run's label as tables show it: with what its environment changed in the recipe, e.g.
     `esrgan [perceptual=off]`, so such a row is never mistaken for the recipe as designed."""
     changes = manifest.get("recipe_changes") or {}
-    tag = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    tags = [f"{k}={v}" for k, v in sorted(changes.items())]
+    if checkpoint_kind(manifest) == "best":     # best.py: scored apart from the last checkpoint
+        tags.insert(0, BEST_TAG)
+    tag = ", ".join(tags)
     return f"{manifest['label']} [{tag}]" if tag else manifest["label"]
+
+
+BEST_TAG = "best-val"   # the label tag of a best-on-validation row
+BEST_FOLDER = "best"    # a run folder's subfolder that scores that checkpoint (best.py)
+
+
+def run_id(run_dir: Path) -> str:
+    """A run folder's id (its UTC-stamped name); `<id>/best` for its best-on-validation folder."""
+    run_dir = Path(run_dir)
+    return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name == BEST_FOLDER else run_dir.name
+
+
+def checkpoint_kind(manifest: dict) -> str:
+    """Which checkpoint a run folder scores: "last" (the leaderboard's) or "best" (best.py)."""
+    return (manifest.get("checkpoint") or {}).get("kind", "last")
 
 
 def label_folder(root: Path, dataset: str, label: str) -> Path:
@@ -232,5 +250,5 @@ def finished_runs(paths: list[Path]) -> list[dict]:
     found = set()
     for path in paths:
         found |= {m.parent for m in Path(path).glob("**/manifest.json")}
-    records = (read_run(d) for d in sorted(found, key=lambda p: p.name))
+    records = (read_run(d) for d in sorted(found, key=run_id))
     return [rec for rec in records if rec is not None]

@@ -13,7 +13,7 @@ import numpy as np
 from . import uncertainty
 from .config import flatten
 from .metrics import METRICS
-from .results import display_label, finished_runs
+from .results import display_label, finished_runs, run_id
 
 
 def protocol_key(protocol: dict) -> str:
@@ -39,7 +39,7 @@ def _merge_seeds(members: list[dict], label: str) -> dict:
             rec.setdefault("supersedes", []).extend([old, *old.get("supersedes", [])])
         by_seed[rec["manifest"].get("seed")] = rec
     runs = sorted(by_seed.values(), key=lambda r: str(r["manifest"].get("seed")))
-    newest = max(runs, key=lambda r: r["dir"].name)
+    newest = max(runs, key=lambda r: run_id(r["dir"]))
     row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)
     row["summary"] = _row_summary(row, newest["summary"])
     return row

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import clinical, cost, distributed, fastpaths, metrics, reporting, results, weights
+from . import best, clinical, cost, distributed, fastpaths, metrics, reporting, results, weights
 from .contracts import BenchError, PreparedData, RunContext
 from .devices import check_precision, pick_device, resolve_precision
 from .evaluate import choose_images, evaluate, evaluate_run, validation_images
@@ -168,6 +168,28 @@ class Runner:
                 for m in ("psnr", "ssim") if any(r.get(m) is not None for r in rows)))
             reporting.write_cost(run_dir, method, cfg, device, timing, ms, kept,
                                  (1, 1, *self.data.eval_images[0].lr.shape), memory)
+        with stage("scoring the best-on-validation checkpoint"):
+            self._score_best(method, cfg, device, run_dir, manifest, images, measures, lpips_note,
+                             (rows, kept, volume_rows), stage)
+
+    def _score_best(self, method, cfg, device, run_dir: Path, manifest: dict, images, measures,
+                    lpips_note, last: tuple, stage) -> None:
+        """best/ (best.py): the best-on-validation weights scored on the same images; the last
+        checkpoint's scores again when it is the best."""
+        world = distributed.world()
+        state = distributed.broadcast(best.load(run_dir, device) if world.is_main else None)
+        if state is None:
+            return
+        out = best.manifest_for(manifest, state, self._steps(cfg), *validation_images(self.data, cfg))
+        if int(state["step"]) != self._steps(cfg):
+            method.load_state_dict(state["method"])
+            with self._bar(f"eval  {manifest['label']} [{results.BEST_TAG}]", len(images)) as bar:
+                rows, kept, _, volumes = evaluate_run(method, images, cfg, device, measures, stage, bar)
+            last = rows, kept, volumes
+        rows, kept, volumes = last
+        if world.is_main:
+            best.write_folder(run_dir, out, lambda folder: reporting.write_results(
+                folder, rows, kept, cfg, out, self.data.scale, lpips_note, volumes))
 
     def _build(self, method_cls, cfg: dict, device, notes: list) -> object:
         """The method with its networks on the device: seeded, fast paths, SyncBatchNorm."""

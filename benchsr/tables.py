@@ -23,6 +23,7 @@ import pandas as pd
 from . import uncertainty
 from .metrics import METRICS, holm
 from .rows import protocol_key, row_units
+from .results import checkpoint_kind, run_id
 
 def ranked_titles(table: str = "paper", units: str = "HU") -> dict[str, str]:
     """The ranked columns of one table ("paper" or "clinical"), from the metric registry as it
@@ -56,14 +57,16 @@ class Group:
     caveats: list[str] = field(default_factory=list)   # said in the group's header
     clinical: Table | None = None                      # the clinical measures' table
     clinical_absent: list[str] = field(default_factory=list)   # measures no row has here
+    checkpoint: str = "last"                           # results.checkpoint_kind of its runs
 
     @property
     def title(self) -> str:
-        return self.dataset + (" (SIMULATED)" if self.simulated else "")
+        best = " (BEST-ON-VALIDATION checkpoints)" if self.checkpoint == "best" else ""
+        return self.dataset + (" (SIMULATED)" if self.simulated else "") + best
 
     @property
     def stem(self) -> str:
-        return f"{self.dataset}-{self.key}"
+        return f"{self.dataset}-{self.key}" + ("-best-val" if self.checkpoint == "best" else "")
 
 
 # -------------------------------------------------------------------------------------------
@@ -298,7 +301,7 @@ def _code(rec: dict) -> str:
 def _table_code(recs: list[dict]) -> str:
     """The code most of a table's counted runs were made by (ties: the newest run's)."""
     counted = [run for row in recs for run in row.get("seed_runs", [row])]
-    codes = [_code(r) for r in sorted(counted, key=lambda r: r["dir"].name, reverse=True)]
+    codes = [_code(r) for r in sorted(counted, key=lambda r: run_id(r["dir"]), reverse=True)]
     return max(dict.fromkeys(codes), key=codes.count) if codes else ""
 
 
@@ -345,7 +348,7 @@ def caveats(recs: list[dict]) -> list[str]:
 
 
 def _provenance_row(label, rec, m, p, commit, status) -> dict:
-    return {"Method": label, "Run": rec["dir"].name, "Status": status,
+    return {"Method": label, "Run": run_id(rec["dir"]), "Status": status,
             "Commit": commit, "Device": p.get("device", "?"),
             "Precision": m.get("precision", "?"), "Profile": m["profile"],
             "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
@@ -357,14 +360,19 @@ def groups(recs: list[dict]) -> list[Group]:
     by_key: dict[tuple, list[dict]] = {}
     for rec in recs:
         m = rec["manifest"]
-        by_key.setdefault((m["dataset"], protocol_key(m.get("protocol", {}))), []).append(rec)
+        # best-on-validation checkpoints (best.py) are a protocol of their own: never ranked
+        # beside the last checkpoints the leaderboard ranks
+        by_key.setdefault((m["dataset"], protocol_key(m.get("protocol", {})),
+                           checkpoint_kind(m)), []).append(rec)
     out = []
-    for (dataset, key), members in sorted(by_key.items()):
+    for (dataset, key, checkpoint), members in sorted(by_key.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], kv[0][2] != "last")):
         protocol = members[0]["manifest"].get("protocol", {})
         clinical, absent = clinical_table(members, protocol.get("hr_units", "HU"))
         out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
                          members, quality_table(members), cost_table(members),
-                         provenance_table(members), caveats(members), clinical, absent))
+                         provenance_table(members), caveats(members), clinical, absent,
+                         checkpoint))
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import checkpoints, distributed, results
+from . import best, checkpoints, distributed, results
 from .contracts import BenchError, PreparedData, TrainBatch
 from .guards import fault
 from .patches import PatchSampler
@@ -93,10 +93,14 @@ def sync_ranks(method, start: int, log: list, batch_size: int) -> tuple[int, lis
     return state["start"], state["log"]
 
 
+def _meta(cfg: dict, ctx) -> dict:
+    return {"method": cfg["method"], "preset": cfg["preset"], "scale": ctx.scale,
+            "channels": ctx.channels}
+
+
 def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, manifest: dict,
                 curve: list):
-    meta = {"method": cfg["method"], "preset": cfg["preset"], "scale": ctx.scale,
-            "channels": ctx.channels}
+    meta = _meta(cfg, ctx)
     path = checkpoints.save(run_dir / "checkpoints",
                             {"method": method.state_dict(), "epoch": epoch, "log": log,
                              "curve": curve, "meta": meta},
@@ -137,6 +141,7 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
             if validate is not None and every and (step + 1) % every == 0:
                 with stage(f"validation after step {step}"):
                     curve += validate(step + 1)
+                    best.keep_if_best(method, _meta(cfg, ctx), run_dir, curve, step + 1)
                 results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
         method.end_epoch(epoch)
         timing.epoch_s.append(time.perf_counter() - t_epoch)

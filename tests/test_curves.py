@@ -25,6 +25,29 @@ def test_curve_every_n_steps_and_training_unchanged(tmp_path, lung_smoke):
     # validating mid-run consumes no randomness and changes no weight: identical losses
     a, b = (pd.read_csv(r.run_dir / "losses.csv") for r in (plain, watched))
     assert a.equals(b)
+    _check_best_folder(watched.run_dir, curve, lung_smoke)
+    assert not (plain.run_dir / "best").exists()          # no validation, no best checkpoint
+
+
+def _check_best_folder(run_dir, curve, data):
+    """best/ scores the weights of the highest validation point, not the last ones, and its
+    rows are a table of their own."""
+    from benchsr import api, evaluate, rows, tables
+    psnr = curve[curve["metric"] == "psnr"]
+    top = psnr.loc[psnr["value"].idxmax()]
+    found = api.load_run(run_dir / "best")
+    assert found.manifest["checkpoint"]["step"] == int(top["step"])
+    assert found.manifest["checkpoint"]["validation_psnr"] == float(top["value"])
+    # the best folder's numbers are those of best.pt's weights on the same images
+    method = found.method()
+    again, _, _ = evaluate.evaluate(method, evaluate.choose_images(data, found.config),
+                                    found.config, method.ctx.device)
+    assert [round(r["psnr"], 9) for r in again] == [round(v, 9) for v in found.metrics["psnr"]]
+    recs = rows.load_runs([run_dir])
+    assert sorted(r["manifest"]["label"] for r in recs) == ["srcyclegan", "srcyclegan [best-val]"]
+    found_groups = tables.groups(recs)
+    assert [g.checkpoint for g in found_groups] == ["last", "best"]
+    assert all(len(g.runs) == 1 for g in found_groups)
 
 
 def test_leaderboard_draws_the_curves_with_seed_bands(tmp_path, lung_smoke):

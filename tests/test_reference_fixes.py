@@ -144,6 +144,24 @@ def test_esrgan_psnr_preset_and_schedules():
     assert m.gan_milestones == [1_050_000, 1_100_000, 1_200_000, 1_300_000]
 
 
+def test_the_supervised_reference_adds_to_bicubic_and_old_runs_read_as_before():
+    import torch.nn.functional as F
+    from benchsr import config
+    ref = _method("esrgan", "psnr", total_steps=6)
+    assert ref.cfg["model"]["residual"] == "bicubic" and ref.cfg["model"]["lr_psnr"] == 1e-3
+    g, lr = ref.nets["G"], torch.rand(1, 1, 8, 8)
+    with torch.no_grad():
+        up = F.interpolate(lr, scale_factor=ref.ctx.scale, mode="bicubic", align_corners=False)
+        assert torch.allclose(g(lr), g.net(lr) + up)
+    plain = _method("esrgan", total_steps=6)          # ESRGAN itself keeps BasicSR's RRDBNet
+    assert plain.cfg["model"]["residual"] == "none" and not hasattr(plain.nets["G"], "net")
+    # a config saved before the key existed reads with the value those runs used, so old and
+    # new runs of one recipe stay one leaderboard row; other methods get no esrgan key
+    old = {"method": "esrgan", "model": {"lr": 1e-4}}
+    assert config.upgrade(old)["model"]["residual"] == "none"
+    assert "residual" not in config.upgrade({"method": "srcyclegan", "model": {}})["model"]
+
+
 # ---- SR-CycleGAN -----------------------------------------------------------------------------
 def test_zero_padded_ssim_matches_a_hand_computed_value():
     # one pixel, window 11, zero padding: only the centre weight w0 of the window sees it
@@ -175,7 +193,7 @@ def test_identity_upsampling_modes():
     assert identity_up(x, 2, "bilinear_ac")[0, 0, 0].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "standard", "paper"])
 def test_every_schedule_follows_the_runs_length(profile):
     """No schedule point past the run's end, and at most one in its first tenth (an absolute
     step count, like CinCGAN's 40k-step halving at a 450-step profile, fails this)."""

@@ -26,6 +26,19 @@ from benchsr.schedules import cosine_restart_factor, milestones, multistep_facto
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 
 
+class BicubicResidual(torch.nn.Module):
+    """G(x) + bicubic(x): the network learns what interpolation misses (VDSR's global residual).
+    Not in BasicSR's RRDBNet; `model.residual: bicubic` turns it on."""
+
+    def __init__(self, net: torch.nn.Module, scale: int):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, x):
+        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return self.net(x) + up
+
+
 class ESRGAN(Method):
     name = "esrgan"
     description = "RRDBNet + VGG-style discriminator, L1 + perceptual + relativistic GAN, EMA"
@@ -49,8 +62,11 @@ class ESRGAN(Method):
         elif hr_patch > self.d_size:
             self.ctx.notes.append(f"ESRGAN discriminator sees random {self.d_size}px crops of "
                                   f"the {hr_patch}px HR patches")
+        g = rrdbnet(c, k, m["num_feat"], m["num_block"], m["num_grow"])
+        if m["residual"] == "bicubic":
+            g = BicubicResidual(g, k)
         self.nets = {
-            "G": rrdbnet(c, k, m["num_feat"], m["num_block"], m["num_grow"]).to(dev),
+            "G": g.to(dev),
             "D": VGGStyleDiscriminator(c, m["ndf"], input_size=self.d_size).to(dev),
         }
         self.g_ema = ema(self.nets["G"], m["ema_decay"])
