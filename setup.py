@@ -6,6 +6,7 @@ from pathlib import Path
 from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
+ROOMS = sorted(p.name for p in (ROOT / "benchsr").iterdir() if (p / "__init__.py").is_file())
 
 
 def plugin_packages(kind: str) -> list[str]:
@@ -14,7 +15,8 @@ def plugin_packages(kind: str) -> list[str]:
 
 
 setup(
-    packages=["benchsr", *plugin_packages("methods"), *plugin_packages("datasets")],
+    packages=["benchsr", *(f"benchsr.{room}" for room in ROOMS), *plugin_packages("methods"),
+              *plugin_packages("datasets")],
     package_dir={"benchsr": "benchsr", "benchsr.methods": "methods",
                  "benchsr.datasets": "datasets"},
 )

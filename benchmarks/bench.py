@@ -25,8 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from benchsr import config, fastpaths, registry, results  # noqa: E402
-from benchsr.evaluate import evaluate  # noqa: E402
+from benchsr import config, registry, results
+from benchsr.run import fastpaths   # noqa: E402
+from benchsr.evaluation.evaluate import evaluate  # noqa: E402
 from steps_bench import VARIANTS, bench_method, peak_flops, steps_markdown  # noqa: E402
 from tiling_bench import markdown as tiling_markdown, tiling_report  # noqa: E402
 from ddp_bench import ddp_report, markdown as ddp_markdown  # noqa: E402
@@ -56,7 +57,7 @@ def trained_run(args) -> Path | None:
 def metric_tolerance(args) -> dict | None:
     """Evaluation metrics of the same trained SR-CycleGAN weights in fp32 eager and in each fast
     path: the largest per-image difference."""
-    from benchsr.infer import load_trained
+    from benchsr.run.infer import load_trained
     run = trained_run(args)
     if run is None:
         return None

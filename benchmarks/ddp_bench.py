@@ -20,7 +20,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 def worker(profile: str, dataset: str, repeats: int) -> None:
     import torch
 
-    from benchsr import distributed
+    from benchsr.runtime import distributed
     from steps_bench import build, median_time, random_batch
     from benchsr.contracts import TrainBatch
 

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchsr import config, cost, fastpaths, registry
+from benchsr import config, registry
+from benchsr.evaluation import cost
+from benchsr.run import fastpaths
 from benchsr.contracts import RunContext, TrainBatch
-from benchsr.patches import PatchSampler
-from benchsr.training import seed_epoch
+from benchsr.data.patches import PatchSampler
+from benchsr.run.training import seed_epoch
 
 # (precision, runtime overrides): each against "fp32 eager" in the same process
 VARIANTS = {

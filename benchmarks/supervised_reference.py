@@ -19,7 +19,7 @@ from torch import nn
 from benchsr import config, registry
 from benchsr.contracts import Method, TrainBatch
 from benchsr.results import read_json
-from benchsr.runner import Runner
+from benchsr.run.runner import Runner
 
 
 class SmallCNN(Method):

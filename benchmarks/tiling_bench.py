@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchsr import tiling
+from benchsr.evaluation import tiling
 from benchsr.api import create_method
 from steps_bench import median_time
 
@@ -25,8 +25,8 @@ def _slice(device: torch.device) -> tuple[torch.Tensor, str]:
     """A real 512² chest CT slice in [0, 1] where the embedded CT is installed, else a synthetic
     one (said so in the report)."""
     try:
-        from benchsr.embedded import chest_ct_folder
-        from benchsr.volumes import read_volume, window
+        from benchsr.data.embedded import chest_ct_folder
+        from benchsr.data.volumes import read_volume, window
         import SimpleITK as sitk
         path = sorted(chest_ct_folder().glob("*"))[0]
         hu = sitk.GetArrayFromImage(read_volume(path)).astype(np.float32)
@@ -48,7 +48,7 @@ def _method(device: torch.device, run) -> tuple[object, str]:
     """A trained SR-CycleGAN at 4x (`run`, a run folder with its checkpoint), or the quick G1
     at random init: the timings are the same, the output change less telling."""
     if run is not None:
-        from benchsr.infer import load_trained
+        from benchsr.run.infer import load_trained
         trained = load_trained(run, None, device, "fp32", allow_unfinished=False)
         if trained.scale != 4:
             raise SystemExit(f"--tiling-run {run}: a 4x run is needed, not {trained.scale}x")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from . import config, registry
-from .contracts import BenchError, Method, RunContext
-from .results import read_run
+from benchsr import config, registry
+from benchsr.contracts import BenchError, Method, RunContext
+from benchsr.results import read_run
 
 
 def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: str = "lung-ct",
@@ -39,7 +39,7 @@ class Run:
 
     def method(self, device: str = "cpu", checkpoint: Path | None = None):
         """The trained method, weights loaded (as `benchsr infer` loads it)."""
-        from .infer import load_trained
+        from benchsr.run.infer import load_trained
         return load_trained(self.path, checkpoint, torch.device(device), "fp32").method
 
 

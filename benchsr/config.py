@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .contracts import BenchError
+from benchsr.errors import BenchError
 
 PROFILES = ("smoke", "quick", "standard", "paper")
 # a profile built on another: the base's harness and plugin layers come first (standard keeps
@@ -73,6 +73,11 @@ HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "standard": {"train": {"epochs": 8, "steps_per_epoch": 150}, "eval": {"every": 150}},
     "paper": {"train": {"epochs": 200, "steps_per_epoch": 2500, "batch_size": 4}},
 }
+
+
+def total_steps(cfg: dict) -> int:
+    """A run's length: epochs x steps per epoch."""
+    return int(cfg["train"]["epochs"]) * int(cfg["train"]["steps_per_epoch"])
 
 
 def profile_chain(profile: str) -> list[str]:
@@ -187,7 +192,7 @@ CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto"
 # Keys added after runs were published, with the value that says what those runs did: a saved
 # config.yaml without one is read with it (upgrade), so old and new runs of one setting compare
 # equal. Before runtime.fast, a run applied only its explicit runtime keys, which is what `auto`
-# does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/test_fastpaths.py holds the
+# does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/runtime/test_fastpaths.py holds the
 # two together), and every run published before it ran on the CPU.
 UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto"}
 
@@ -212,7 +217,7 @@ def upgrade(cfg: dict) -> dict:
 def _plugin_upgrades(method: str | None) -> dict:
     if not method:
         return {}
-    from . import registry      # lazy: the registry imports plugins, which import this module
+    from benchsr import registry   # lazy: the registry imports plugins, which import this module
     entry = registry.discover("methods").get(method)
     if entry is None or entry.broken:
         return {}

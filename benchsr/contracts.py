@@ -12,7 +12,7 @@ A Method plugin subclasses `Method`, sets the class attributes, and implements `
 `train_step` and `super_resolve`. Its defaults, profiles and presets live in a `presets.yaml`
 beside its module (see methods/srcyclegan/presets.yaml). The runner owns data, device, precision,
 epochs, checkpoints, timing and evaluation; the method owns its networks, losses and optimisers.
-What the harness relies on, and checks (tests/test_contract.py runs every discovered plugin):
+What the harness relies on, and checks (tests/methods/test_contract.py runs every discovered plugin):
 - `self.cfg` is the fully resolved config: seed, device, precision, `train` (epochs,
   steps_per_epoch, batch_size, lr_patch), `eval`, `runtime`, the method's `model` keys and the
   dataset's `data` keys, every --set already checked for type and range.
@@ -32,7 +32,7 @@ What the harness relies on, and checks (tests/test_contract.py runs every discov
 - `super_resolve` may get several tiles at once (B > 1, `eval.tile_batch`), each on its own.
 - `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
   `schedule_points()` lists the steps where they change; none may fall past the run's end, and
-  at most one into its first tenth (tests/test_reference_fixes.py checks every plugin).
+  at most one into its first tenth (tests/methods/test_reference_fixes.py checks every plugin).
 - `deterministic = True` only for a method whose output no seed can change (interpolation): the
   statistics then give it no seed variance. Any trained method needs 2+ seeds to be compared.
 
@@ -52,11 +52,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed
+from benchsr.errors import BenchError   # noqa: F401 - plugins import it from here
+from benchsr.runtime import distributed
 
 
-class BenchError(Exception):
-    """A problem the user can fix. The CLI prints its message as one line and exits non-zero."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,7 +88,7 @@ class RunContext:
     def degrade(self, hr: torch.Tensor) -> torch.Tensor:
         """HR patches -> LR under the dataset's own degradation (the function evaluation uses),
         e.g. for a supervised pre-training phase on pairs made from the HR stream."""
-        from .volumes import degrade_batch   # numpy, per image: the evaluation's own function
+        from benchsr.data.volumes import degrade_batch   # numpy, per image: the evaluation's own function
         lr = degrade_batch(hr.detach().float().cpu().numpy(), self.scale, self.degradation)
         return torch.from_numpy(lr).to(hr.device)
 

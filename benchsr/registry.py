@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .contracts import BenchError, Dataset, Method
-from .plugin_folders import mount_builtin
+from benchsr.contracts import BenchError, Dataset, Method
+from benchsr.plugin_folders import mount_builtin
 
 KINDS = {"methods": Method, "datasets": Dataset}
 
@@ -89,7 +89,7 @@ def discover(kind: str) -> dict[str, PluginEntry]:
 
 
 def _benchsr_version() -> str:
-    from . import __version__
+    from benchsr.version import __version__
     return __version__
 
 

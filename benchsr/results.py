@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import upgrade
-from .plugin_folders import SOURCE_ROOT
+from benchsr.config import upgrade
+from benchsr.plugin_folders import SOURCE_ROOT
 
 PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas")
 

@@ -11,8 +11,8 @@ import SimpleITK as sitk
 from PIL import Image, ImageDraw
 
 from benchsr.datasets.ct_uct import specimen as sim
-from benchsr.embedded import chest_ct_folder as series_folder
-from benchsr.volumes import read_volume, window
+from benchsr.data.embedded import chest_ct_folder as series_folder
+from benchsr.data.volumes import read_volume, window
 
 SIZE = 256
 

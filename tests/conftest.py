@@ -1,10 +1,12 @@
 import os
+import sys
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from benchsr import config, registry
-from benchsr.cache import CACHE_ENV
+from benchsr.data.cache import CACHE_ENV
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,7 +30,7 @@ def lung_smoke(lung_cls):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, lung_smoke):
     """A smoke SR-CycleGAN run (with a checkpoint) and a nearest run (no weights)."""
-    from benchsr.runner import Runner
+    from benchsr.run.runner import Runner
     out = tmp_path_factory.mktemp("runs")
     return {m: Runner(lung_smoke, out).run(registry.get("methods", m), smoke_config(m)).run_dir
             for m in ("srcyclegan", "nearest")}
@@ -44,7 +46,7 @@ def smoke_out(tmp_path_factory):
     """`benchsr run --methods all --profile smoke` once for the session: the run folders and
     the leaderboard that tests read."""
     from typer.testing import CliRunner
-    from benchsr.cli import app
+    from benchsr.cli.main import app
     out = tmp_path_factory.mktemp("results")
     res = CliRunner().invoke(app, ["run", "--methods", "all", "--profile", "smoke", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -78,8 +80,8 @@ def _case(series: sitk.Image, z0: int) -> sitk.Image:
 
 @pytest.fixture(scope="session")
 def covid_tree(tmp_path_factory):
-    from benchsr.embedded import chest_ct_folder as series_folder
-    from benchsr.volumes import read_volume
+    from benchsr.data.embedded import chest_ct_folder as series_folder
+    from benchsr.data.volumes import read_volume
     series = sitk.Cast(read_volume(series_folder()), sitk.sitkInt16)
     root = tmp_path_factory.mktemp("covid") / "COVID-19-20_v2"
     (root / "Train").mkdir(parents=True)
@@ -134,3 +136,36 @@ def cli_batch(cases: list[list[str]], env: dict | None = None, timeout: int = 60
                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
     assert out.returncode == 0, out.stderr[-2000:]
     return [SimpleNamespace(**r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+# ---- helpers of the infer and hostile-input tests ----------------------------------------
+def _ct(shape=(4, 40, 48), seed=0) -> np.ndarray:
+    """A small HU volume: air around a soft-tissue disc with noise."""
+    z, y, x = np.indices(shape)
+    body = (y - shape[1] / 2) ** 2 + (x - shape[2] / 2) ** 2 < (min(shape[1:]) / 2.5) ** 2
+    rng = np.random.default_rng(seed)
+    return np.where(body, 40, -1000).astype(np.int16) + rng.integers(-20, 20, shape).astype(np.int16)
+
+
+def write_volume(path, array, spacing=(0.7, 0.8, 2.5), origin=(-10.0, 20.0, 5.0), direction=None):
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def _main(args, capsys, monkeypatch):
+    """The real entry point in-process: exit code, stdout, stderr."""
+    monkeypatch.delenv("BENCHSR_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["benchsr", *map(str, args)])
+    code = 0
+    try:
+        from benchsr import cli
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from benchsr.cache import StackedSlices, cached
+from benchsr.data import StackedSlices, cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
-from benchsr.volumes import body_mask, check_hu, degrade, read_volume, resample, window
+from benchsr.data import body_mask, check_hu, degrade, read_volume, resample, window
 
 ENV = "BENCHSR_COVID19_DIR"
 CT_NAME = re.compile(r"^volume-covid19-A-\d{4}(_[A-Za-z0-9]+)*_ct\.nii(\.gz)?$")

@@ -26,10 +26,10 @@ import numpy as np
 import SimpleITK as sitk
 import yaml
 
-from benchsr.cache import cached
+from benchsr.data import cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
-from benchsr.embedded import DISTRIBUTION, chest_ct_folder
-from benchsr.volumes import body_mask, check_hu, degrade, read_volume, stream_distance, window
+from benchsr.data import DISTRIBUTION, chest_ct_folder
+from benchsr.data import body_mask, check_hu, degrade, read_volume, stream_distance, window
 
 from . import specimen as sim
 

@@ -17,8 +17,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
-from benchsr.embedded import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
-from benchsr.volumes import body_mask, degrade, read_volume, stream_distance, window
+from benchsr.data import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
+from benchsr.data import body_mask, degrade, read_volume, stream_distance, window
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:

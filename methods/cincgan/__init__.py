@@ -15,11 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchsr.blocks import edsr
+from benchsr.nn import edsr
 from benchsr.contracts import Method, TrainBatch
-from benchsr.gan import PatchDiscriminator, as_floats, set_requires_grad
-from benchsr.losses import lsgan, tv_loss
-from benchsr.schedules import step_decay
+from benchsr.nn import PatchDiscriminator, as_floats, set_requires_grad
+from benchsr.nn import lsgan, tv_loss
+from benchsr.nn import step_decay
 
 from .networks import downscaler, inner_generator
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchsr.blocks import log2_scale
+from benchsr.nn import log2_scale
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, act: bool = True,

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchsr.blocks import rrdbnet
+from benchsr.nn import rrdbnet
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import ema, relativistic_gan_step
-from benchsr.losses import load_perceptual
-from benchsr.schedules import cosine_restart_factor, milestones, multistep_factor, scale_lr
+from benchsr.nn import ema, relativistic_gan_step
+from benchsr.nn import load_perceptual
+from benchsr.nn import cosine_restart_factor, milestones, multistep_factor, scale_lr
 
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from benchsr.contracts import Method
-from benchsr.volumes import enlarge_bicubic
+from benchsr.data import enlarge_bicubic
 
 
 class Bicubic(Method):

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import as_floats, relativistic_gan_step, set_requires_grad
-from benchsr.losses import load_perceptual, lsgan
-from benchsr.schedules import milestones, multistep_factor, scale_lr
+from benchsr.nn import as_floats, relativistic_gan_step, set_requires_grad
+from benchsr.nn import load_perceptual, lsgan
+from benchsr.nn import milestones, multistep_factor, scale_lr
 
 from .networks import build_networks
 

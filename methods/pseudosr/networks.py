@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchsr import blocks
-from benchsr.gan import PatchDiscriminator, strided_first
+from benchsr.nn import blocks
+from benchsr.nn import PatchDiscriminator, strided_first
 
 
 class ResBlock5(nn.Module):

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from scipy.ndimage import zoom
 
 from benchsr.contracts import BenchError, Method, TrainBatch
-from benchsr.gan import (PatchDiscriminator, as_floats, from_signed, init_normal,
+from benchsr.nn import (PatchDiscriminator, as_floats, from_signed, init_normal,
                          set_requires_grad, to_signed)
-from benchsr.losses import gan_loss
+from benchsr.nn import gan_loss
 
 from .losses import HistoryPool, f_down, f_up, identity_up, recon, ssim_loss
 from .networks import G1, G2

@@ -7,7 +7,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from benchsr.metrics import ssim
+from benchsr.evaluation import ssim
 
 
 def f_down(img: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchsr.blocks import log2_scale
+from benchsr.nn import log2_scale
 
 
 def _norm(ch: int) -> nn.Module:

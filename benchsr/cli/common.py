@@ -1,0 +1,63 @@
+"""What every `benchsr` command shares: the Typer app, the consoles, progress bars, the
+results folder check and the leaderboard print. The commands live in cli.py (running, tables,
+infer) and cli_models.py (outside predictions and weights)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from benchsr.report import publish
+from benchsr.errors import BenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Super-resolution benchmark suite for CT.")
+# wide tables stay readable when the output is a file or a CI log
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True)
+
+
+def progress_bars() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
+        raise BenchError(f"--data-dir {data_dir}: not a readable folder")
+
+
+def check_out_folder(out: Path) -> None:
+    """--out must be a folder this process can write into (or be creatable), before any work."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out}: is a file, not a folder")
+    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"--out {out}: {existing} is not writable")
+
+
+def show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
+    found = publish.build(runs or [root / "runs"], root)
+    for table in publish.rich_tables(found):
+        console.print(table)
+    console.print(f"leaderboard: {root / 'leaderboard.md'} and {root / 'leaderboard.html'}")
+
+
+def show_reproduced(title: str, frame, claims, path: Path) -> None:
+    """A reproduced paper table and its claims' verdicts, as written to `path`."""
+    from rich.table import Table
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(col, overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*map(str, row))
+    console.print(table)
+    if not claims.empty:
+        console.print(claims.to_string(index=False))
+    console.print(f"written: {path}")

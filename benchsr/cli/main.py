@@ -1,0 +1,320 @@
+"""The `benchsr` command: list, run, reproduce, leaderboard, infer (and, from cli_models.py,
+export-inputs, evaluate, export-weights)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from benchsr import config, registry
+from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
+                         progress_bars, show_leaderboard, show_reproduced)
+from benchsr.cli.models import evaluate_predictions, export_inputs, export_weights, status
+from benchsr.errors import BenchError
+
+# every command of the app; those of cli_models register when it is imported above
+__all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "infer",
+           "export_inputs", "evaluate_predictions", "export_weights", "status"]
+
+
+def _plugin_table(kind: str) -> Table:
+    t = Table(title=kind)
+    cols = (["name", "presets", "data", "scales", "description", "origin"] if kind == "methods"
+            else ["name", "scale", "description", "origin"])
+    for col in cols:
+        t.add_column(col, overflow="fold")
+    for name, entry in sorted(registry.discover(kind).items()):
+        for other in entry.shadowed:
+            t.add_row(name, *[""] * (len(cols) - 3),
+                      f"[yellow]SHADOWED by {entry.origin}: not used[/]", other.origin)
+        if entry.broken:
+            t.add_row(name, *[""] * (len(cols) - 3), f"[red]BROKEN: {entry.error}[/]", entry.origin)
+            continue
+        c = entry.cls
+        if kind == "methods":
+            t.add_row(name, ", ".join(config.preset_names(c)), c.data,
+                      ",".join(map(str, c.scales)), c.description, entry.origin)
+        else:
+            label = c.description + (" [SIMULATED]" if c.simulated else "")
+            t.add_row(name, f"{c.scale}x", label, entry.origin)
+    return t
+
+
+@app.command("list")
+def list_plugins() -> None:
+    """Every method (with presets, data needs, scales) and every dataset."""
+    console.print(_plugin_table("methods"))
+    console.print(_plugin_table("datasets"))
+
+
+def _parse_methods(spec: str) -> list[tuple[type, str]]:
+    """'all', 'name[:preset],...' or both ('all,esrgan:psnr') -> [(class, preset)], each once;
+    validated before anything is written."""
+    table = registry.discover("methods")
+    names = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        names += ([f"{n}:{p}" for n, e in sorted(table.items()) if not e.broken
+                   for p in config.presets_in_all(e.cls)] if item == "all" else [item])
+    if not names:
+        raise BenchError("--methods is empty")
+    out = []
+    for item in dict.fromkeys(n if ":" in n else f"{n}:default" for n in names):
+        name, _, preset = item.partition(":")
+        cls = registry.get("methods", name)
+        preset = preset or "default"
+        if preset not in config.preset_names(cls):
+            raise BenchError(f"unknown preset '{preset}' for method '{name}' "
+                             f"(available: {', '.join(config.preset_names(cls))})")
+        out.append((cls, preset))
+    return out
+
+
+@app.command()
+def run(
+    methods: str = typer.Option("all", help="'all' and/or a comma list of METHOD[:PRESET]"),
+    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    profile: str = typer.Option("quick", help="smoke | quick | standard | paper"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast) | auto "
+                                                       "(bf16 where native)"),
+    seed: Optional[int] = typer.Option(None),
+    seeds: Optional[str] = typer.Option(None, help="run each method once per seed, e.g. 0,1,2"),
+    config_file: Optional[Path] = typer.Option(None, "--config",
+                                               help="replay a run's config.yaml (--set still applies)"),
+    out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
+    resume: bool = typer.Option(False, help="continue the newest unfinished run of the same config"),
+    launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per "
+                                                      "(method, preset, seed)"),
+    jobs_at_once: int = typer.Option(1, "--jobs", help="--launcher local: jobs at a time"),
+    slurm_partition: Optional[str] = typer.Option(None),
+    slurm_gpus_per_job: int = typer.Option(1, help="> 1: each job is a data-parallel run"),
+    slurm_time: int = typer.Option(0, help="minutes per job (0: a day)"),
+    wait: bool = typer.Option(True, help="wait for launched jobs, then build the leaderboard"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Train (where the method trains) and evaluate methods on a dataset; write run folders and
+    the leaderboard."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    check_out_folder(out)
+    if config_file is not None:
+        saved = _read_config(config_file)
+        methods, dataset, profile = f"{saved['method']}:{saved['preset']}", saved["dataset"], saved["profile"]
+    chosen = _parse_methods(methods)
+    ds_cls = registry.get("datasets", dataset)
+    check_data_dir(data_dir)
+    replay = config.replay_overrides(saved, chosen[0][0], ds_cls) if config_file is not None else []
+    seed_list = _parse_seeds(seeds, seed)
+    jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
+                                 replay + _extra(set_, device, precision, s)))
+            for cls, preset in chosen for s in seed_list]    # every config checked here, first
+    if launcher is not None:
+        from benchsr.cli.models import launch_sweep
+        specs = [(f"{cls.name}:{preset}", replay + _extra(set_, device, precision, s))
+                 for cls, preset in chosen for s in seed_list]
+        launch_sweep(specs, dataset, profile, data_dir, out, resume, launcher, jobs_at_once,
+                     wait, slurm_partition, slurm_gpus_per_job, slurm_time)
+        return
+    from benchsr.runtime import distributed
+    world = distributed.init()         # a world of one unless launched by torchrun
+    outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)
+    if world.is_main:
+        show_leaderboard(out)
+    if any(o.status != "complete" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _read_config(path: Path) -> dict:
+    saved = config.read_yaml(path) if path.is_file() else None
+    if not saved:
+        raise BenchError(f"--config {path}: not a run's config.yaml")
+    missing = [k for k in config.IDENTITY_KEYS if not isinstance(saved.get(k), str)]
+    if missing:
+        raise BenchError(f"--config {path}: no {', '.join(missing)} (not a run's config.yaml)")
+    return saved
+
+
+def _parse_seeds(seeds: str | None, seed: int | None) -> list[int | None]:
+    """--seeds 0,1,2 -> [0, 1, 2]; without it, the one --seed (or the config's)."""
+    if seeds is None:
+        return [seed]
+    if seed is not None:
+        raise BenchError("give --seed or --seeds, not both")
+    try:
+        out = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
+    if not out or min(out) < 0 or len(set(out)) != len(out):
+        raise BenchError(f"--seeds {seeds!r}: expected distinct integers >= 0")
+    return out
+
+
+def _extra(set_: list[str], device, precision, seed) -> list[str]:
+    return list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
+                                                 ("seed", seed)) if v is not None]
+
+
+def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: Path,
+             resume: bool = False, show: bool = True) -> list:
+    """Load the dataset once, then run each (method class, config) job with progress bars."""
+    check_data_dir(data_dir)
+    from benchsr.run.fastpaths import check as check_runtime
+    from benchsr.runtime.devices import check_precision, pick_device
+    from benchsr.run.runner import Runner
+    for _, cfg in jobs:
+        check_precision(cfg["precision"], pick_device(cfg["device"]))
+        check_runtime(cfg["runtime"])
+    with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
+        data = ds_cls(jobs[0][1], data_dir).load()
+    outcomes = []
+    with progress_bars() if show else contextlib.nullcontext() as progress:
+        runner = Runner(data, out, progress, ds_cls.provenance_packages)
+        for cls, cfg in jobs:
+            outcome = runner.run(cls, cfg, resume=resume)
+            if show:
+                colour = "green" if outcome.status == "complete" else "red"
+                progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
+                                       f"{outcome.reason} -> {outcome.run_dir}")
+            outcomes.append(outcome)
+    return outcomes
+
+
+@app.command()
+def reproduce(
+    table: str = typer.Argument(..., help="a paper table, e.g. table2, table3, table4, table6, "
+                                          "table7 (see the plugins' paper_tables.yaml)"),
+    profile: str = typer.Option("quick", help="smoke | quick | standard | paper (paper = the published "
+                                              "configs; the others are smaller and not comparable)"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    dataset: Optional[str] = typer.Option(None, help="run the rows on this dataset instead"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key in every row"),
+    device: Optional[str] = typer.Option(None),
+    precision: Optional[str] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    seeds: Optional[str] = typer.Option(None, help="run every row once per seed, e.g. 0,1,2"),
+    out: Path = typer.Option(Path("results"), help="results root (runs are reused from here)"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Run (or reuse) the runs behind a paper table and print it beside the published numbers."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    from benchsr.report import claims as judge
+    from benchsr.report import reproduce as rep
+    spec = rep.check_known(table, rep.paper_tables())
+    seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
+    rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
+    ds_cls = registry.get("datasets", dataset or spec["dataset"])
+    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg) is None]
+    if todo:
+        console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
+        unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
+        _execute(list(unique.values()), ds_cls, data_dir, out)
+    by_row: dict[str, list] = {}
+    for row, _, cfg in rows:
+        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg))
+    missing = [name for name, runs in by_row.items() if None in runs]
+    done = [(row, by_row[row["name"]]) for row in spec["rows"] if row["name"] not in missing]
+    frame = rep.compare(done)
+    claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
+    note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims,
+                          rep.caveats(done), rep.clinical_frame(done))
+    from benchsr.results import write_text
+    path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
+    write_text(path, md)
+    show_reproduced(note, frame, claims, path)
+    if missing:
+        raise typer.Exit(1)
+
+
+@app.command()
+def leaderboard(
+    runs: List[Path] = typer.Argument(None, help="run folders, or folders holding them "
+                                                 "(default: ROOT/runs)"),
+    root: Path = typer.Option(Path("results"), help="where leaderboard.md/.html and "
+                                                    "leaderboard/ are written"),
+) -> None:
+    """Rebuild the leaderboard (Markdown, CSV, LaTeX, HTML, pictures) from run folders."""
+    for path in runs or [root / "runs"]:
+        if not path.is_dir():
+            raise BenchError(f"{path}: not a folder (run `benchsr run` first)")
+    show_leaderboard(root, runs)
+
+
+@app.command()
+def infer(
+    run_dir: Path = typer.Argument(..., help="a run folder (its config.yaml, manifest.json and "
+                                             "checkpoints/last.pt)"),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="a CT volume SimpleITK reads "
+                                      "(.nii.gz, .nrrd, .mha, ...) or a DICOM folder"),
+    output: Path = typer.Argument(..., help="the super-resolved volume, .nii or .nii.gz"),
+    checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
+    slices: Optional[str] = typer.Option(None, help="axial slice range START:STOP (0-based)"),
+    roi: Optional[str] = typer.Option(None, help="in-plane region X0:X1,Y0:Y1 (input voxels)"),
+    tile: str = typer.Option("auto", help="LR tile size; 0 = whole slices at once; auto = "
+                                          "timed on the CPU, batched 128² tiles on a GPU"),
+    tile_batch: str = typer.Option("auto", help="tiles per forward; auto = as many as fit (GPU)"),
+    blend: str = typer.Option("mean", help="where tiles overlap: mean | gaussian | linear"),
+    overlap: float = typer.Option(0.25, help="tile overlap fraction"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (autocast) | auto"),
+    series: Optional[str] = typer.Option(None, help="the SeriesInstanceUID, in a DICOM folder "
+                                                    "holding several series"),
+    overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
+    allow_unfinished: bool = typer.Option(False, help="use a failed or unfinished run's last "
+                                                      "checkpoint"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Super-resolve a whole CT volume with a trained run; writes NIfTI that overlays the input
+    (spacing / k in-plane, origin and direction kept)."""
+    if debug:
+        os.environ["BENCHSR_DEBUG"] = "1"
+    from benchsr.run.infer import check_request, load_trained, super_resolve_volume
+    from benchsr.runtime.devices import check_precision, pick_device, resolve_precision
+    tiling = check_request(input_path, output, overwrite,      # before any work
+                           {"tile": tile, "tile_batch": tile_batch, "blend": blend, "overlap": overlap})
+    dev = pick_device(device)
+    check_precision(precision, dev)
+    precision, _ = resolve_precision(precision, dev)
+    trained = load_trained(run_dir, checkpoint, dev, precision, allow_unfinished)
+    if trained.weights:
+        console.print(f"weights: {trained.weights}")
+    with progress_bars() as progress:
+        done = super_resolve_volume(trained, input_path, output, slices, roi, tiling,
+                                    progress, overwrite, series)
+    console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
+                  f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
+                  f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g}); "
+                  f"tiling: {done['tiling']['why']}")
+
+
+def _console_logging() -> None:
+    """Each run's messages (runlog.py) also go to the console, through rich."""
+    import logging
+
+    from rich.logging import RichHandler
+    logger = logging.getLogger("benchsr")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_path=False))
+        logger.setLevel(logging.INFO)
+
+
+def main() -> None:
+    _console_logging()
+    try:
+        app()
+    except (BenchError, OSError) as exc:
+        if os.environ.get("BENCHSR_DEBUG"):
+            raise
+        if isinstance(exc, OSError):   # a file benchsr reads or writes: name it, in one line
+            exc = BenchError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+

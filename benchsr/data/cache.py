@@ -1,0 +1,95 @@
+"""Preprocessed-volume cache: a second run memory-maps .npy files instead of re-reading DICOM or
+NIfTI. Keys are the file's content hash plus the protocol, so an edited file or a new window
+never reuses a stale array. Writes are atomic; a half-written entry is never read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from benchsr.results import atomic_write_bytes
+
+CACHE_ENV = "BENCHSR_CACHE"
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchsr"
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of a file, or of every file in a folder (a DICOM series). Memoised per
+    (path, size, mtime), so unchanged files are hashed once."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    memo_path = cache_root() / "hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    stamp = "||".join(_stamp(f) for f in files)
+    key = hashlib.sha256(stamp.encode()).hexdigest()
+    if key not in memo:
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        memo[key] = h.hexdigest()
+        atomic_write_bytes(memo_path, json.dumps(memo).encode())
+    return memo[key]
+
+
+def protocol_key(protocol: dict) -> str:
+    return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached(source: Path, protocol: dict, build: Callable[[], dict[str, np.ndarray]]
+           ) -> dict[str, np.ndarray]:
+    """The arrays `build()` makes from `source` under `protocol`, memory-mapped from the cache
+    when present. Each array is its own .npy file in one entry folder."""
+    entry = cache_root() / f"{content_hash(source)[:24]}-{protocol_key(protocol)}"
+    index = entry / "index.json"
+    if index.is_file():
+        names = json.loads(index.read_text())
+        return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in names}
+    arrays = build()
+    entry.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        tmp = entry / f".{name}.{os.getpid()}.tmp.npy"
+        np.save(tmp, np.ascontiguousarray(arr))
+        os.replace(tmp, entry / f"{name}.npy")
+    atomic_write_bytes(index, json.dumps(sorted(arrays)).encode())   # last: marks the entry whole
+    return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in arrays}
+
+
+class StackedSlices:
+    """Several (z, H, W) arrays (memory-mapped volumes) seen as one (n, H, W) stack, without
+    copying: what PatchSampler needs (.shape and [z, ys, xs])."""
+
+    def __init__(self, arrays: list[np.ndarray]):
+        sizes = {a.shape[1:] for a in arrays}
+        if len(sizes) != 1:
+            raise ValueError(f"slices differ in size: {sorted(sizes)}")
+        self.arrays = arrays
+        self.offsets = np.cumsum([0] + [a.shape[0] for a in arrays])
+        self.shape = (int(self.offsets[-1]), *next(iter(sizes)))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        z, *rest = key if isinstance(key, tuple) else (key,)
+        i = int(np.searchsorted(self.offsets, z, side="right") - 1)
+        return self.arrays[i][(z - self.offsets[i], *rest)]

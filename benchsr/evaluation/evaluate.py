@@ -1,0 +1,179 @@
+"""The evaluation room: tiled super-resolution of whole evaluation images (held to the output
+contract), the metrics per image, and, for a run, which images, LPIPS, and the split across
+torchrun ranks with the rows gathered on rank 0."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from benchsr.evaluation import clinical, metrics
+from benchsr.runtime import distributed
+from benchsr.evaluation.clinical import Context
+from benchsr.runtime.guards import fault
+from benchsr.contracts import BenchError, EvalImage, Method
+from benchsr.evaluation.tiling import plan_for, tiled_sr
+from benchsr.evaluation.uncertainty import UNNAMED
+from benchsr.data.volumes import degrade
+
+
+def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
+    """Crop HR to hr_size (a multiple of the scale) around the centre, LR to the same region."""
+    if hr_size <= 0:
+        return img
+    lr_size = hr_size // scale
+    h, w = img.lr.shape
+    y0, x0 = max(0, (h - lr_size) // 2), max(0, (w - lr_size) // 2)
+    lr = img.lr[y0:y0 + lr_size, x0:x0 + lr_size]
+    box = (slice(y0 * scale, (y0 + lr_size) * scale), slice(x0 * scale, (x0 + lr_size) * scale))
+    hr = None if img.hr is None else img.hr[box]
+    mask = None if img.mask is None else img.mask[box]
+    return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]",
+                     img.group, img.volume, mask)
+
+
+def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None = None) -> dict:
+    """Per-image metrics of the registry on [0, 1] data (data range 1), `border` pixels cropped
+    on every side (the body mask too). An image without a reference gets the metrics that need
+    none: its LR against the k x k average-pooled SR. `measures` holds the LPIPS model and the
+    HR domain's window and units (clinical.Context)."""
+    measures = measures or Context()
+    row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
+    if img.hr is None:
+        ref, test = img.lr, degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
+    else:
+        ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
+        mask = None if img.mask is None else metrics.crop_border(img.mask, border)
+        measures = dataclasses.replace(measures, mask=mask, cache={})
+    for m in metrics.METRICS.values():
+        if m.needs_hr == (img.hr is not None) and not m.per_volume:
+            row[m.name] = m.fn(ref, test, measures)
+    return row
+
+
+def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.device,
+             measures: Context | None = None, on_image=None, stage=None, stacks=None):
+    """Scores every image given; returns per-image rows, the SR arrays of the first few images,
+    and ms per image. `stage(name)` (runner.Stage) names the image a failure happened on.
+    `stacks` (clinical.VolumeStacks), if given, gets each volume's cropped HR and SR slices of
+    the primary set, in order, for the per-volume measures."""
+    ev, k = cfg["eval"], method.ctx.scale
+    border = k if ev["border_crop"] is None else int(ev["border_crop"])
+    method.train(False)
+    rows, kept, times, plans = [], [], [], {}
+    for i, img in enumerate(images):
+        img = centre_crop(img, int(ev["crop"]), k)
+        with stage(f"evaluation of image {i + 1} ({img.name})") if stage else contextlib.nullcontext():
+            rows.append(_score_one(method, img, ev, border, device, measures, times, kept, plans,
+                                   stacks))
+        if on_image:
+            on_image(i)
+    method.train(True)
+    return rows, kept, (1e3 * float(np.mean(times)) if times else None)
+
+
+def _tile_plan(method: Method, ev: dict, lr: torch.Tensor, device: torch.device, plans: dict):
+    """eval.tile / eval.tile_batch (auto: chosen once per image size), noted in the run."""
+    key = tuple(lr.shape)
+    if key not in plans:
+        plans[key] = plan_for(method, ev, key[2:], key[1], device)
+        if plans[key].why != "asked":
+            note = f"tiling {key[2]}x{key[3]}: {plans[key].why}"
+            if note not in method.ctx.notes:
+                method.ctx.notes.append(note)
+    return plans[key]
+
+
+def _score_one(method, img, ev, border, device, measures, times, kept, plans, stacks) -> dict:
+    """One image: tiled SR (timed), sample kept, metrics."""
+    k = method.ctx.scale
+    lr = torch.from_numpy(np.ascontiguousarray(img.lr))[None, None].to(device)
+    plan = _tile_plan(method, ev, lr, device, plans)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    sr = tiled_sr(method, lr, k, plan.tile, float(ev["overlap"]), plan.batch, ev["blend"])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    times.append(time.perf_counter() - t0)
+    sr_np = sr[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
+    check_not_flat(sr_np, img)
+    if sum(i.group == img.group for i, _ in kept) < int(ev["samples"]):   # per eval set
+        kept.append((img, sr_np))
+    if stacks is not None and img.hr is not None and img.group == "":
+        stacks.add(img.volume or UNNAMED, metrics.crop_border(img.hr, border),
+                   metrics.crop_border(sr_np, border))
+    return score(sr_np, img, border, measures) | {"ms": times[-1] * 1e3}
+
+
+def check_not_flat(sr: np.ndarray, img: EvalImage) -> None:
+    """A constant output from a non-constant input is degenerate: a failure, never a row."""
+    if float(sr.std()) < 1e-6 and float(np.std(img.lr)) > 1e-3:
+        raise BenchError(f"super_resolve returned a constant image ({float(sr.mean()):.4g} "
+                         f"everywhere) for {img.name}: a degenerate output, not a result")
+
+
+def choose_images(data, cfg: dict) -> list[EvalImage]:
+    """Every evaluation set's images, at most eval.max_images of each (0 = all)."""
+    limit = cfg["eval"]["max_images"] or None
+    pool, images = data.eval_images + data.lr_only, []
+    for group in dict.fromkeys(i.group for i in pool):
+        images += [i for i in pool if i.group == group][:limit]
+    return images
+
+
+def validation_images(data, cfg: dict) -> tuple[list[EvalImage], bool]:
+    """The learning curve's eval.every_images primary images, taken from those the final
+    evaluation does not score, so that validation is not test. When none are left, the first
+    scored ones, and True: the curve then sees test images, and the run says so."""
+    n = int(cfg["eval"]["every_images"])
+    primary = [i for i in data.eval_images if i.group == ""]
+    scored = {i.name for i in choose_images(data, cfg) if i.group == ""}
+    spare = [i for i in primary if i.name not in scored]
+    return (spare[:n], False) if spare else (primary[:n], True)
+
+
+def check_finite_metrics(rows: list[dict]) -> None:
+    """An infinite or NaN score is not a result: the run fails, naming the image (an SR equal
+    to its reference gives PSNR inf, e.g. under a degenerate window)."""
+    for row in rows:
+        for m in metrics.METRICS:
+            v = row.get(m)
+            if v is not None and not np.isfinite(v):
+                raise BenchError(f"{m} is {v} on image {row['image']}: not a result (an output "
+                                 f"identical to its reference, or a broken window?)")
+
+
+def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, measures: Context,
+                 stage, tick=lambda: None):
+    """Each rank scores every size-th image; rank 0 gets all rows, in order. Returns (rows,
+    kept samples, ms per image, per-volume rows); raises when there is no row or a metric is
+    not finite. Per-volume measures need a volume's slices in one process: under torchrun
+    they are not computed, and the run says so."""
+    world = distributed.world()
+    mine = list(range(len(images)))[world.rank::world.size]
+
+    def on_image(i: int) -> None:
+        fault("eval", i)
+        tick()
+    stacks = clinical.VolumeStacks() if world.size == 1 else None
+    if stacks is None:
+        method.ctx.notes.append("per-volume measures n/a: under torchrun a volume's slices are "
+                                "split across ranks")
+    rows, kept, ms = evaluate(method, [images[i] for i in mine], cfg, device, measures,
+                              on_image=on_image, stage=stage, stacks=stacks)
+    rows = [row for _, row in sorted(distributed.gather(list(zip(mine, rows))), key=lambda p: p[0])]
+    if not rows:
+        raise BenchError("the dataset produced no evaluation images")
+    for row in rows:
+        row.setdefault("lpips", None)
+    check_finite_metrics(rows)
+    volume_rows = stacks.finish() if stacks is not None else []
+    if stacks is not None and stacks.split:
+        method.ctx.notes.append(f"per-volume measures n/a for {', '.join(sorted(stacks.split))}: "
+                                f"their slices are not contiguous in the evaluation order")
+    check_finite_metrics(volume_rows)
+    return rows, kept, ms, volume_rows

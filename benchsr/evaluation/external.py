@@ -1,0 +1,164 @@
+"""Score a model that lives outside benchsr. `export_inputs` writes exactly the LR images a
+dataset's evaluation feeds a method; `read_predictions` checks a folder of SR outputs against
+them (one line naming the file for anything missing, extra, misshapen or non-finite, before
+anything is written); `External` is the method whose super_resolve returns them, so the ordinary
+runner scores them into an ordinary run folder, `external:NAME`, beside the built-in methods."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchsr import results
+from benchsr.contracts import BenchError, EvalImage, Method
+from benchsr.data.volumes import PIXEL_CONVENTION
+from benchsr.evaluation.evaluate import centre_crop, choose_images
+
+SUFFIXES = (".npy", ".nii.gz", ".nii")
+
+
+def eval_inputs(data, cfg: dict) -> list[EvalImage]:
+    """The evaluation images as the runner feeds them: chosen per set, centre-cropped."""
+    return [centre_crop(img, int(cfg["eval"]["crop"]), data.scale) for img in choose_images(data, cfg)]
+
+
+def export_inputs(data, cfg: dict, out: Path) -> dict:
+    """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json."""
+    if out.exists() and any(out.iterdir()):
+        raise BenchError(f"{out}: exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    k, p = data.scale, data.protocol
+    entries = []
+    for img in eval_inputs(data, cfg):
+        np.save(out / f"{img.name}.npy", np.asarray(img.lr, np.float32))
+        h, w = img.lr.shape
+        entries.append({"name": img.name, "file": f"{img.name}.npy", "group": img.group,
+                        "volume": img.volume, "lr_shape": [h, w], "expected_shape": [h * k, w * k],
+                        "scored": "against its HR reference" if img.hr is not None
+                        else "LR-consistency only (no reference)"})
+    manifest = {"dataset": cfg["dataset"], "profile": cfg["profile"], "scale": k,
+                "inputs_format": "float32 .npy, the dataset window mapped to [0, 1]",
+                "predictions": (f"one file per input, same name, .npy or .nii(.gz), shape "
+                                f"expected_shape, in [0, 1] (or in {p.get('hr_units', 'HU')} "
+                                f"with --units hu)"),
+                "nifti_axis_order": NIFTI_RULE,
+                "degradation": p.get("degradation", "bicubic"),
+                "pixel_convention": PIXEL_CONVENTION.get(p.get("degradation", "bicubic")),
+                "window_hu": p.get("window_hu"), "hr_window": p.get("hr_window"),
+                "hr_units": p.get("hr_units", "HU"), "protocol": p, "inputs": entries}
+    results.write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+# How a NIfTI prediction's array is read, so that the array the user saved is the array scored
+# (manifest.json says it too). SimpleITK's writer stores an (h, w) array x fastest, so nibabel
+# reads it back transposed; nibabel's writer stores the array as given.
+NIFTI_RULE = ("NIfTI predictions: the (h, w) array as saved. A file from SimpleITK "
+              "(GetImageFromArray) or nibabel (Nifti1Image(arr, affine)) both work: a non-square "
+              "shape decides the axis order; a square one is read as ITK wrote it when its header "
+              "is ITK's (qform and sform code 1, mm) and as given when its affine is the identity; "
+              "any other square file is refused as ambiguous")
+
+
+def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            import nibabel as nib
+            img = nib.load(str(path))
+            arr = _nifti_array(path, img, np.asarray(img.dataobj).squeeze(), want)
+    except BenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad prediction
+        raise BenchError(f"{path}: cannot read the prediction ({type(exc).__name__}: {exc})") from None
+    return np.asarray(arr, np.float64)
+
+
+def _nifti_array(path: Path, img, data: np.ndarray, want: tuple[int, int]) -> np.ndarray:
+    """The (h, w) array the writer was given (NIFTI_RULE)."""
+    if data.ndim != 2:
+        return data                       # the shape check names it
+    if want[0] != want[1]:
+        return data if data.shape == want else data.T
+    h = img.header
+    itk = (int(h["qform_code"]), int(h["sform_code"])) == (1, 1) and h.get_xyzt_units()[0] == "mm"
+    if itk:
+        return data.T
+    if np.allclose(img.affine, np.eye(4)):
+        return data
+    raise BenchError(f"{path}: a square NIfTI whose axis order is ambiguous (neither SimpleITK's "
+                     f"header nor an identity affine): save it as .npy, with SimpleITK, or with "
+                     f"nibabel and np.eye(4)")
+
+
+def _name(path: Path) -> str | None:
+    return next((path.name[:-len(s)] for s in SUFFIXES if path.name.endswith(s)), None)
+
+
+def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str,
+                     hr_window) -> dict[str, np.ndarray]:
+    """{image name: SR in [0, 1]}, every file checked first; BenchError names the first bad one."""
+    if not pred.is_dir():
+        raise BenchError(f"{pred}: not a folder of predictions")
+    files = {}
+    for path in sorted(pred.iterdir()):
+        if path.name.startswith(".") or path.name == "manifest.json":
+            continue
+        name = _name(path)
+        if name is None or name in files:
+            raise BenchError(f"{path}: not a prediction (one .npy/.nii/.nii.gz per input, once)")
+        files[name] = path
+    wanted = {img.name: img for img in images}
+    extra = sorted(set(files) - set(wanted))
+    if extra:
+        raise BenchError(f"{files[extra[0]]}: no evaluation input is called '{extra[0]}' "
+                         f"({len(extra)} extra file(s))")
+    missing = sorted(set(wanted) - set(files))
+    if missing:
+        raise BenchError(f"{pred / (missing[0] + '.npy')}: missing ({len(missing)} prediction(s) "
+                         f"missing; export-inputs lists them)")
+    return {name: _checked(files[name], img, scale, units, hr_window) for name, img in wanted.items()}
+
+
+def _checked(path: Path, img: EvalImage, scale: int, units: str, hr_window) -> np.ndarray:
+    want = (img.lr.shape[0] * scale, img.lr.shape[1] * scale)
+    arr = _load(path, want)
+    if arr.shape != want:
+        hint = ""
+        if arr.ndim == 2 and arr.shape[0] % img.lr.shape[0] == 0 and arr.shape[0] // img.lr.shape[0] != scale:
+            hint = f" (x{arr.shape[0] // img.lr.shape[0]} of the input; this dataset is x{scale})"
+        raise BenchError(f"{path}: shape {arr.shape}, expected {want}{hint}")
+    bad = int((~np.isfinite(arr)).sum())
+    if bad:
+        raise BenchError(f"{path}: {bad} non-finite values (NaN/Inf)")
+    if units == "hu":
+        lo, hi = hr_window
+        return np.clip((arr - lo) / (hi - lo), 0, 1).astype(np.float32)
+    if arr.min() < -0.5 or arr.max() > 1.5:
+        raise BenchError(f"{path}: values {arr.min():.4g}..{arr.max():.4g} are not in [0, 1] "
+                         f"(predictions in HU need --units hu)")
+    return arr.astype(np.float32)
+
+
+def _key(lr: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(lr, np.float32).tobytes()).hexdigest()
+
+
+def external_method(name: str, images: list[EvalImage], predictions: dict[str, np.ndarray]):
+    """A Method class `external:NAME` whose super_resolve returns the prediction of the input."""
+    by_input = {_key(img.lr): predictions[img.name] for img in images}
+
+    class External(Method):
+        description = "predictions made outside benchsr, scored by benchsr evaluate"
+        data = "none"
+        scales = (2, 3, 4, 8, 16)
+
+        def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+            out = [torch.from_numpy(by_input[_key(x[0].cpu().numpy())]) for x in lr]
+            return torch.stack(out)[:, None].to(lr.device)
+
+    External.name = f"external:{name}"
+    return External

@@ -1,0 +1,2 @@
+"""Leaderboards and paper tables, built from run folders only: rows, tables, Markdown/LaTeX/
+HTML, figures, learning curves, claims and `benchsr reproduce`."""

@@ -1,0 +1,148 @@
+"""Pictures for people: the comparison grid of a dataset (as the paper's Fig. 13/14: LR |
+bicubic | each method | HR, with a zoomed box) and each run's training-loss curves.
+
+matplotlib's object API (Figure + Agg canvas) is used without pyplot, so no global state or GUI
+backend is touched.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from benchsr.evaluation import metrics
+from benchsr.report.curves import seed_curves
+from benchsr.results import atomic_write_bytes
+from benchsr.data.volumes import enlarge_bicubic
+
+
+def _save(fig: Figure, path: Path) -> None:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def loss_plot(losses_csv: Path, png: Path, title: str) -> bool:
+    """Every logged loss against the step (moving average over ~2 % of the steps)."""
+    df = pd.read_csv(losses_csv)
+    cols = [c for c in df.columns if c not in ("epoch", "step") and pd.api.types.is_numeric_dtype(df[c])]
+    if df.empty or not cols:
+        return False
+    window = max(1, len(df) // 50)
+    fig = Figure(figsize=(7, 3.2), dpi=110)
+    ax = fig.add_subplot()
+    for col in cols:
+        ax.plot(df["step"], df[col].rolling(window, min_periods=1).mean(), label=col,
+                lw=2.0 if col == "total_g" else 0.9)
+    if (df[cols] > 0).all().all():
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss (moving mean of {window})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, ncol=max(1, len(cols) // 8), loc="upper right")
+    ax.grid(alpha=0.3)
+    _save(fig, png)
+    return True
+
+
+def detail_box(hr: np.ndarray, frac: float = 0.2) -> tuple[int, int, int]:
+    """(y, x, size) of the square with the most structure (HR standard deviation), to zoom.
+    Only squares in the middle 60 % are candidates: the couch and the body outline at the
+    border have the most contrast but show nothing of the SR."""
+    size = max(8, int(min(hr.shape) * frac))
+    best, pos = -1.0, (0, 0)
+    step = max(1, size // 4)
+    h, w = hr.shape
+    ys = [y for y in range(0, h - size + 1, step) if 0.2 * h <= y + size / 2 <= 0.8 * h] or [0]
+    xs = [x for x in range(0, w - size + 1, step) if 0.2 * w <= x + size / 2 <= 0.8 * w] or [0]
+    for y in ys:
+        for x in xs:
+            s = float(hr[y:y + size, x:x + size].std())
+            if s > best:
+                best, pos = s, (y, x)
+    return pos[0], pos[1], size
+
+
+def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
+    """The grid's bicubic panel: the same function as the `bicubic` method's output."""
+    return enlarge_bicubic(lr, scale)
+
+
+def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[str, np.ndarray]],
+                    scale: int, png: Path, title: str) -> None:
+    """Row 1: whole images with the zoom box; row 2: the box enlarged. Each SR panel carries its
+    PSNR / SSIM against HR on this image."""
+    panels = [("LR input (nearest ×%d)" % scale, np.kron(lr, np.ones((scale, scale), np.float32))),
+              ("bicubic (reference)", bicubic_reference(lr, scale))] + list(methods)
+    if hr is not None:
+        panels.append(("HR reference", hr))
+    y, x, size = detail_box(hr if hr is not None else panels[1][1])
+    fig = Figure(figsize=(2.1 * len(panels), 4.6), dpi=100)
+    axes = fig.subplots(2, len(panels), squeeze=False)
+    for col, (name, img) in enumerate(panels):
+        label = name
+        if hr is not None and col > 0 and name != "HR reference":
+            label += (f"\n{metrics.psnr(hr, img):.2f} dB / "
+                      f"{metrics.ssim_windowed(hr, img):.3f}")
+        axes[0, col].imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, col].add_patch(Rectangle((x, y), size, size, fill=False, ec="red", lw=1))
+        axes[0, col].set_title(label, fontsize=7)
+        axes[1, col].imshow(img[y:y + size, x:x + size], cmap="gray", vmin=0, vmax=1,
+                            interpolation="nearest")
+        for ax in axes[:, col]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for spine in axes[1, 0].spines.values():
+        spine.set_edgecolor("red")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, png)
+
+
+def dataset_grid(runs: list[dict], png: Path, title: str) -> bool:
+    """The grid for one leaderboard group, on the first sample image every complete run saved."""
+    done = [r for r in runs if r["manifest"].get("status") == "complete"]
+    names = [{p.stem for p in (r["dir"] / "samples").glob("*.npz") if str(np.load(p)["group"]) == ""}
+             for r in done]   # the primary evaluation set only
+    common = sorted(set.intersection(*names)) if names else []
+    if not common:
+        return False
+    first = np.load(done[0]["dir"] / "samples" / f"{common[0]}.npz")
+    hr = first["hr"].astype(np.float32) if "hr" in first else None
+    methods = [(r["manifest"]["label"],
+                np.load(r["dir"] / "samples" / f"{common[0]}.npz")["sr"].astype(np.float32)) for r in done]
+    lr = first["lr"].astype(np.float32)
+    comparison_grid(lr, hr, methods, methods[0][1].shape[0] // lr.shape[0], png,
+                    f"{title}: {common[0]}")
+    return True
+
+
+def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -> bool:
+    """Validation `metric` against the step, one line per leaderboard row (the mean over its
+    seeds) with the seeds' range as a band; False when no run wrote curve.csv."""
+    fig = Figure(figsize=(7, 3.4), dpi=110)
+    ax = fig.add_subplot()
+    drawn = False
+    for row in rows:
+        frames = seed_curves(row, metric)
+        if not frames:
+            continue
+        by_step = pd.concat(frames).groupby(level=0)
+        mean = by_step.mean()
+        line, = ax.plot(mean.index, mean.values, label=row["manifest"]["label"], lw=1.4)
+        if len(frames) > 1:
+            ax.fill_between(mean.index, by_step.min().values, by_step.max().values,
+                            color=line.get_color(), alpha=0.2)
+        drawn = True
+    if not drawn:
+        return False
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{metric} on the validation images")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, png)
+    return True

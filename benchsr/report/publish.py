@@ -1,0 +1,242 @@
+"""Writes the leaderboard from run folders: Markdown, CSV, LaTeX (booktabs, best value in bold)
+and one static HTML page with the comparison grids and loss curves embedded.
+
+<root>/leaderboard.md, <root>/leaderboard.html and, per dataset and protocol,
+<root>/leaderboard/<dataset>-<protocol>-{quality,stats,cost,provenance}.csv, -{quality,cost}.tex
+and -grid.png.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchsr.report import figures
+from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
+from benchsr.report.curves import TREND_RULE, stops_frame
+from benchsr.results import write_text
+from benchsr.report.rows import load_runs
+from benchsr.report.tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
+
+def legend() -> str:
+    return (f"Cells: mean ± sd [95 % CI] #rank; best in bold. The mean is over training runs "
+            f"(seeds) of each run's mean over volumes (patients) of its per-slice values. With "
+            f"several seeds (Seeds > 1) the sd is between seeds; with one it is over images. The "
+            f"CI comes from the units sampled: a two-level bootstrap over volumes and seeds, never "
+            f"narrower than a t-interval over seeds combined with the volume component; 'CI "
+            f"covers' says which units it covers (one run of one volume: a block bootstrap of its "
+            f"slices). {WORSE_MARK} = worse than the best row by the same test (effect over seeds "
+            f"and volumes, Holm over every test of the group, p < {SIGNIFICANCE}); a comparison "
+            f"with a single-run trained row is untestable and never marked (`-stats.csv` has each "
+            f"effect, P(better), p and verdict). Compute is in GMACs (multiply-adds; "
+            f"FLOPs = 2 x MACs). {direction_sentence()}.")   # built when asked: the registry may grow
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "±": r"$\pm$", WORSE_MARK: r"$^\dagger$",
+                  "→": r"$\rightarrow$", "µ": r"$\mu$", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _render(table: Table, escape, bold) -> pd.DataFrame:
+    out = table.cells.astype(str).map(escape)
+    return out.mask(table.best, out.map(bold))
+
+
+def markdown(table: Table) -> str:
+    cells = _render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**")
+    return cells.to_markdown(index=False, disable_numparse=True)
+
+
+def latex(table: Table, caption: str) -> str:
+    cells = _render(table, latex_escape, lambda s: rf"\textbf{{{s}}}")
+    cells.columns = [latex_escape(c) for c in cells.columns]
+    return cells.to_latex(index=False, escape=False, caption=latex_escape(caption), position="t")
+
+
+def html_table(table: Table) -> str:
+    cells = _render(table, html.escape, lambda s: f"<strong>{s}</strong>")
+    return cells.to_html(index=False, escape=False, border=0, classes="board")
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _protocol_line(group: Group) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.protocol.items())
+
+
+def _grid(group: Group, folder: Path) -> Path | None:
+    order = {label: i for i, label in enumerate(group.quality.cells["Method"])}
+    runs = sorted(group.runs, key=lambda r: order.get(r["manifest"]["label"], len(order)))
+    png = folder / f"{group.stem}-grid.png"
+    return png if figures.dataset_grid(runs, png, group.title) else None
+
+
+def _tables(group: Group) -> list[tuple[str, Table]]:
+    return [("quality", group.quality), *([("clinical", group.clinical)] if group.clinical else []),
+            ("cost", group.cost)]
+
+
+def clinical_legend(group: Group) -> str:
+    """What the clinical table measures, and what it could not here."""
+    units = group.protocol.get("hr_units", "HU")
+    text = (f"Errors are in {units}, in the HR domain's window (values outside it are clipped "
+            f"before scoring, as the method sees them). Tissue classes of the HR image: "
+            + ", ".join(f"{k} [{lo:g}, {hi:g}) HU" for k, (lo, hi) in TISSUES_HU.items())
+            + f" (a class with under {MIN_TISSUE_PIXELS} pixels in a slice is not scored). "
+            f"Body-masked PSNR/SSIM use the dataset's body mask; {LUNG_MASK_RULE}; the per-volume "
+            f"scores stack each volume's evaluation slices (3D SSIM: MONAI, Gaussian sigma 1.5).")
+    if group.clinical_absent:
+        text += " Not computed here: " + ", ".join(group.clinical_absent) + (
+            " (no HU classes in these units, no body mask, or too few slices per volume).")
+    return text
+
+
+def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
+    for kind, table in (*_tables(group), ("provenance", group.provenance)):
+        write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
+    write_text(folder / f"{group.stem}-stats.csv", group.quality.numbers.to_csv(index=False))
+    if group.clinical:
+        write_text(folder / f"{group.stem}-clinical-stats.csv",
+                   group.clinical.numbers.to_csv(index=False))
+    if not stops.empty:
+        write_text(folder / f"{group.stem}-curves.csv", stops.to_csv(index=False))
+    for kind, table in _tables(group):
+        write_text(folder / f"{group.stem}-{kind}.tex",
+                   latex(table, f"{group.title}: {kind} (protocol {group.key})"))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>benchsr leaderboard</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1600px; }}
+table.board {{ border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }}
+table.board th, table.board td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }}
+table.board th {{ background: #f3f3f3; }}
+img {{ max-width: 100%; border: 1px solid #ccc; margin: 4px 0; }}
+.losses img {{ max-width: 48%; }}
+.note {{ color: #555; font-size: 13px; }}
+</style></head>
+<body>
+<h1>benchsr leaderboard</h1>
+<p class="note">{legend}</p>
+{sections}
+<script>
+// self-check read by the test suite's headless browser: how many images decoded
+window.addEventListener("load", () => {{
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length + "/" + imgs.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def _curves(group: Group, folder: Path) -> Path | None:
+    png = folder / f"{group.stem}-curves.png"
+    title = f"{group.title}: validation PSNR during training (seeds as bands)"
+    return png if figures.curves_plot(group.runs, png, title) else None
+
+
+def _html_section(group: Group, grid: Path | None, curves: Path | None,
+                  stops: pd.DataFrame) -> str:
+    parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
+             f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>',
+             *[f'<p class="note"><strong>{html.escape(line)}</strong></p>' for line in group.caveats]]
+    if group.simulated:
+        parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
+                     "come from a simulated specimen, not from a scanner.</p>")
+    parts += ["<h3>Quality</h3>", html_table(group.quality)]
+    if group.clinical:
+        parts += ["<h3>Clinical measures</h3>",
+                  f'<p class="note">{html.escape(clinical_legend(group))}</p>',
+                  html_table(group.clinical)]
+    if grid is not None:
+        parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
+    if curves is not None:
+        parts += ["<h3>Learning curves</h3>", _img(curves, f"{group.title} learning curves")]
+    if not stops.empty:
+        parts += ["<h3>Where each method stops on its curve</h3>",
+                  f'<p class="note">{html.escape(TREND_RULE)}.</p>',
+                  stops.to_html(index=False, escape=True, border=0, classes="board")]
+    parts += ["<h3>Cost</h3>", html_table(group.cost), "<h3>Provenance</h3>",
+              html_table(group.provenance)]
+    losses = [(r["manifest"]["label"], r["dir"] / "losses.png") for r in group.runs]
+    losses = [(label, p) for label, p in losses if p.is_file()]
+    if losses:
+        parts += ["<h3>Training losses</h3>", '<div class="losses">']
+        parts += [_img(p, f"{label} training losses") for label, p in losses]
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
+def build(paths: list[Path], out_root: Path) -> list[Group]:
+    """Build every table and picture from the run folders under `paths` into `out_root`."""
+    folder, started = out_root / "leaderboard", time.time()
+    found = groups(load_runs(paths))
+    md = ["# benchsr leaderboard", "",
+          "Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
+          "are in each run folder). " + legend(), ""]
+    sections = []
+    for group in found:
+        stops = stops_frame(group.runs)   # reads every run's curve.csv: once per group
+        _write_group_files(group, folder, stops)
+        grid, curves = _grid(group, folder), _curves(group, folder)
+        md += [f"## {group.title} — protocol {group.key}", "",
+               "Protocol: " + _protocol_line(group), "",
+               *[f"**{line}**" for line in group.caveats], "", "### Quality", "",
+               markdown(group.quality), ""]
+        if group.clinical:
+            md += ["### Clinical measures", "", clinical_legend(group), "",
+                   markdown(group.clinical), ""]
+        for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
+            if pic is not None:
+                md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
+        if not stops.empty:
+            md += ["### Where each method stops on its curve", "", TREND_RULE + ".", "",
+                   stops.to_markdown(index=False, disable_numparse=True), ""]
+        md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
+               markdown(group.provenance), ""]
+        sections.append(_html_section(group, grid, curves, stops))
+    if not found:
+        md.append("No finished runs yet.")
+        sections.append("<p>No finished runs yet.</p>")
+    write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
+    write_text(out_root / "leaderboard.html",
+               PAGE.format(legend=html.escape(legend()), sections="\n".join(sections)))
+    _remove_stale(folder, started)
+    return found
+
+
+def _remove_stale(folder: Path, started: float) -> None:
+    """Files this build did not write (a group that no longer exists, or was regrouped): the
+    folder holds only what leaderboard.md shows."""
+    for path in folder.glob("*"):
+        if path.is_file() and path.stat().st_mtime < started:
+            path.unlink()
+
+
+def rich_tables(found: list[Group]) -> list:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+    out = []
+    for group in found:
+        for kind, table in _tables(group):
+            t = RichTable(title=f"{group.title}: {kind}")
+            for col in table.cells.columns:
+                t.add_column(str(col), overflow="fold")
+            for (_, row), (_, best) in zip(table.cells.iterrows(), table.best.iterrows()):
+                t.add_row(*[f"[bold]{escape(str(v))}[/]" if b else escape(str(v))
+                          for v, b in zip(row, best)])
+            out.append(t)
+    return out

@@ -1,0 +1,172 @@
+"""`benchsr reproduce TABLE`: a paper's table as runs, printed beside the published numbers.
+
+A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, dataset,
+rows (name, METHOD[:PRESET], optional `set` overrides, the published metric values) and claims
+(orderings the paper states, judged by claims.py). Each row is run once per config and seed: a
+finished run with the same config under <out>/runs is reused. `--dataset` runs a table's rows on
+another dataset, at that dataset's scale, and says so.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchsr import config, registry, results
+from benchsr.errors import BenchError
+from benchsr.evaluation.metrics import METRICS
+
+
+def paper_tables() -> dict[str, dict]:
+    """Every table that an installed method plugin declares (first declaration wins)."""
+    found: dict[str, dict] = {}
+    for name, entry in sorted(registry.discover("methods").items()):
+        if entry.broken:
+            continue
+        doc = config.read_yaml(Path(inspect.getfile(entry.cls)).with_name("paper_tables.yaml"))
+        for table, spec in doc.items():
+            found.setdefault(table, spec)
+    return found
+
+
+def _variant(overrides: dict) -> str:
+    """A short, stable name for a row's overrides: it labels the run and its table row."""
+    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+
+
+def row_configs(spec: dict, profile: str, extra: list[str], dataset: str | None = None,
+                seeds: list | None = None) -> list[tuple[dict, type, dict]]:
+    """(row, method class, resolved config) for each row of a table and each seed, on the
+    table's dataset or on `dataset`."""
+    ds_cls = registry.get("datasets", dataset or spec["dataset"])
+    out = []
+    for row in spec["rows"]:
+        name, _, preset = row["method"].partition(":")
+        cls = registry.get("methods", name)
+        sets = row.get("set") or {}
+        overrides = [f"{k}={v}" for k, v in sets.items()] + list(extra)
+        if sets:
+            overrides.append(f"variant={_variant(sets)}")
+        for seed in seeds or [None]:
+            seeded = overrides + ([f"seed={seed}"] if seed is not None else [])
+            out.append((row, cls, config.resolve(cls, preset or "default", ds_cls, profile, seeded)))
+    return out
+
+
+def finished_run(root: Path, cfg: dict) -> Path | None:
+    label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
+    for run in results.same_config_runs(root, cfg["dataset"], label, cfg):
+        try:
+            if results.read_json(run / "manifest.json").get("status") == "complete":
+                return run
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _ours(summaries: list[dict], metric: str, digits: int, group: str = "") -> str:
+    """One run: mean ± sd over images; several (seeds): mean ± sd of the per-seed means. `group`
+    names a secondary evaluation set ("" = the primary one)."""
+    stats = [results.set_stats(s, group).get(metric) or {} for s in summaries]
+    means = [st["mean"] for st in stats if st.get("mean") is not None]
+    if not means:
+        return "n/a"
+    if len(means) == 1:   # one run: its sd is over images, and says so
+        return f"{means[0]:.{digits}f} ± {stats[0]['std']:.{digits}f} (1 seed; sd over images)"
+    return f"{np.mean(means):.{digits}f} ± {np.std(means, ddof=1):.{digits}f} ({len(means)} seeds)"
+
+
+def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
+    """Published vs measured, one line per row of the paper's table (its runs: one per seed),
+    with the paper's metrics on every secondary evaluation set the runs have (e.g. ct-uct's true
+    cross-modality pairs beside the primary bicubic proxy)."""
+    lines = []
+    for row, runs in rows:
+        summaries = [results.read_json(r / "summary.json") for r in runs]
+        line = {"Row": row["name"],
+                "Run label": results.display_label(results.read_json(runs[0] / "manifest.json"))}
+        for metric, paper in row["paper"].items():
+            digits, title = METRICS[metric].digits, METRICS[metric].title
+            line[f"{title}: paper"] = f"{paper:.2f}"
+            line[f"{title}: ours"] = _ours(summaries, metric, digits)
+        line["SSIM (windowed): ours"] = _ours(summaries, "ssim", 3)
+        for group in sorted(set.intersection(*(set(s.get("groups") or {}) for s in summaries))):
+            for metric in row["paper"]:
+                if any((results.set_stats(s, group).get(metric) or {}).get("mean") is not None
+                       for s in summaries):
+                    line[f"{METRICS[metric].title}: ours, {group}"] = _ours(
+                        summaries, metric, METRICS[metric].digits, group)
+        line["Runs"] = ", ".join(r.name for r in runs)
+        lines.append(line)
+    return pd.DataFrame(lines).fillna("–")
+
+
+def caveats(rows: list[tuple[dict, list[Path]]]) -> list[str]:
+    """The table's header warnings (tables.caveats): how many volumes, and mixed code."""
+    from benchsr.report.claims import as_row, records
+    from benchsr.report.tables import caveats as table_caveats
+    return table_caveats([as_row(records(runs), row["name"]) for row, runs in rows])
+
+
+def clinical_frame(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
+    """Our clinical measures (clinical.py) for each row, where its runs have them: the paper
+    reports none, so they sit in a table of their own."""
+    lines = []
+    for row, runs in rows:
+        summaries = [results.read_json(r / "summary.json") for r in runs]
+        line = {"Row": row["name"]}
+        for name, m in METRICS.items():
+            if m.table == "clinical" and any((s.get(name) or {}).get("mean") is not None
+                                             for s in summaries):
+                line[m.title] = _ours(summaries, name, m.digits)
+        lines.append(line)
+    frame = pd.DataFrame(lines)
+    return frame if frame.shape[1] > 1 else pd.DataFrame()
+
+
+def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list[str],
+           missing: list[str], dataset: str | None = None, seeds: list | None = None,
+           claims: pd.DataFrame | None = None, warnings: list[str] = (),
+           clinical: pd.DataFrame | None = None) -> tuple[str, str]:
+    """(one-line caption, Markdown file) of a reproduced table, with the command that made it."""
+    elsewhere = dataset and dataset != spec["dataset"]
+    note = (f"{spec['title']}" + (f", run on {dataset} instead of {spec['dataset']}, at "
+                                  f"{dataset}'s scale" if elsewhere else "")
+            + f". Profile '{profile}'"
+            + ("" if profile == "paper" and not elsewhere else
+               ": not the paper's setting, so compare the ranking, not the absolute values") + ".")
+    command = " ".join(["benchsr reproduce", table, "--profile", profile,
+                        *(["--dataset", dataset] if dataset else []),
+                        *(["--seeds", ",".join(map(str, seeds))] if seeds else []),
+                        *sum((["--set", s] for s in sets), [])])
+    md = (f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n"
+          + "".join(f"**{line}**\n\n" for line in warnings)
+          + f"{frame.to_markdown(index=False, disable_numparse=True)}\n")
+    if missing:
+        md += f"\nFailed rows (see their run folders): {', '.join(missing)}\n"
+    if clinical is not None and not clinical.empty:
+        md += ("\n## Clinical measures (ours; the paper reports none)\n\nHR-domain errors in the "
+               "window, per tissue class, body-masked, lung Dice and per volume, as on the "
+               "leaderboard (mean ± sd over seeds).\n\n"
+               + clinical.fillna("–").to_markdown(index=False, disable_numparse=True) + "\n")
+    if claims is not None and not claims.empty:
+        md += ("\n## Claims\n\nEach ordering the paper states, tested here with training runs "
+               "(seeds) and volumes (patients) as the units, never slices: ours is the mean ± "
+               "between-seed sd of each run's mean over volumes; the effect A − B has a 95 % CI "
+               "whose standard error adds the seed component (Welch) and the volume component "
+               "(volumes bootstrapped jointly), never narrower than the two-level bootstrap; "
+               "P(A better) is over pairs of runs, with a bootstrap CI; p is Holm-corrected over "
+               "the table's tests. Verdicts: holds, reversed, no detectable difference (with the "
+               "minimum detectable effect, MDE, at power 0.8) or untestable (with what is missing). "
+               "Each claim is tested on the primary evaluation set and on every secondary set "
+               "whose images carry the metric.\n\n"
+               + claims.to_markdown(index=False, disable_numparse=True) + "\n")
+    return note, md
+
+
+def check_known(name: str, tables: dict) -> dict:
+    if name not in tables:
+        raise BenchError(f"unknown paper table '{name}' (available: {', '.join(sorted(tables)) or 'none'})")
+    return tables[name]

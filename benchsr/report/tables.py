@@ -1,0 +1,386 @@
+"""Leaderboard tables built from run folders only.
+
+Per dataset and protocol (rows made under different protocols are never put in one table):
+- quality: mean ± sd and the 95 % CI of each metric over seeds and volumes (uncertainty.py), its
+  rank, and each row's comparison with the best one by the same units, Holm-corrected over the
+  group's tests (a row worse than the best is marked †);
+- cost: parameters, FLOPs, time per epoch, samples/s, ms per slice, peak memory;
+- provenance: commit, device, precision, profile, seed, protocol, status.
+
+Rows come from rows.py (seeds pooled, other config differences labelled, nothing hidden).
+
+Each table comes as a frame of display strings plus a same-shaped mask of the best cells, so
+Markdown, LaTeX and HTML renderers (publish.py) mark the best value the same way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from benchsr.evaluation import uncertainty
+from benchsr.evaluation.metrics import METRICS, holm
+from benchsr.report.rows import protocol_key, row_units
+from benchsr.config import PROFILES
+from benchsr.results import checkpoint_kind, run_id
+
+def ranked_titles(table: str = "paper", units: str = "HU") -> dict[str, str]:
+    """The ranked columns of one table ("paper" or "clinical"), from the metric registry as it
+    is now; errors in the HR domain's units name them (HU, or µCT scanner units)."""
+    return {name: (m.title.replace("(HU)", f"({units})") if m.unit == "hr" else m.title)
+            for name, m in METRICS.items() if m.ranked and m.table == table}
+
+
+SIGNIFICANCE = 0.05
+WORSE_MARK = "†"
+
+
+@dataclass
+class Table:
+    """Display strings, the cells holding the best value, and the numbers behind them."""
+    cells: pd.DataFrame
+    best: pd.DataFrame
+    numbers: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass
+class Group:
+    dataset: str
+    key: str
+    protocol: dict
+    simulated: bool
+    runs: list[dict]
+    quality: Table
+    cost: Table
+    provenance: Table
+    caveats: list[str] = field(default_factory=list)   # said in the group's header
+    clinical: Table | None = None                      # the clinical measures' table
+    clinical_absent: list[str] = field(default_factory=list)   # measures no row has here
+    checkpoint: str = "last"                           # results.checkpoint_kind of its runs
+    profile: str = ""                                  # a profile's rows are never ranked with another's
+
+    @property
+    def title(self) -> str:
+        best = " (BEST-ON-VALIDATION checkpoints)" if self.checkpoint == "best" else ""
+        return (self.dataset + (" (SIMULATED)" if self.simulated else "")
+                + (f", {self.profile}" if self.profile else "") + best)
+
+    @property
+    def stem(self) -> str:
+        return (f"{self.dataset}-{self.key}" + (f"-{self.profile}" if self.profile else "")
+                + ("-best-val" if self.checkpoint == "best" else ""))
+
+
+# -------------------------------------------------------------------------------------------
+# quality
+# -------------------------------------------------------------------------------------------
+def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
+    """One row per leaderboard row: the cell's numbers (rows.py, from per-image values), its
+    rank, and its comparison with the best row (uncertainty.compare: runs and volumes)."""
+    rows = []
+    for rec in recs:
+        s = rec["summary"].get(metric) or {}
+        ci = s.get("ci95") or [None, None]
+        rows.append({"label": rec["manifest"]["label"], "metric": metric, "mean": s.get("mean"),
+                     "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1],
+                     "n_seeds": s.get("n_seeds", 1), "n_volumes": s.get("n_volumes"),
+                     "spread": s.get("spread", "images"), "ci_covers": s.get("ci_covers", "")})
+    df = pd.DataFrame(rows)
+    df["mean"] = pd.to_numeric(df["mean"])
+    df["_comparison"] = pd.Series([None] * len(df), dtype=object)
+    higher = METRICS[metric].direction == "higher"
+    df["rank"] = df["mean"].rank(ascending=not higher, method="min")
+    df["best"] = False
+    for col in ("p_raw_vs_best", "effect_vs_best", "p_better_than_best"):
+        df[col] = np.nan
+    df["verdict_vs_best"] = df["detail_vs_best"] = ""
+    if df["mean"].notna().any():
+        best_i = int(df["mean"].idxmax() if higher else df["mean"].idxmin())
+        df.loc[df["mean"] == df.loc[best_i, "mean"], "best"] = True
+        ref = row_units(recs[best_i], metric)
+        for i, rec in enumerate(recs):
+            u = row_units(rec, metric)
+            if i == best_i or pd.isna(df.loc[i, "mean"]) or ref is None or u is None:
+                continue
+            c = uncertainty.compare(ref, u, higher, ("the best row", rec["manifest"]["label"]))
+            df.loc[i, ["p_raw_vs_best", "effect_vs_best", "p_better_than_best"]] = [
+                np.nan if c.p is None else c.p, -c.effect, np.nan if c.p_better is None else 1 - c.p_better]
+            df.at[i, "_comparison"] = c
+    return df
+
+
+def _adjust_group(stats: dict[str, pd.DataFrame]) -> None:
+    """Holm over every test of the group (each row against the best, on each ranked metric),
+    then each test's verdict: worse (†), no detectable difference, or untestable."""
+    tests = [(m, i) for m, df in stats.items() for i in df.index
+             if isinstance(df.at[i, "_comparison"], uncertainty.Comparison)]
+    adjusted = holm([stats[m].at[i, "p_raw_vs_best"] for m, i in tests])
+    for df in stats.values():
+        df["p_vs_best"] = np.nan
+    for (m, i), p in zip(tests, adjusted):
+        df, c = stats[m], stats[m].at[i, "_comparison"]
+        word = uncertainty.verdict(c, None if pd.isna(p) else p)
+        df.at[i, "p_vs_best"] = p
+        df.at[i, "verdict_vs_best"] = {"holds": "worse than the best", "reversed": "better than the best"
+                                       }.get(word, word)
+        df.at[i, "detail_vs_best"] = uncertainty.detail(c, word, METRICS[m].digits)
+    for metric, df in stats.items():
+        stats[metric] = df.drop(columns="_comparison")
+
+
+def _cell(row, digits: int) -> str:
+    if pd.isna(row["mean"]):
+        return "n/a"
+    text = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"   # sd over seeds if n_seeds > 1
+    if pd.notna(row["ci_low"]):
+        text += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    text += f" #{int(row['rank'])}"
+    if row.get("verdict_vs_best") == "worse than the best":
+        text += f" {WORSE_MARK}"
+    return text
+
+
+def _notes(rec: dict) -> str:
+    m = rec["manifest"]
+    notes = [n for n in m.get("notes", []) if not n.startswith("LPIPS")]
+    if m.get("simulated"):
+        notes.insert(0, "SIMULATED data")
+    if m.get("status") == "failed":
+        last = m.get("last_checkpoint")
+        notes.insert(0, f"FAILED: {m.get('reason', '?')}"
+                        + (f" (last good checkpoint: {last})" if last else ""))
+    return "; ".join(notes)
+
+
+def _fmt(stat: dict | None, digits: int) -> str:
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _other_sets(summary: dict) -> str:
+    """Secondary evaluation sets in a few words, e.g. the true cross-modality pairs of a
+    simulated specimen, or the LR-consistency PSNR of LR-only clinical slices."""
+    parts = []
+    for group, stats in (summary.get("groups") or {}).items():
+        vals = [f"{m.short} {_fmt(stats.get(k), m.digits)}"
+                for k, m in METRICS.items() if m.other_sets and stats.get(k)]
+        parts.append(f"{group}: " + ", ".join(vals))
+    return "; ".join(parts)
+
+
+def _ranked_stats(recs: list[dict], titles: dict[str, str]) -> dict[str, pd.DataFrame]:
+    stats = {m: _metric_stats(recs, m) for m in titles}
+    _adjust_group(stats)        # Holm over this table's tests
+    return stats
+
+
+def _psnr_order(recs: list[dict]) -> pd.Index:
+    """Rows best first by the paper's PSNR: both quality tables list them in this order."""
+    means = pd.Series([(r["summary"].get("psnr") or {}).get("mean") for r in recs], dtype=float)
+    return means.fillna(-math.inf).sort_values(ascending=False, kind="stable").index
+
+
+def quality_table(recs: list[dict]) -> Table:
+    titles = ranked_titles()
+    stats = _ranked_stats(recs, titles)
+    cells, best = [], []
+    for i, rec in enumerate(recs):
+        s = rec["summary"]
+        row, mark = {"Method": rec["manifest"]["label"], "Profile": rec["manifest"]["profile"]}, {}
+        for metric, title in titles.items():
+            st = stats[metric].iloc[i]
+            row[title] = _cell(st, METRICS[metric].digits)
+            mark[title] = bool(st["best"])
+        if s.get("lpips_note") and pd.isna(stats["lpips"].iloc[i]["mean"]):
+            row["LPIPS"] = s["lpips_note"]
+        row["n"] = int(stats["psnr"].iloc[i]["n"])
+        row["Seeds"] = int(stats["psnr"].iloc[i]["n_seeds"])
+        row["CI covers"] = stats["psnr"].iloc[i]["ci_covers"] or "-"
+        trend = s.get("training")
+        row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
+                                        f"{trend['total_g_last_epoch']:.3f}") if trend else "-"
+        row["Other evaluation sets"] = _other_sets(s)
+        row["Notes"] = _notes(rec)
+        cells.append(row)
+        best.append(mark)
+    cells = pd.DataFrame(cells)
+    best = pd.DataFrame(best).reindex(columns=cells.columns, fill_value=False)
+    if not cells["Other evaluation sets"].any():
+        cells, best = cells.drop(columns="Other evaluation sets"), best.drop(columns="Other evaluation sets")
+    order = _psnr_order(recs)
+    numbers = pd.concat(stats.values(), ignore_index=True)
+    return Table(cells.loc[order].reset_index(drop=True), best.loc[order].reset_index(drop=True),
+                 numbers)
+
+
+def clinical_table(recs: list[dict], units: str) -> tuple[Table | None, list[str]]:
+    """The second quality table: the clinical measures (clinical.py) the group's runs have, in
+    the paper table's row order, and the names of those none of its rows could compute."""
+    titles = ranked_titles("clinical", units)
+    stats = {m: _metric_stats(recs, m) for m in titles}
+    absent = [titles[m] for m in titles if not stats[m]["mean"].notna().any()]
+    titles = {m: t for m, t in titles.items() if stats[m]["mean"].notna().any()}
+    if not titles:
+        return None, absent
+    stats = {m: stats[m] for m in titles}
+    _adjust_group(stats)
+    cells, best = [], []
+    for i, rec in enumerate(recs):
+        row, mark = {"Method": rec["manifest"]["label"], "Profile": rec["manifest"]["profile"]}, {}
+        for metric, title in titles.items():
+            row[title] = _cell(stats[metric].iloc[i], METRICS[metric].digits)
+            mark[title] = bool(stats[metric].iloc[i]["best"])
+        row["Seeds"] = int(stats[next(iter(titles))].iloc[i]["n_seeds"])
+        cells.append(row)
+        best.append(mark)
+    cells = pd.DataFrame(cells)
+    best = pd.DataFrame(best).reindex(columns=cells.columns, fill_value=False)
+    order = _psnr_order(recs)
+    return (Table(cells.loc[order].reset_index(drop=True), best.loc[order].reset_index(drop=True),
+                  pd.concat(stats.values(), ignore_index=True)), absent)
+
+
+# -------------------------------------------------------------------------------------------
+# cost and provenance
+# -------------------------------------------------------------------------------------------
+def _count(n) -> str:
+    return "n/a" if n is None else f"{n:,}"
+
+
+COST_NUMBERS = {  # display title -> (cost.json key, format, lower is better)
+    "s / epoch": ("s_per_epoch", "{:.1f}", True),
+    "samples / s": ("samples_per_s", "{:.1f}", False),
+    "ms / slice": ("ms_per_slice", "{:.1f}", True),
+    "Peak memory (MiB)": ("peak_memory_mib", "{:.0f}", True),
+}
+
+
+def cost_table(recs: list[dict]) -> Table:
+    rows, numbers = [], []
+    for rec in recs:
+        c, m = rec["cost"], rec["manifest"]
+        flops = c.get("flops_per_lr_input")
+        shape = "x".join(str(v) for v in c.get("flops_input_shape", [])[2:])
+        row = {"Method": m["label"], "Profile": m["profile"],
+               "Params": _count(c.get("params_total")),
+               "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
+               # torch's flop counter counts a multiply and an add: MACs = FLOPs / 2, as SR papers report
+               "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
+        for title, (key, fmt, _) in COST_NUMBERS.items():
+            row[title] = fmt.format(c[key]) if c.get(key) else "-"
+        row["Device"] = f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})"
+        row["Precision"] = m.get("precision", "?")
+        rows.append(row)
+        numbers.append({"label": m["label"], "params": c.get("params_total"), "flops": flops,
+                        "macs": flops / 2 if flops else None,
+                        **{key: c.get(key) for key, _, _ in COST_NUMBERS.values()}})
+    cells, nums = pd.DataFrame(rows), pd.DataFrame(numbers)
+    best = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    for title, (key, _, lower) in COST_NUMBERS.items():
+        col = pd.to_numeric(nums[key])
+        if col.notna().any():
+            best[title] = col == (col.min() if lower else col.max())
+    return Table(cells, best, nums)
+
+
+def _member_runs(rec: dict):
+    """(run record, status shown) for every run folder behind a row, superseded ones too."""
+    for run in rec.get("seed_runs", [rec]):
+        yield run, run["manifest"].get("status")
+        for old in run.get("supersedes", []):
+            yield old, f"superseded by {run['dir'].name}"
+
+
+def _code(rec: dict) -> str:
+    """The code a run was made by: its commit and its plugins' versions."""
+    m, p = rec["manifest"], rec["manifest"].get("provenance", {})
+    commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
+    plugins = ", ".join(f"{v.get('name')} {v.get('version')}" for v in (m.get("plugins") or {}).values())
+    return f"{commit} ({plugins})" if plugins else commit
+
+
+def _table_code(recs: list[dict]) -> str:
+    """The code most of a table's counted runs were made by (ties: the newest run's)."""
+    counted = [run for row in recs for run in row.get("seed_runs", [row])]
+    codes = [_code(r) for r in sorted(counted, key=lambda r: run_id(r["dir"]), reverse=True)]
+    return max(dict.fromkeys(codes), key=codes.count) if codes else ""
+
+
+def provenance_table(recs: list[dict]) -> Table:
+    rows, main = [], _table_code(recs)
+    for row in recs:
+        for rec, status in _member_runs(row):
+            m, p = rec["manifest"], rec["manifest"].get("provenance", {})
+            commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
+            line = _provenance_row(row["manifest"]["label"], rec, m, p, commit, status)
+            line["Same code as the table"] = "yes" if _code(rec) == main else f"no: {_code(rec)}"
+            rows.append(line)
+    cells = pd.DataFrame(rows)
+    return Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), cells)
+
+
+def caveats(recs: list[dict]) -> list[str]:
+    """What a reader must know before trusting a table: how many volumes (patients) its
+    statistics rest on, and whether its counted runs come from different code."""
+    volumes = set()
+    for row in recs:
+        for run in row.get("seed_runs", [row]):
+            df = run.get("per_image")
+            if df is not None:
+                part = df[df["group"].fillna("") == ""]
+                volumes |= set(part["volume"].fillna(uncertainty.UNNAMED).astype(str))
+    out = []
+    if volumes:
+        names = ("images name no volume: counted as one" if volumes == {uncertainty.UNNAMED}
+                 else ", ".join(sorted(volumes)))
+        out.append(f"Evaluation: {len(volumes)} volume{'s' if len(volumes) > 1 else ''} "
+                   f"({names})."
+                   + (" With 1 volume (1 patient), intervals and tests cover training runs on "
+                      "this volume only: no verdict here generalises across patients."
+                      if len(volumes) == 1 else ""))
+    counted = {_code(run) for row in recs for run in row.get("seed_runs", [row])}
+    if len(counted) > 1:
+        main = _table_code(recs)
+        odd = sorted({row["manifest"]["label"] for row in recs
+                      for run in row.get("seed_runs", [row]) if _code(run) != main})
+        out.append(f"MIXED CODE: the runs come from {len(counted)} commits or plugin versions; "
+                   f"rows with runs not made by {main}: {', '.join(odd)} (see Provenance).")
+    return out
+
+
+def _provenance_row(label, rec, m, p, commit, status) -> dict:
+    return {"Method": label, "Run": run_id(rec["dir"]), "Status": status,
+            "Commit": commit, "Device": p.get("device", "?"),
+            "Precision": m.get("precision", "?"), "Profile": m["profile"],
+            "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
+            "Finished": m.get("finished", "?")}
+
+
+def groups(recs: list[dict]) -> list[Group]:
+    """Rows are only compared within one dataset, protocol and profile, and last checkpoints
+    apart from best-on-validation ones."""
+    by_key: dict[tuple, list[dict]] = {}
+    for rec in recs:
+        m = rec["manifest"]
+        # best-on-validation checkpoints (best.py) are a protocol of their own: never ranked
+        # beside the last checkpoints the leaderboard ranks
+        by_key.setdefault((m["dataset"], protocol_key(m.get("protocol", {})), m["profile"],
+                           checkpoint_kind(m)), []).append(rec)
+    out = []
+    for (dataset, key, profile, checkpoint), members in sorted(by_key.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], PROFILES.index(kv[0][2]) if kv[0][2] in PROFILES else 99,
+            kv[0][2], kv[0][3] != "last")):
+        protocol = members[0]["manifest"].get("protocol", {})
+        clinical, absent = clinical_table(members, protocol.get("hr_units", "HU"))
+        out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
+                         members, quality_table(members), cost_table(members),
+                         provenance_table(members), caveats(members), clinical, absent,
+                         checkpoint, profile))
+    return out
+
+
+def direction_sentence() -> str:
+    return "; ".join(f"{m.title}: {m.direction} is better" for m in METRICS.values())

@@ -1,0 +1,36 @@
+"""The method of a run, built: its context, seeded networks, imported weights, fast paths, and
+under torchrun each net wrapped for data parallelism."""
+from __future__ import annotations
+
+import torch
+
+from benchsr.config import total_steps
+from benchsr.contracts import BenchError, PreparedData, RunContext
+from benchsr.nn import weights
+from benchsr.run.training import seed_epoch
+from benchsr.run import fastpaths
+from benchsr.runtime import distributed
+
+
+def build_method(method_cls, cfg: dict, device, data: PreparedData, notes: list):
+    tr, k = cfg["train"], data.scale
+    if k not in method_cls.scales:
+        raise BenchError(f"{method_cls.name} does not support scale {k}")
+    ctx = RunContext(device=device, precision=cfg["precision"], scale=k, channels=1,
+                     epochs=int(tr["epochs"]), notes=notes, total_steps=total_steps(cfg),
+                     degradation=data.protocol.get("degradation", "bicubic"))
+    if cfg["precision"] == "fp16":
+        ctx.scaler = torch.amp.GradScaler("cuda")
+    seed_epoch(cfg["seed"], -1)     # network init is seeded too
+    method = method_cls(cfg, ctx)
+    method.build()
+    if cfg["init"]["from"]:
+        notes.append(weights.init_from(method, cfg["init"]))
+    fastpaths.apply(method, cfg["runtime"], ctx)
+    if distributed.world().active:
+        for name, net in method.nets.items():
+            method.nets[name] = distributed.wrap(distributed.sync_batchnorm(net, device), device)
+        if device.type != "cuda" and any(map(distributed.has_batchnorm, method.nets.values())):
+            ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
+                             "(SyncBatchNorm needs CUDA)")
+    return method

@@ -1,0 +1,74 @@
+"""Checkpoints that survive crashes and refuse code.
+
+Each save writes checkpoints/last.pt atomically (temp + fsync + rename) after moving the previous
+one to prev.pt, so a kill at any moment leaves at least one complete checkpoint. Loading uses
+torch.load(weights_only=True): tensors and plain containers only, never pickled objects.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from benchsr.errors import BenchError
+from benchsr.results import atomic_write_bytes
+
+NAMES = ("last.pt", "prev.pt")   # newest first
+
+
+def save(folder: Path, state: dict, before_write=None) -> Path:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    last, prev = folder / NAMES[0], folder / NAMES[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    if last.is_file():
+        os.replace(last, prev)
+    if before_write is not None:
+        before_write()           # fault injection: the moment only prev.pt exists
+    atomic_write_bytes(last, buf.getvalue())
+    return last
+
+
+def load(path: Path, device: torch.device | str = "cpu") -> dict:
+    """One checkpoint file, or a one-line BenchError saying why not."""
+    if not path.is_file():
+        raise BenchError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        # torch says "Weights only load failed" for both: only an unsupported global (a class
+        # or function the pickle names) means code; anything else is a damaged file
+        if "Unsupported global" in text or "GLOBAL" in text:
+            raise BenchError(f"{path}: refused: the checkpoint carries pickled objects beyond "
+                             "tensors (possibly code); only weights are loaded") from None
+        raise BenchError(f"{path}: corrupt checkpoint, not a readable torch file "
+                         f"({_first_line(exc).removeprefix('Weights only load failed. ')[:120]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
+    if not isinstance(ckpt, dict) or "method" not in ckpt:
+        raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")
+    return ckpt
+
+
+def load_latest(folder: Path, device) -> tuple[dict, Path, list[str]] | None:
+    """The newest complete checkpoint in `folder` (last.pt, else prev.pt), with what was
+    skipped and why; None when there is none."""
+    skipped = []
+    for name in NAMES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            return load(path, device), path, skipped
+        except BenchError as exc:
+            skipped.append(str(exc))
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,307 @@
+"""Whole-volume super-resolution with a trained run: read any SimpleITK volume or DICOM folder,
+super-resolve slice by slice (tiled, overlapping tiles averaged), write NIfTI slab by slab.
+
+The output overlays the input in 3D Slicer: spacing divided by k in-plane, the direction kept, and
+the origin moved to the centre of the first output voxel (k output voxels share one input voxel,
+so that centre sits (1/k - 1)/2 input voxels before the input's first centre).
+
+Memory does not grow with the number of slices: the input is read SLAB slices at a time
+(streamed from disk for uncompressed .nii/.mha/raw .nrrd; ITK reads compressed files and DICOM
+series whole), and one output slice is in memory at a time (64 MiB at 8x of a 512² slice).
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchsr.run import best, checkpoints
+from benchsr import config, registry
+from benchsr.contracts import BenchError, RunContext
+from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
+from benchsr.results import read_json
+from benchsr.data.volumes import SlabReader
+
+MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
+SLAB = 16        # input slices read at a time
+
+
+@dataclass
+class Trained:
+    method: object
+    label: str
+    scale: int
+    window: tuple[float, float]        # the LR input's HU window (mapped to [0, 1])
+    out_window: tuple[float, float]    # the SR output's window: the HR domain's
+    out_units: str                     # what the output's values are (HU, µCT scanner units)
+    weights: str = ""                  # which checkpoint and epoch, or "" (no network)
+
+
+def _window(value, path: Path, key: str) -> tuple[float, float]:
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not ok or not value[0] < value[1]:
+        raise BenchError(f"{path}: protocol.{key} must be [low, high] numbers, low < high; "
+                         f"got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict, Path, Path]:
+    """config.yaml and manifest.json of a run folder, with the fields infer needs checked."""
+    cfg_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
+    if not cfg_path.is_file() or not manifest_path.is_file():
+        raise BenchError(f"{run_dir}: not a run folder (config.yaml and manifest.json needed)")
+    cfg = config.read_yaml(cfg_path)
+    try:
+        manifest = read_json(manifest_path)
+    except (ValueError, OSError) as exc:
+        raise BenchError(f"{manifest_path}: invalid JSON ({exc})") from None
+    for key in ("method", "preset"):
+        if not isinstance(cfg.get(key), str):
+            raise BenchError(f"{cfg_path}: '{key}' missing or not a string")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("protocol", {}), dict):
+        raise BenchError(f"{manifest_path}: not a run manifest (no protocol mapping)")
+    for key, kind in (("label", str), ("status", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise BenchError(f"{manifest_path}: '{key}' missing or not a {kind.__name__}")
+    return cfg, manifest, cfg_path, manifest_path
+
+
+def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
+                 precision: str, allow_unfinished: bool = False) -> Trained:
+    """The method of a run folder (its config.yaml and manifest.json) with its weights. A run
+    that did not complete is refused unless `allow_unfinished`."""
+    cfg, manifest, cfg_path, manifest_path = _read_run(run_dir)
+    if manifest["status"] != "complete" and not allow_unfinished:
+        raise BenchError(f"{run_dir}: the run is {manifest['status']}, not complete "
+                         f"({manifest.get('reason', 'no result yet')}); --allow-unfinished "
+                         f"uses its last checkpoint anyway")
+    protocol = manifest.get("protocol", {})
+    try:
+        scale = int(manifest.get("scale") or protocol.get("scale") or 0)
+    except (TypeError, ValueError):
+        scale = 0
+    if scale < 1 or "window_hu" not in protocol:
+        raise BenchError(f"{manifest_path}: the run records no scale or HU window")
+    window = _window(protocol["window_hu"], manifest_path, "window_hu")
+    out_window = _window(protocol.get("hr_window") or list(window), manifest_path, "hr_window")
+    cls = registry.get("methods", cfg["method"])
+    try:
+        method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1))
+        method.build()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BenchError(f"{cfg_path}: does not configure {cfg['method']} "
+                         f"({type(exc).__name__}: {exc})") from None
+    weights = ""
+    if not method.nets and checkpoint is not None:
+        raise BenchError(f"--checkpoint {checkpoint}: {cfg['method']} has no weights to load")
+    if method.nets:
+        path = checkpoint or best.weights_path(run_dir, manifest)
+        ckpt = checkpoints.load(path, device)
+        weights = f"{path} (epoch {ckpt.get('epoch', '?')})"
+        meta = ckpt.get("meta", {})
+        for key, want in (("method", cfg["method"]), ("scale", scale), ("channels", 1)):
+            if key in meta and meta[key] != want:
+                raise BenchError(f"{path}: checkpoint has {key} {meta[key]!r}, but the run "
+                                 f"{run_dir.name} needs {want!r}")
+        try:
+            method.load_state_dict(ckpt["method"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise BenchError(f"{path}: checkpoint does not fit {manifest['label']} as configured "
+                             f"in {cfg_path} ({first})") from None
+    method.train(False)
+    # the SR output belongs to the HR domain (ct-uct: µCT units); runs that record no HR window
+    # had an HR domain in the input's HU window
+    return Trained(method, manifest["label"], scale, window, out_window,
+                   str(protocol.get("hr_units", "HU")), weights)
+
+
+def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
+    """'a:b' (Python-style, either side optional) -> validated (a, b) within [0, size]."""
+    if not text:
+        return 0, size
+    try:
+        a, b = (s.strip() for s in text.split(":"))
+        lo, hi = int(a) if a else 0, int(b) if b else size
+    except ValueError:
+        raise BenchError(f"{what} '{text}': expected START:STOP") from None
+    if lo >= hi:
+        raise BenchError(f"{what} '{text}': empty range (START must be below STOP)")
+    if not 0 <= lo < hi <= size:
+        raise BenchError(f"{path}: {what} {lo}:{hi} is outside the volume (0:{size})")
+    return lo, hi
+
+
+def check_request(input_path: Path, output: Path, overwrite: bool, tiling: dict | None = None) -> dict:
+    """The output (check_output) and the tiling (tiling_request), before any work."""
+    tiling = tiling_request(**(tiling or {}), min_tile=MIN_INPUT)
+    check_output(input_path, output, overwrite)
+    return tiling
+
+
+def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
+    """Before any work: the output is a new .nii/.nii.gz (or --overwrite), never the input, in
+    a folder that exists and can be written."""
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise BenchError(f"{output}: the output must be .nii or .nii.gz")
+    if output.resolve() == input_path.resolve():    # symlinks and '..' included
+        raise BenchError(f"{output}: this is the input volume; refusing to overwrite it")
+    if output.is_dir():
+        raise BenchError(f"{output}: is a folder; give a file name ending .nii or .nii.gz")
+    if output.exists() and not overwrite:
+        raise BenchError(f"{output}: exists; --overwrite replaces it")
+    if not output.parent.is_dir():
+        raise BenchError(f"{output.parent}: output folder does not exist")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise BenchError(f"{output.parent}: output folder is not writable")
+
+
+def _temp_prefix(output: Path) -> str:
+    return f".{output.name}.benchsr-"
+
+
+def remove_stale_temps(output: Path) -> list[Path]:
+    """Temp files a killed infer left beside `output` (their writer's pid is gone)."""
+    gone = []
+    for tmp in output.parent.glob(f"{_temp_prefix(output)}*.tmp"):
+        pid = tmp.name[len(_temp_prefix(output)):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals():
+    """SIGTERM (and SIGHUP) become SystemExit, so the temp file is removed like on Ctrl-C."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def nifti_header(shape_xyz, spacing, origin, direction, description: str):
+    """A NIfTI-1 header (nibabel) for int16 HU in ITK's LPS geometry converted to RAS."""
+    import nibabel as nib
+    rotation = np.asarray(direction, np.float64).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rotation @ np.diag(spacing)
+    affine[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(origin, np.float64)
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape_xyz)
+    header.set_data_dtype(np.int16)
+    header.set_zooms(tuple(float(s) for s in spacing))
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm")
+    header["descrip"] = description.encode("ascii", "replace")[:79]
+    header["vox_offset"] = 352
+    return header
+
+
+def _region(volume: SlabReader, slices: str | None, roi: str | None, path: Path) -> tuple:
+    """(z0, z1, x0, x1, y0, y1) from --slices / --roi, checked against the volume."""
+    nx, ny, nz = volume.size
+    z0, z1 = parse_range(slices, nz, "slice range", path)
+    x0, x1, y0, y1 = 0, nx, 0, ny
+    if roi:
+        try:
+            xs, ys = roi.split(",")
+        except ValueError:
+            raise BenchError(f"--roi '{roi}': expected X0:X1,Y0:Y1") from None
+        x0, x1 = parse_range(xs, nx, "ROI x", path)
+        y0, y1 = parse_range(ys, ny, "ROI y", path)
+    if min(x1 - x0, y1 - y0) < MIN_INPUT:
+        raise BenchError(f"{path}: {x1 - x0}x{y1 - y0} pixels in-plane is smaller than "
+                         f"the {MIN_INPUT}x{MIN_INPUT} minimum")
+    return z0, z1, x0, x1, y0, y1
+
+
+def _sr_slice(trained: Trained, raw: np.ndarray, plan: TilePlan, tiling: dict) -> bytes:
+    """One input slice (stored values) -> its SR slice as little-endian int16 in the output's
+    units; the output guard (tiling.checked_sr) fails on NaN/Inf."""
+    (lo, hi), (out_lo, out_hi) = trained.window, trained.out_window
+    lr = np.clip((raw.astype(np.float32) - lo) / (hi - lo), 0, 1)
+    with torch.no_grad(), trained.method.ctx.autocast():
+        sr = tiled_sr(trained.method, torch.from_numpy(lr)[None, None].to(trained.method.ctx.device),
+                      trained.scale, plan.tile, tiling["overlap"], plan.batch, tiling["blend"])
+    out = sr[0, 0].float().clamp(0, 1).cpu().numpy() * (out_hi - out_lo) + out_lo
+    return np.round(out).astype("<i2").tobytes()   # x fastest, as NIfTI stores
+
+
+def _finish(tmp: str, output: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; a finished file follows the umask
+    os.replace(tmp, output)
+
+
+def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
+                         roi: str | None = None, tiling: dict | None = None,
+                         progress=None, overwrite: bool = False, series: str | None = None) -> dict:
+    """Writes `output` (.nii or .nii.gz) atomically; returns what was done. `tiling`: the
+    keywords of tiling_request (default: auto tile and batch, mean blend, overlap 0.25)."""
+    tiling = check_request(input_path, output, overwrite, tiling)
+    remove_stale_temps(output)
+    volume = SlabReader(input_path, series)      # streamed from disk where the format allows
+    volume.check_hu()
+    z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)
+    method = trained.method
+    plan = plan_for(method, tiling, (y1 - y0, x1 - x0), 1, method.ctx.device)
+    k, (sx, sy, sz) = trained.scale, volume.spacing
+    origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
+    header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
+                          volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
+                               suffix=".tmp")
+    os.close(fd)
+    task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
+    try:
+        opener = gzip.open if output.name.endswith(".gz") else open
+        with _cleanup_on_signals(), opener(tmp, "wb") as fh:
+            fh.write(header.binaryblock)
+            fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
+            for zs in range(z0, z1, SLAB):
+                for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
+                    fh.write(_sr_slice(trained, raw, plan, tiling))
+                    if task is not None:
+                        progress.advance(task)
+        _finish(tmp, output)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise BenchError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
+            "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
+            "roi": [x0, x1, y0, y1], "units": trained.out_units,
+            "value_range": list(trained.out_window),
+            "tiling": {"tile": plan.tile, "tile_batch": plan.batch, "blend": tiling["blend"],
+                       "overlap": tiling["overlap"], "why": plan.why}}

@@ -1,0 +1,120 @@
+"""The reporting room: what a finished run writes beside its metrics: summary.json (with its
+bootstrap intervals), sample pictures and arrays, the loss plot, and cost.json."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from benchsr.evaluation import clinical, cost, metrics
+from benchsr.report import figures
+from benchsr import results
+from benchsr.evaluation.uncertainty import UNNAMED
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    sitk.WriteImage(sitk.GetImageFromArray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)),
+                    str(tmp))
+    os.replace(tmp, path)
+
+
+def save_samples(run_dir: Path, kept, scale: int) -> None:
+    """LR (nearest-enlarged) | SR | HR side by side, one PNG per sample image, and the arrays
+    themselves (float16 .npz) for the leaderboard's comparison grid."""
+    (run_dir / "samples").mkdir(exist_ok=True)
+    for img, sr in kept:
+        buf = io.BytesIO()
+        arrays = {"lr": img.lr, "sr": sr} | ({"hr": img.hr} if img.hr is not None else {})
+        np.savez_compressed(buf, group=np.array(img.group),
+                            **{k: np.asarray(v, np.float16) for k, v in arrays.items()})
+        results.atomic_write_bytes(run_dir / "samples" / f"{img.name}.npz", buf.getvalue())
+        lr_big = np.kron(img.lr, np.ones((scale, scale), np.float32))
+        panels = [lr_big, sr] + ([img.hr] if img.hr is not None else [])
+        gap = np.ones((sr.shape[0], 4), np.float32)
+        _png(run_dir / "samples" / f"{img.name}.png",
+             np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
+
+
+def summarise(df: pd.DataFrame, seed: int) -> dict:
+    """Per-metric mean/std/n/CI over the primary evaluation set (group ""); the same for each
+    secondary set under "groups"; and, where images know their volume, the mean of per-volume
+    means (the COVID-19-20 protocol averages per volume, then over volumes)."""
+    def block(part: pd.DataFrame) -> dict:
+        out = {}
+        for m in metrics.METRICS:
+            if m not in part or part[m].isna().all():
+                continue
+            # images that name no volume may all come from one patient: never assume otherwise
+            volumes = part["volume"].astype(object).where(part["volume"].notna(), UNNAMED)
+            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed, volumes.tolist())
+            if part["volume"].notna().any():
+                out[m]["volume_mean"] = float(part.groupby("volume")[m].mean().mean())
+        return out
+
+    groups = df["group"].fillna("")
+    summary = block(df[groups == ""])
+    summary["groups"] = {g: block(df[groups == g]) for g in sorted(set(groups) - {""})}
+    return summary
+
+
+def loss_trend(run_dir: Path) -> dict | None:
+    """Mean generator loss of the first and the last epoch: does training learn?"""
+    path = run_dir / "losses.csv"
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path)
+    if "total_g" not in df or df.empty:
+        return None
+    per_epoch = df.groupby("epoch")["total_g"].mean().dropna()
+    if per_epoch.empty:
+        return None
+    return {"total_g_first_epoch": float(per_epoch.iloc[0]),
+            "total_g_last_epoch": float(per_epoch.iloc[-1]), "epochs": int(len(per_epoch))}
+
+
+def write_results(run_dir: Path, rows: list[dict], kept, cfg: dict, manifest: dict,
+                  scale: int, lpips_note: str | None, volume_rows: list[dict] = ()) -> None:
+    """metrics.csv, volumes.csv (the per-volume measures), summary.json, losses.png, samples."""
+    df = pd.DataFrame(rows)
+    results.write_text(run_dir / "metrics.csv", df.to_csv(index=False))
+    summary = summarise(df, cfg["seed"])
+    if volume_rows:
+        volumes = pd.DataFrame(volume_rows)
+        results.write_text(run_dir / "volumes.csv", volumes.to_csv(index=False))
+        for name in clinical.VOLUME_MEASURES:   # the mean over volumes; the CI over volumes
+            summary[name] = metrics.bootstrap_summary(volumes[name].tolist(), cfg["seed"],
+                                                      volumes["volume"].tolist())
+    summary["lpips_note"] = lpips_note
+    summary["training"] = loss_trend(run_dir)
+    if (run_dir / "losses.csv").is_file():
+        figures.loss_plot(run_dir / "losses.csv", run_dir / "losses.png",
+                          f"{manifest['label']} on {cfg['dataset']} ({cfg['profile']})")
+    results.write_json(run_dir / "summary.json", summary)
+    save_samples(run_dir, kept, scale)
+
+
+def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | None, kept,
+               lr_shape: tuple, memory) -> None:
+    """Parameters, FLOPs of one whole LR evaluation slice, time per epoch, throughput, memory."""
+    tr, params = cfg["train"], cost.params_per_network(method)
+    epoch_s = float(np.mean(timing.epoch_s)) if timing.epoch_s else None
+    samples = tr["batch_size"] * tr["steps_per_epoch"]
+    results.write_json(run_dir / "cost.json", {
+        "params": params, "params_total": sum(params.values()),
+        "inference_network": type(method).inference_network,
+        "flops_per_lr_input": cost.flops_per_input(method, lr_shape, device),
+        "flops_input_shape": list(lr_shape),
+        "s_per_epoch": epoch_s, "steps_per_epoch": tr["steps_per_epoch"],
+        "batch_size": tr["batch_size"],
+        "samples_per_s": samples / epoch_s if epoch_s else None,
+        "data_fraction": (float(np.sum(timing.data_s) / np.sum(timing.epoch_s))
+                          if timing.epoch_s else None),
+        "ms_per_slice": ms, "eval_input_shape": [1, 1, *kept[0][0].lr.shape] if kept else None,
+        "peak_memory_mib": memory.read_mib(), "peak_memory_kind": memory.kind,
+        "device": str(device), "precision": cfg["precision"],
+    })

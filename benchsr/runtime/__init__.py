@@ -1,0 +1,2 @@
+"""The machine a run is on: torchrun ranks (distributed), devices and precision (devices), fault
+injection and time limits (guards)."""

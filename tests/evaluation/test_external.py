@@ -1,0 +1,131 @@
+"""Score an outside model's predictions with no plugin: export the inputs, super-resolve them with
+a few lines of scipy, score them, and see them ranked beside the built-in methods."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from scipy.ndimage import zoom
+
+from benchsr import cli
+from benchsr.report import rows, tables
+
+from conftest import _main
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    sys_argv = sys.argv
+    sys.argv = ["benchsr", "export-inputs", str(folder / "in"), "--profile", "smoke"]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = sys_argv
+    return folder / "in"
+
+
+def _predict(inputs, out, fn):
+    out.mkdir()
+    manifest = json.loads((inputs / "manifest.json").read_text())
+    for entry in manifest["inputs"]:
+        np.save(out / f"{entry['name']}.npy", fn(np.load(inputs / entry["file"]), manifest))
+    return manifest
+
+
+def _beside_builtins(smoke_out, tmp_path):
+    """A copy of the session's smoke results: the external row joins a copy, not the shared one."""
+    import shutil
+    shutil.copytree(smoke_out, tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monkeypatch, smoke_out):
+    smoke_out = _beside_builtins(smoke_out, tmp_path)
+    pred = tmp_path / "pred"
+    manifest = _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=3), 0, 1))
+    assert manifest["inputs"] and all(e["expected_shape"] == [4 * s for s in e["lr_shape"]]
+                                      for e in manifest["inputs"])
+    code, out, err = _main(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
+                           "--out", smoke_out], capsys, monkeypatch)
+    assert code == 0, err
+    found = rows.load_runs([smoke_out])
+    quality = tables.groups(found)[0].quality.cells.set_index("Method")
+    assert "external:scipy-cubic" in quality.index
+    assert float(quality.loc["external:scipy-cubic", "PSNR (dB)"].split()[0]) > 15
+
+
+def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path, capsys,
+                                                               monkeypatch, smoke_out):
+    from benchsr.data.volumes import enlarge_bicubic
+    smoke_out = _beside_builtins(smoke_out, tmp_path)
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: enlarge_bicubic(lr, m["scale"]))
+    code, _, err = _main(["evaluate", pred, "--name", "same-bicubic", "--profile", "smoke",
+                         "--out", smoke_out], capsys, monkeypatch)
+    assert code == 0, err
+    stats = tables.groups(rows.load_runs([smoke_out]))[0].quality.numbers
+    psnr = stats[stats["metric"] == "psnr"].set_index("label")["mean"]
+    assert psnr["external:same-bicubic"] == pytest.approx(psnr["bicubic"], abs=1e-9)
+
+
+def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: zoom(lr, m["scale"], order=0) * 1500 - 1000)
+    code, _, err = _main(["evaluate", pred, "--name", "hu-model", "--profile", "smoke", "--units",
+                         "hu", "--out", tmp_path / "res"], capsys, monkeypatch)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda d: next(d.glob("*.npy")).unlink(), "missing"),
+    (lambda d: np.save(d / "stranger.npy", np.zeros((4, 4))), "no evaluation input is called"),
+    (lambda d: np.save(next(d.glob("*.npy")), np.zeros((8, 8))), "expected"),
+    (lambda d: [np.save(p, zoom(np.load(p), 0.5, order=0)) for p in list(d.glob("*.npy"))[:1]],
+     "(x2 of the input; this dataset is x4)"),
+    (lambda d: [np.save(p, np.load(p) * np.nan) for p in list(d.glob("*.npy"))[:1]], "non-finite"),
+    (lambda d: [np.save(p, np.load(p) * 1500 - 1000) for p in list(d.glob("*.npy"))[:1]],
+     "need --units hu"),
+])
+def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
+                                                         monkeypatch):
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=1), 0, 1))
+    spoil(pred)
+    code, _, err = _main(["evaluate", pred, "--name", "bad", "--profile", "smoke", "--out",
+                         tmp_path / "res"], capsys, monkeypatch)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "res").exists()
+
+
+def _score(pred, name, tmp_path, capsys, monkeypatch):
+    code, _, err = _main(["evaluate", pred, "--name", name, "--profile", "smoke", "--out",
+                          tmp_path / name], capsys, monkeypatch)
+    return code, err, (json.loads(next((tmp_path / name).glob("runs/*/*/*/summary.json")).read_text())
+                       ["psnr"]["mean"] if code == 0 else None)
+
+
+def test_nifti_predictions_score_as_saved_whatever_the_writer(exported, tmp_path, capsys, monkeypatch):
+    """The obvious nibabel save (identity affine) was read transposed: 9 dB instead of ~20."""
+    import nibabel as nib
+    import SimpleITK as sitk
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert "SimpleITK" in manifest["nifti_axis_order"]
+    folders = {k: tmp_path / k for k in ("npy", "nibabel", "sitk", "ambiguous")}
+    for f in folders.values():
+        f.mkdir()
+    for entry in manifest["inputs"]:
+        sr = np.clip(zoom(np.load(exported / entry["file"]), manifest["scale"], order=3), 0, 1)
+        np.save(folders["npy"] / f"{entry['name']}.npy", sr)
+        nib.save(nib.Nifti1Image(sr, np.eye(4)), folders["nibabel"] / f"{entry['name']}.nii.gz")
+        sitk.WriteImage(sitk.GetImageFromArray(sr), str(folders["sitk"] / f"{entry['name']}.nii.gz"))
+        nib.save(nib.Nifti1Image(sr, np.diag([0.7, 0.7, 1, 1])),
+                 folders["ambiguous"] / f"{entry['name']}.nii.gz")
+    scores = {k: _score(folders[k], k, tmp_path, capsys, monkeypatch) for k in folders}
+    assert scores["npy"][0] == 0 and scores["npy"][2] > 15
+    assert scores["nibabel"][2] == pytest.approx(scores["npy"][2], abs=1e-4)
+    assert scores["sitk"][2] == pytest.approx(scores["npy"][2], abs=1e-4)
+    code, err, _ = scores["ambiguous"]
+    assert code == 2 and "ambiguous" in err and len(err.strip().splitlines()) == 1

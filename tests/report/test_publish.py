@@ -1,0 +1,111 @@
+"""The published leaderboard: statistics, LaTeX, pictures and the HTML page in a real browser."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from benchsr.evaluation import metrics
+from benchsr.report import publish, tables
+
+TRAINED = ["srcyclegan", "cincgan", "esrgan", "pseudosr"]
+
+
+def _browser():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_html_page_in_headless_chromium(smoke_out):
+    browser = _browser()
+    if browser is None:
+        msg = "Debian's chromium is not installed (bash scripts/setup.sh --test installs it)"
+        pytest.fail(msg) if os.environ.get("CI") else pytest.skip(msg)
+    page = smoke_out / "leaderboard.html"
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, "the page's load handler did not run"
+    ok, total = map(int, loaded.groups())
+    assert ok == total >= 1 + len(TRAINED)     # the grid and one loss plot per trained method
+    assert dom.count("dataframe board") == 4    # quality, clinical measures, cost, provenance
+    from benchsr.nn.losses import vgg19_weights_path
+    for label in TRAINED + ["bicubic", "nearest"]:
+        # without the VGG19 weights, the recipes that use them say so in their label
+        off = label in ("esrgan", "pseudosr") and not vgg19_weights_path().is_file()
+        assert f"<td>{label}{' [perceptual=off]' if off else ''}</td>" in dom, label
+
+
+def test_quality_statistics_ranks_and_best(smoke_out):
+    (stats_csv,) = [p for p in (smoke_out / "leaderboard").glob("*-stats.csv")
+                    if not p.name.endswith("-clinical-stats.csv")]
+    stats = pd.read_csv(stats_csv)
+    psnr = stats[stats["metric"] == "psnr"].set_index("label")
+    best = psnr["mean"].idxmax()
+    assert psnr.loc[best, "rank"] == 1 and psnr.loc[best, "best"]
+    assert psnr["rank"].max() == len(psnr)
+    # one seed per trained method and one patient: no comparison with the best can be tested
+    assert psnr["verdict_vs_best"].drop(best).eq("untestable").all()
+    assert psnr["p_vs_best"].drop(best).isna().all()
+    # mean and n agree with the run's own per-image values
+    from benchsr.results import display_label, finished_runs
+    (run,) = [r["dir"] for r in finished_runs([smoke_out]) if display_label(r["manifest"]) == best]
+    per_image = pd.read_csv(run / "metrics.csv")["psnr"]
+    assert psnr.loc[best, "mean"] == pytest.approx(per_image.mean())
+    assert psnr.loc[best, "n"] == len(per_image)
+    board = (smoke_out / "leaderboard.md").read_text()
+    assert re.search(rf"\| {re.escape(best)} +\| smoke +\| \*\*\d+\.\d\d ± ", board)   # best in bold
+
+
+def test_latex_is_booktabs_with_bold_best(smoke_out):
+    (tex,) = (smoke_out / "leaderboard").glob("*-quality.tex")
+    text = tex.read_text()
+    assert r"\toprule" in text and r"\midrule" in text and r"\bottomrule" in text
+    assert r"\textbf{" in text and r"$\pm$" in text
+    assert "±" not in text and "_" not in text.replace(r"\_", "")
+
+
+def test_comparison_grid_and_loss_plots(smoke_out):
+    (grid,) = (smoke_out / "leaderboard").glob("*-grid.png")
+    img = sitk.GetArrayFromImage(sitk.ReadImage(str(grid)))
+    assert img.shape[1] > 3 * img.shape[0] and img.std() > 10     # a wide, non-blank strip
+    for label in TRAINED:
+        assert (next((smoke_out / "runs" / "lung-ct" / label).iterdir()) / "losses.png").is_file()
+
+
+def test_protocols_are_never_mixed_and_running_runs_are_not_shown(smoke_out, tmp_path):
+    root = tmp_path / "r"
+    shutil.copytree(smoke_out / "runs", root / "runs")
+    runs = root / "runs" / "lung-ct"
+    other = runs / "bicubic" / "zz-other-protocol"
+    shutil.copytree(next((runs / "bicubic").iterdir()), other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["protocol"]["degradation"] = "zoom"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    live = runs / "nearest" / "zz-still-running"
+    shutil.copytree(next((runs / "nearest").iterdir()), live)
+    manifest = json.loads((live / "manifest.json").read_text())
+    (live / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))
+
+    found = publish.build([root / "runs"], root)
+    assert len(found) == 2
+    sizes = sorted(len(g.quality.cells) for g in found)
+    assert sizes == [1, 8]          # all: 6 methods, esrgan:paired and esrgan:psnr
+    assert all(r["dir"] != live for g in found for r in g.runs)
+    assert (root / "leaderboard.md").read_text().count("## lung-ct, smoke — protocol") == 2
+    assert len({tables.protocol_key(g.protocol) for g in found}) == 2
+
+
+def test_a_rebuild_keeps_no_stale_group_files_and_groups_by_profile(smoke_out, tmp_path):
+    stale = tmp_path / "leaderboard" / "lung-ct-00000000-quality.csv"   # a group that is gone
+    stale.parent.mkdir()
+    stale.write_text("Method\nold\n")
+    found = publish.build([smoke_out], tmp_path)
+    assert not stale.exists()
+    assert [g.profile for g in found] == ["smoke"] and found[0].stem.endswith("-smoke")
+    assert (tmp_path / "leaderboard" / f"{found[0].stem}-quality.csv").is_file()

@@ -1,0 +1,198 @@
+"""Crashes, faulty plugins, concurrent runs and untrusted checkpoints."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from benchsr.run import checkpoints
+from benchsr import registry
+from benchsr.report import rows
+from benchsr.contracts import BenchError
+from benchsr.runtime.guards import FAULT_ENV
+from benchsr.run.runner import Runner
+
+from conftest import fake_distribution, smoke_config
+
+CFG = ["train.epochs=3"]     # smoke: 2 steps per epoch, so steps 0..5 and three checkpoints
+
+
+def _cli(args, env_extra=None, timeout=300):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "benchsr.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, lung_smoke):
+    out = tmp_path_factory.mktemp("whole")
+    run = Runner(lung_smoke, out).run(registry.get("methods", "srcyclegan"),
+                                      smoke_config("srcyclegan", extra=CFG))
+    assert run.status == "complete"
+    return run.run_dir
+
+
+def _same_results(a, b):
+    for name in ("metrics.csv", "losses.csv"):
+        x = pd.read_csv(a / name).drop(columns=["ms"], errors="ignore")
+        y = pd.read_csv(b / name).drop(columns=["ms"], errors="ignore")
+        pd.testing.assert_frame_equal(x, y, check_exact=True)   # bit-identical on the CPU
+
+
+@pytest.mark.parametrize("fault, resumed_from", [
+    ("step:3", 1),          # mid-epoch 1: epoch 0's checkpoint is the last good one
+    ("checkpoint:1", 1),    # while epoch 1's checkpoint replaces epoch 0's: prev.pt survives
+    ("eval:0", 3),          # training done, killed during evaluation
+])
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(fault, resumed_from, tmp_path, lung_smoke,
+                                                          uninterrupted):
+    args = ["run", "--methods", "srcyclegan", "--profile", "smoke", "--out", str(tmp_path),
+            *sum((["--set", c] for c in CFG), [])]
+    killed = _cli(args, {FAULT_ENV: fault})
+    assert killed.returncode == -9, killed.stderr          # SIGKILL: no clean-up ran
+    (run_dir,) = list((tmp_path / "runs" / "lung-ct" / "srcyclegan").iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    assert not rows.load_runs([tmp_path])                 # the leaderboard ignores it
+
+    resumed = Runner(lung_smoke, tmp_path).run(registry.get("methods", "srcyclegan"),
+                                               smoke_config("srcyclegan", extra=CFG), resume=True)
+    assert resumed.status == "complete" and resumed.run_dir == run_dir
+    assert json.loads((run_dir / "manifest.json").read_text())["resumed_from_epoch"] == resumed_from
+    _same_results(uninterrupted, run_dir)
+
+
+def test_a_corrupt_last_checkpoint_falls_back_to_the_previous(tmp_path):
+    checkpoints.save(tmp_path, {"method": {"w": torch.ones(3)}, "epoch": 0})
+    checkpoints.save(tmp_path, {"method": {"w": torch.ones(3)}, "epoch": 1})
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:40])                # torn write
+    ckpt, path, skipped = checkpoints.load_latest(tmp_path, "cpu")
+    assert path.name == "prev.pt" and ckpt["epoch"] == 0
+    assert len(skipped) == 1 and "corrupt or truncated" in skipped[0]
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo owned",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"method": {}, "payload": _Payload()}, path)
+    with pytest.raises(BenchError, match="refused: the checkpoint carries pickled objects"):
+        checkpoints.load(path)
+
+
+def test_a_live_run_is_never_resumed_by_another_process(tmp_path, lung_smoke):
+    from benchsr import results
+    cfg = smoke_config("bicubic")
+    run_dir, lock = results.new_run_dir(tmp_path, "lung-ct", "bicubic", "smoke")
+    results.write_yaml(run_dir / "config.yaml", cfg)
+    results.write_json(run_dir / "manifest.json", {"status": "running"})
+    assert results.find_resumable(tmp_path, "lung-ct", "bicubic", cfg) is None   # held
+    lock.release()
+    found = results.find_resumable(tmp_path, "lung-ct", "bicubic", cfg)        # crashed: free
+    assert found is not None and found[0] == run_dir
+    found[1].release()
+
+
+FAULTY = '''
+import time
+import torch
+from benchsr.contracts import Method
+
+
+class _Base(Method):
+    scales = (2, 4, 8)
+
+    def build(self):
+        self.nets["G"] = torch.nn.Conv2d(1, 1, 3, padding=1).to(self.ctx.device)
+        self.optimizers["G"] = torch.optim.SGD(self.nets["G"].parameters(), lr=0.01)
+
+    def super_resolve(self, lr):
+        return torch.nn.functional.interpolate(lr, scale_factor=self.ctx.scale)
+
+
+class Raiser(_Base):
+    name = "raiser"
+
+    def train_step(self, batch, step):
+        raise RuntimeError("plugin bug")
+
+
+class Hanger(_Base):
+    name = "hanger"
+
+    def train_step(self, batch, step):
+        if step == 2:                 # after epoch 0's checkpoint
+            time.sleep(3600)
+        loss = self.nets["G"](batch.lr).abs().mean()
+        self.ctx.optimize(loss, self.optimizers["G"], step)
+        return {"total_g": float(loss)}
+
+
+class Nanner(_Base):
+    name = "nanner"
+
+    def train_step(self, batch, step):
+        loss = self.nets["G"](batch.lr).mean() * float("nan")
+        self.ctx.optimize(loss, self.optimizers["G"], step, "G")
+        return {"total_g": float(loss)}
+
+
+PLUGINS = [Raiser, Hanger, Nanner]
+'''
+
+
+@pytest.mark.slow
+def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    fake_distribution(tmp_path, "faulty", {"faulty": "faulty"})
+    out = tmp_path / "out"
+    res = _cli(["run", "--methods", "raiser,hanger,nanner,bicubic", "--profile", "smoke",
+                "--set", "time_limit_s=6", "--out", str(out)],
+               {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert res.returncode == 1, res.stderr                # some runs failed
+    status = {}
+    for label in ("raiser", "hanger", "nanner", "bicubic"):
+        (run,) = list((out / "runs" / "lung-ct" / label).iterdir())
+        status[label] = json.loads((run / "manifest.json").read_text())
+    assert status["bicubic"]["status"] == "complete"
+    assert "plugin bug" in status["raiser"]["reason"] and "step 0" in status["raiser"]["reason"]
+    assert "6 s limit" in status["hanger"]["reason"] and "step 2" in status["hanger"]["reason"]
+    assert status["hanger"]["last_checkpoint"] == "checkpoints/last.pt (epoch 0)"
+    assert "G loss is nan at step 0" in status["nanner"]["reason"]
+    board = (out / "leaderboard.md").read_text()
+    for label in ("raiser", "hanger", "nanner"):
+        assert any(line.startswith(f"| {label}") and "FAILED" in line for line in board.splitlines())
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_results_folder(tmp_path):
+    args = ["run", "--methods", "bicubic,nearest", "--profile", "smoke", "--out", str(tmp_path)]
+    procs = [subprocess.Popen([sys.executable, "-m", "benchsr.cli", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    runs = list((tmp_path / "runs" / "lung-ct").glob("*/*"))
+    assert len(runs) == 4 and len({r.name for r in runs}) == 4      # unique run ids
+    assert all(json.loads((r / "manifest.json").read_text())["status"] == "complete" for r in runs)
+    assert not list(tmp_path.rglob("*.tmp"))                        # no stray temp files
+    (csv,) = list((tmp_path / "leaderboard").glob("*-quality.csv"))
+    assert sorted(pd.read_csv(csv)["Method"]) == ["bicubic", "nearest"]
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    from benchsr import config
+    path = tmp_path / "presets.yaml"
+    path.write_text(textwrap.dedent("""
+        model: !!python/object/apply:os.system ["echo owned"]
+    """))
+    with pytest.raises(BenchError, match="invalid YAML"):
+        config.read_yaml(path)
