@@ -79,6 +79,15 @@ def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
     assert code == 0, err
 
 
+def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatch):
+    """[0, 1] predictions declared as HU scored 5 dB without a word."""
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=1), 0, 1))
+    code, _, err = _main(["evaluate", pred, "--name", "hu", "--profile", "smoke", "--units", "hu",
+                          "--out", tmp_path / "res"], capsys, monkeypatch)
+    assert code == 2 and "look like [0, 1], not HU" in err and not (tmp_path / "res").exists()
+
+
 @pytest.mark.parametrize("spoil, words", [
     (lambda d: next(d.glob("*.npy")).unlink(), "missing"),
     (lambda d: np.save(d / "stranger.npy", np.zeros((4, 4))), "no evaluation input is called"),
@@ -88,6 +97,11 @@ def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
     (lambda d: [np.save(p, np.load(p) * np.nan) for p in list(d.glob("*.npy"))[:1]], "non-finite"),
     (lambda d: [np.save(p, np.load(p) * 1500 - 1000) for p in list(d.glob("*.npy"))[:1]],
      "need --units hu"),
+    # clamped with only a note before (the band was [-0.5, 1.5])
+    (lambda d: [np.save(p, np.load(p) * 0.2 + 1.2) for p in list(d.glob("*.npy"))[:1]],
+     "are not in [0, 1]"),
+    (lambda d: [np.save(p, np.round(np.load(p) * 255).astype(np.uint8)) for p in d.glob("*.npy")],
+     "look like 8-bit 0..255"),
 ])
 def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
                                                          monkeypatch):
