@@ -130,6 +130,9 @@ class Method:
     # same run and never count as replication; an outside model's predictions are one training
     # run of unknown seed variance, so not deterministic
     deterministic: ClassVar[bool] = False
+    # False: super_resolve only looks its outputs up (an outside model's predictions), so its
+    # time and memory are no method's cost; the cost table says n/a
+    measured_cost: ClassVar[bool] = True
     scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
     inference_network: ClassVar[str | None] = None  # key in self.nets: the SR network (costs)
     inference_networks: ClassVar[tuple[str, ...]] = ()  # all nets super_resolve runs, if several

@@ -72,7 +72,15 @@ def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.d
         if on_image:
             on_image(i)
     method.train(True)
-    return rows, kept, (1e3 * float(np.mean(times)) if times else None)
+    return rows, kept, per_image_ms(times)
+
+
+def per_image_ms(times: list[float]) -> float | None:
+    """ms per image: the median after the first call, which pays for warm-up (allocations,
+    kernel choice, lazy imports), as benchmarks/ time it; the one call when there is one."""
+    if not times:
+        return None
+    return 1e3 * float(np.median(times[1:] if len(times) > 1 else times))
 
 
 def _tile_plan(method: Method, ev: dict, lr: torch.Tensor, device: torch.device, plans: dict):

@@ -176,6 +176,7 @@ def external_method(name: str, images: list[EvalImage], predictions: dict[str, n
         description = "predictions made outside benchsr, scored by benchsr evaluate"
         data = "none"
         scales = (2, 3, 4, 8, 16)
+        measured_cost = False    # a file lookup, not the model's inference
 
         def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
             out = [torch.from_numpy(by_input[_key(x[0].cpu().numpy())]) for x in lr]

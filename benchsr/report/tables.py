@@ -270,7 +270,7 @@ def cost_table(recs: list[dict]) -> Table:
                # torch's flop counter counts a multiply and an add: MACs = FLOPs / 2, as SR papers report
                "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
         for title, (key, fmt, _) in COST_NUMBERS.items():
-            row[title] = fmt.format(c[key]) if c.get(key) else "-"
+            row[title] = fmt.format(c[key]) if c.get(key) else ("n/a" if c.get("not_measured") else "-")
         row["Device"] = f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})"
         row["Precision"] = m.get("precision", "?")
         rows.append(row)

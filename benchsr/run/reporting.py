@@ -102,6 +102,7 @@ def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | Non
                lr_shape: tuple, memory) -> None:
     """Parameters, FLOPs of one whole LR evaluation slice, time per epoch, throughput, memory."""
     tr, params = cfg["train"], cost.params_per_network(method)
+    measured = type(method).measured_cost
     epoch_s = float(np.mean(timing.epoch_s)) if timing.epoch_s else None
     samples = tr["batch_size"] * tr["steps_per_epoch"]
     results.write_json(run_dir / "cost.json", {
@@ -114,7 +115,10 @@ def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | Non
         "samples_per_s": samples / epoch_s if epoch_s else None,
         "data_fraction": (float(np.sum(timing.data_s) / np.sum(timing.epoch_s))
                           if timing.epoch_s else None),
-        "ms_per_slice": ms, "eval_input_shape": [1, 1, *kept[0][0].lr.shape] if kept else None,
-        "peak_memory_mib": memory.read_mib(), "peak_memory_kind": memory.kind,
+        "ms_per_slice": ms if measured else None,
+        "eval_input_shape": [1, 1, *kept[0][0].lr.shape] if kept else None,
+        "peak_memory_mib": memory.read_mib() if measured else None, "peak_memory_kind": memory.kind,
+        "not_measured": None if measured else "outside predictions: their time and memory are "
+                                              "the evaluator's, not the model's",
         "device": str(device), "precision": cfg["precision"],
     })

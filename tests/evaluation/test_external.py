@@ -55,6 +55,17 @@ def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monk
     quality = tables.groups(found)[0].quality.cells.set_index("Method")
     assert "external:scipy-cubic" in quality.index
     assert float(quality.loc["external:scipy-cubic", "PSNR (dB)"].split()[0]) > 15
+    # a file lookup is no model's speed: n/a, never bold as the fastest
+    cost = tables.groups(found)[0].cost
+    row = cost.cells.index[cost.cells["Method"] == "external:scipy-cubic"][0]
+    assert cost.cells.loc[row, "ms / slice"] == "n/a" and not cost.best.loc[row, "ms / slice"]
+    assert cost.cells.loc[row, "Peak memory (MiB)"] == "n/a"
+
+
+def test_ms_per_image_leaves_out_the_warm_up_call():
+    from benchsr.evaluation.evaluate import per_image_ms
+    assert per_image_ms([1.907, 0.029, 0.031]) == pytest.approx(30.0)   # the mean was 656
+    assert per_image_ms([0.5]) == pytest.approx(500.0) and per_image_ms([]) is None
 
 
 def test_outside_bicubic_scores_exactly_as_the_bicubic_method(exported, tmp_path, capsys,
