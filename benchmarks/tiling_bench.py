@@ -3,7 +3,7 @@ size `benchsr infer` feeds it from a clinical CT), on the device it runs on.
 
 - tiles/s of 128² tiles at 1, 5 and 25 tiles per forward;
 - ms per slice for the old default (128² tiles, one per forward, mean blend, overlap 0.25), for
-  whole slices, for `auto` (benchsr/tiling.py), and for the Gaussian and linear blends;
+  whole slices, for `auto` (benchsr/evaluation/tiling.py), and for the Gaussian and linear blends;
 - tiling_speedup: the old default's time over auto's (must be >= 1);
 - how much auto's output differs from the old default's: InstanceNorm makes SR tile-dependent.
 """

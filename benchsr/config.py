@@ -42,13 +42,13 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "every": 0,            # score eval.every_images primary images every N steps: curve.csv
         "every_images": 4,
     },
-    "runtime": {               # speed-ups (benchsr/fastpaths.py), measured in benchmarks/
+    "runtime": {               # speed-ups (benchsr/run/fastpaths.py), measured in benchmarks/
         "fast": "auto",        # auto: add what measured fastest on this device kind | off
         "channels_last": False,
         "optimizer": "default",   # default | foreach | fused
         "compile": False,
     },
-    "init": {                  # start from given weights (benchsr/weights.py)
+    "init": {                  # start from given weights (benchsr/nn/weights.py)
         "from": "",            # a benchsr checkpoint or export, safetensors, or a BasicSR .pth
         "key": "",             # which entry of a .pth holds the weights (params, params_ema)
         "network": "",         # the net a single state dict goes into ("" = the SR network)
@@ -186,7 +186,7 @@ RANGES = {
 }
 
 
-AUTO_KEYS = ("eval.tile", "eval.tile_batch")     # numbers, or auto (benchsr/tiling.py)
+AUTO_KEYS = ("eval.tile", "eval.tile_batch")     # numbers, or auto (benchsr/evaluation/tiling.py)
 CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto", "off")}
 
 # Keys added after runs were published, with the value that says what those runs did: a saved
