@@ -83,7 +83,9 @@ class ESRGAN(Method):
         self.ctx.notes.append(f"ESRGAN phases: RRDBNet-PSNR (L1 on {self.ctx.degradation} pairs) "
                               f"for {self.psnr_steps} steps, then the GAN recipe for "
                               f"{total - self.psnr_steps} steps")
-        self.perceptual = load_perceptual(self.ctx, m["lambda_percep"])
+        # only the GAN phase has a perceptual term: a run of the PSNR phase alone (esrgan:psnr)
+        # loses nothing without the VGG19 weights, and its label must not say it does
+        self.perceptual = load_perceptual(self.ctx, m["lambda_percep"] if total > self.psnr_steps else 0)
         if m["training"] not in ("unpaired", "paired"):
             raise BenchError(f"esrgan: model.training must be unpaired or paired, got {m['training']!r}")
 

@@ -153,6 +153,7 @@ def test_the_supervised_reference_adds_to_bicubic_and_old_runs_read_as_before():
     with torch.no_grad():
         up = F.interpolate(lr, scale_factor=ref.ctx.scale, mode="bicubic", align_corners=False)
         assert torch.allclose(g(lr), g.net(lr) + up)
+    assert "perceptual" not in ref.ctx.recipe_changes   # no GAN phase: no perceptual term to lose
     plain = _method("esrgan", total_steps=6)          # ESRGAN itself keeps BasicSR's RRDBNet
     assert plain.cfg["model"]["residual"] == "none" and not hasattr(plain.nets["G"], "net")
     # a config saved before the key existed reads with the value those runs used, so old and
