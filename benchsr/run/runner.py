@@ -1,6 +1,8 @@
-"""The run-folder lifecycle every method shares. `Runner.run` makes (or resumes) the folder, then
-walks three rooms in order: training (training.py), evaluation (evaluate.py) and reporting
-(reporting.py); a failure in any of them is recorded with the stage it happened in."""
+"""The run-folder lifecycle every method shares. `Runner.run` makes (or resumes) the folder and
+its manifest, then hands each room what it needs, in order: build (build.py), training
+(training.py, with validation.py and best.py), evaluation (evaluation/evaluate.py), reporting
+(reporting.py) and the best checkpoint's scores (best.py). A failure in any of them is
+recorded with the stage it happened in; no room calls back into the runner."""
 from __future__ import annotations
 
 import shutil
@@ -15,17 +17,17 @@ from benchsr.config import total_steps
 from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.evaluation.evaluate import choose_images, evaluate_run
-from benchsr.run import best, reporting
+from benchsr.run import best, fastpaths, reporting
 from benchsr.run.build import build_method
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
 from benchsr.run.runlog import RunLog
 from benchsr.run.stages import Stage, shown
 from benchsr.run.training import Timing, fit
 from benchsr.run.validation import validator
-from benchsr.run import fastpaths
 from benchsr.runtime import distributed
 from benchsr.runtime.devices import check_precision, pick_device, resolve_precision
 from benchsr.runtime.guards import time_limit
+
 
 @dataclass
 class RunOutcome:
