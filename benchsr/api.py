@@ -19,9 +19,8 @@ def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: st
     cls = registry.get("methods", name)
     cfg = config.resolve(cls, preset or "default", registry.get("datasets", dataset), profile,
                          list(overrides))
-    tr = cfg["train"]
-    ctx = RunContext(torch.device(device), scale=scale, epochs=int(tr["epochs"]),
-                     total_steps=int(tr["epochs"]) * int(tr["steps_per_epoch"]))
+    ctx = RunContext(torch.device(device), scale=scale, epochs=int(cfg["train"]["epochs"]),
+                     total_steps=config.total_steps(cfg))
     method = cls(cfg, ctx)
     method.build()
     return method

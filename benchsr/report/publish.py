@@ -1,9 +1,9 @@
 """Writes the leaderboard from run folders: Markdown, CSV, LaTeX (booktabs, best value in bold)
 and one static HTML page with the comparison grids and loss curves embedded.
 
-<root>/leaderboard.md, <root>/leaderboard.html and, per dataset and protocol,
-<root>/leaderboard/<dataset>-<protocol>-{quality,stats,cost,provenance}.csv, -{quality,cost}.tex
-and -grid.png.
+<root>/leaderboard.md, <root>/leaderboard.html and, per dataset, protocol, profile and checkpoint
+kind, <root>/leaderboard/<dataset>-<protocol>-<profile>[-best-val]-{quality,stats,cost,provenance}.csv,
+-{quality,cost}.tex and -grid.png.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchsr.report import figures
 from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
+from benchsr.report import figures
 from benchsr.report.curves import TREND_RULE, stops_frame
-from benchsr.results import write_text
 from benchsr.report.rows import load_runs
 from benchsr.report.tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
+from benchsr.results import write_text
+
 
 def legend() -> str:
     return (f"Cells: mean ± sd [95 % CI] #rank; best in bold. The mean is over training runs "
