@@ -41,6 +41,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "samples": 3,          # sample PNGs written per run
         "every": 0,            # score eval.every_images primary images every N steps: curve.csv
         "every_images": 4,
+        "min_input_r": 0.5,    # output check: below this median input_r the run fails (0 = off)
     },
     "runtime": {               # speed-ups (benchsr/run/fastpaths.py), measured in benchmarks/
         "fast": "auto",        # auto: add what measured fastest on this device kind | off
@@ -61,7 +62,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 
 HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "lr_patch": 24},
-              "eval": {"max_images": 2, "crop": 128, "samples": 1}},
+              # 4 steps train no GAN into a super-resolution: smoke checks plumbing, not outputs
+              "eval": {"max_images": 2, "crop": 128, "samples": 1, "min_input_r": 0}},
     # quick: bf16 where the CPU or GPU computes it natively (measured 1.5-1.7x on avx512_bf16),
     # and a validation point per epoch for the learning curves
     "quick": {"precision": "auto",
@@ -194,7 +196,9 @@ CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto"
 # equal. Before runtime.fast, a run applied only its explicit runtime keys, which is what `auto`
 # does on the CPU (fastpaths.MEASURED["cpu"] adds nothing; tests/runtime/test_fastpaths.py holds the
 # two together), and every run published before it ran on the CPU.
-UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto"}
+# min_input_r: runs made before the output check get it from scripts/recheck_outputs.py
+UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto",
+            "eval.min_input_r": 0.5}
 
 
 def upgrade(cfg: dict) -> dict:

@@ -51,7 +51,34 @@ def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None 
     for m in metrics.METRICS.values():
         if m.needs_hr == (img.hr is not None) and not m.per_volume:
             row[m.name] = m.fn(ref, test, measures)
+    row["input_r"] = input_r(sr, img.lr)
     return row
+
+
+def input_r(sr: np.ndarray, lr: np.ndarray) -> float | None:
+    """Pearson r between the SR average-pooled to the LR grid and the LR input; None when either
+    is flat (r is undefined; a flat output is refused by check_not_flat)."""
+    pooled = degrade(np.asarray(sr, np.float64), sr.shape[0] // lr.shape[0], "avgpool")
+    a, b = np.asarray(pooled, np.float64).ravel(), np.asarray(lr, np.float64).ravel()
+    if a.std() < 1e-8 or b.std() < 1e-8:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def degenerate_reason(rows: list[dict], floor: float) -> str | None:
+    """Why a run's outputs are degenerate (the median input_r of its images is under `floor`,
+    eval.min_input_r; 0 = no check: inverted, washed out or unrelated to the input), or None. An SR output is
+    a super-resolution of its input only if, pooled back to the input's grid, it still looks
+    like it: the default 0.5 asks that it explain a quarter of the input's variance, a loose
+    floor that no working method or interpolation comes near (docs/reliability.md)."""
+    values = [r["input_r"] for r in rows if r.get("input_r") is not None]
+    if floor <= 0 or not values or float(np.median(values)) >= floor:
+        return None
+    psnr = [r["psnr"] for r in rows if r.get("psnr") is not None]
+    scored = f"; its PSNR of {np.mean(psnr):.2f} dB is not a result" if psnr else ""
+    return (f"degenerate output: average-pooled to the input's grid, the SR correlates "
+            f"r = {np.median(values):.2f} with its input (median of {len(values)} images; a "
+            f"super-resolution of that input needs r >= {floor:g}){scored}")
 
 
 def evaluate(method: Method, images: list[EvalImage], cfg: dict, device: torch.device,

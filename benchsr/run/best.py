@@ -20,7 +20,7 @@ import torch
 
 from benchsr import results
 from benchsr.config import total_steps
-from benchsr.evaluation.evaluate import evaluate_run, validation_images
+from benchsr.evaluation.evaluate import degenerate_reason, evaluate_run, validation_images
 from benchsr.run import checkpoints, reporting
 from benchsr.run.stages import shown
 from benchsr.runtime import distributed
@@ -115,6 +115,9 @@ def score(method, cfg: dict, device, run_dir: Path, manifest: dict, data, images
             rows, kept, _, volumes = evaluate_run(method, images, cfg, device, measures, stage, bar)
         last = rows, kept, volumes
     rows, kept, volumes = last
+    reason = degenerate_reason(rows, float(cfg["eval"]["min_input_r"]))
+    if reason:                          # a failed folder of its own, like a failed run
+        out["status"], out["reason"] = "failed", reason
     if world.is_main:
         write_folder(run_dir, out, lambda folder: reporting.write_results(
             folder, rows, kept, cfg, out, data.scale, lpips_note, volumes))

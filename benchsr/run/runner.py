@@ -1,7 +1,8 @@
 """The run-folder lifecycle every method shares. `Runner.run` makes (or resumes) the folder and
 its manifest, then hands each room what it needs, in order: build (build.py), training
 (training.py, with validation.py and best.py), evaluation (evaluation/evaluate.py), reporting
-(reporting.py) and the best checkpoint's scores (best.py). A failure in any of them is
+(reporting.py), the best checkpoint's scores (best.py) and the output check (a degenerate
+output fails the run, its scores kept on disk but never ranked). A failure in any of them is
 recorded with the stage it happened in; no room calls back into the runner."""
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from benchsr import results
 from benchsr.config import total_steps
 from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
-from benchsr.evaluation.evaluate import choose_images, evaluate_run
+from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate_run
 from benchsr.run import best, fastpaths, reporting
 from benchsr.run.build import build_method
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
@@ -134,6 +135,13 @@ class Runner:
         with stage("scoring the best-on-validation checkpoint"):
             best.score(method, cfg, device, run_dir, manifest, self.data, images, measures,
                        lpips_note, (rows, kept, volume_rows), stage, self.progress)
+        with stage("the output check"):     # after both are written: the numbers stay on disk
+            floor = float(cfg["eval"]["min_input_r"])
+            if floor <= 0:
+                manifest["notes"].append("output check off (eval.min_input_r = 0)")
+            reason = degenerate_reason(rows, floor)
+            if reason:
+                raise BenchError(reason)
 
     def _lpips_for(self, cfg: dict, device, notes: list):
         """(LPIPS metric or None, the tables' note when it is None)."""

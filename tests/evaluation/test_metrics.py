@@ -104,3 +104,18 @@ def test_ssim_loss_stays_fp32_under_bf16_autocast():
         got = ssim_loss(a, b, 2.0)
     assert got.dtype == torch.float32 and torch.isfinite(got)
     assert abs(float(got) - float(ref)) < 1e-6
+
+
+def test_input_r_tells_a_super_resolution_from_an_inverted_or_unrelated_output():
+    from benchsr.evaluation.evaluate import degenerate_reason, input_r
+    rng = np.random.default_rng(0)
+    lr = rng.random((16, 16)).astype(np.float32)
+    sr = np.kron(lr, np.ones((4, 4), np.float32))               # nearest: pools back exactly
+    assert input_r(sr, lr) == pytest.approx(1.0)
+    assert input_r(1 - sr, lr) == pytest.approx(-1.0)
+    assert abs(input_r(rng.random((64, 64)), lr)) < 0.3           # unrelated to the input
+    assert input_r(np.full((64, 64), 0.5), lr) is None            # flat: r is undefined
+    rows = [{"input_r": r, "psnr": 4.0} for r in (-0.5, -0.4, 0.9)]
+    assert "r = -0.40" in degenerate_reason(rows, 0.5) and "4.00 dB" in degenerate_reason(rows, 0.5)
+    assert degenerate_reason(rows, 0) is None                     # eval.min_input_r = 0: off
+    assert degenerate_reason([{"input_r": 0.68}], 0.5) is None

@@ -102,6 +102,8 @@ def _bad_output(kind):
                 return sr[..., :-1]
             if kind == "flat":
                 return torch.full_like(sr, 0.5)
+            if kind == "inverted":                              # the collapse seen in ESRGAN
+                return 1 - sr
             return sr * 3 - 1                                   # outside [0, 1]
     return Bad
 
@@ -119,6 +121,25 @@ def test_super_resolve_output_is_guarded(kind, status, words, tmp_path, lung_smo
         assert words in out.reason and "super_resolve" in out.reason
     else:
         assert any("outside [0, 1] was clamped" in n for n in manifest["notes"])
+
+
+def test_an_output_unrelated_to_its_input_fails_with_its_scores_kept(tmp_path, lung_smoke):
+    """An inverted SR (standard ESRGAN's collapse at 4 dB) is no result: the run fails with the
+    reason, and its metrics.csv stays on disk to be looked at (a failed run is never ranked)."""
+    cfg = smoke_config("bicubic")
+    assert cfg["eval"]["min_input_r"] == 0              # smoke's 4 steps train no GAN: off
+    off = Runner(lung_smoke, tmp_path).run(_bad_output("inverted"), cfg)
+    assert off.status == "complete"
+    assert "output check off" in json.loads((off.run_dir / "manifest.json").read_text())["notes"][-1]
+    cfg["eval"]["min_input_r"] = 0.5                     # every other profile's default
+    out = Runner(lung_smoke, tmp_path).run(_bad_output("inverted"), cfg)
+    assert out.status == "failed" and "degenerate output" in out.reason
+    assert "r = -" in out.reason and "during the output check" in out.reason
+    df = __import__("pandas").read_csv(out.run_dir / "metrics.csv")
+    assert (df["input_r"] < -0.9).all()
+    good = Runner(lung_smoke, tmp_path).run(registry.get("methods", "bicubic"), cfg)
+    assert good.status == "complete"
+    assert (__import__("pandas").read_csv(good.run_dir / "metrics.csv")["input_r"] > 0.95).all()
 
 
 # ---- 4. bad configuration fails first ----------------------------------------------------------
