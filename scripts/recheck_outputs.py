@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from benchsr import config, registry, results
+from benchsr.errors import BenchError
 from benchsr.evaluation.clinical import Context
 from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate
 from benchsr.run.infer import load_trained
@@ -70,10 +71,14 @@ def recheck(folder: Path) -> str:
 
 
 def main(paths: list[str]) -> int:
-    folders = sorted({m.parent for p in paths for m in Path(p).glob("**/manifest.json")
-                      if (m.parent / "metrics.csv").is_file()}, key=str)
+    folders = [f for p in paths for f in sorted({m.parent for m in Path(p).glob("**/manifest.json")
+                                                 if (m.parent / "metrics.csv").is_file()}, key=str)]
     for folder in folders:
-        print(f"{folder}: {recheck(folder)}", flush=True)
+        try:
+            verdict = recheck(folder)
+        except BenchError as exc:            # e.g. a run whose checkpoints were not kept
+            verdict = f"NOT CHECKED: {exc}"
+        print(f"{folder}: {verdict}", flush=True)
     return 0
 
 
