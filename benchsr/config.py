@@ -53,7 +53,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "from": "",            # a benchsr checkpoint or export, safetensors, or a BasicSR .pth
         "key": "",             # which entry of a .pth holds the weights (params, params_ema)
         "network": "",         # the net a single state dict goes into ("" = the SR network)
-        "strict": True,
+        "strict": True,       # false: load the tensors whose name and shape match
+        "sha256": "",          # the file's content, recorded by the runner (one config per file)
     },
     "log": {"tensorboard": False, "every_steps": 100},   # losses.csv also every N steps
     "model": {},
@@ -198,7 +199,7 @@ CHOICES = {"eval.blend": ("mean", "gaussian", "linear"), "runtime.fast": ("auto"
 # two together), and every run published before it ran on the CPU.
 # min_input_r: runs made before the output check get it from scripts/recheck_outputs.py
 UPGRADES = {"eval.tile_batch": 1, "eval.blend": "mean", "runtime.fast": "auto",
-            "eval.min_input_r": 0.5}
+            "eval.min_input_r": 0.5, "init.sha256": ""}
 
 
 def upgrade(cfg: dict) -> dict:

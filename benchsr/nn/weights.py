@@ -32,8 +32,9 @@ def export(method: Method, cfg: dict, out: Path) -> list[str]:
     return list(modules)
 
 
-def _read(path: Path, key: str) -> tuple[dict, dict | None]:
-    """(tensors, {net: state} when the file says which nets) from any supported file."""
+def _read(path: Path, key: str) -> tuple[dict, dict | None, str]:
+    """(tensors, {net: state} when the file says which nets, which entry was read) from any
+    supported file."""
     if not path.is_file():
         raise BenchError(f"init.from {path}: no such file")
     if path.name.endswith(".safetensors"):
@@ -47,46 +48,80 @@ def _read(path: Path, key: str) -> tuple[dict, dict | None]:
         if meta.get("format") == EXPORT_FORMAT:
             nets = json.loads(meta["networks"])
             return tensors, {n: {k[len(n) + 1:]: v for k, v in tensors.items() if k.startswith(n + ".")}
-                             for n in nets}
-        return tensors, None
+                             for n in nets}, "a benchsr export"
+        return tensors, None, "safetensors"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
         raise BenchError(f"init.from {path}: not a weights-only torch file "
                          f"({str(exc).strip().splitlines()[0][:120]})") from None
     if isinstance(obj, dict) and isinstance(obj.get("method"), dict) and "nets" in obj["method"]:
-        return {}, obj["method"]["nets"]                 # a benchsr checkpoint
+        return {}, obj["method"]["nets"], "a benchsr checkpoint"
+    entry = "the whole file"
     if isinstance(obj, dict) and key:
         if key not in obj:
             raise BenchError(f"init.from {path}: no entry '{key}' (it has: {', '.join(map(str, obj))})")
-        obj = obj[key]
+        obj, entry = obj[key], f"entry '{key}' (init.key)"
     elif isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
         for guess in ("params_ema", "params", "state_dict"):   # BasicSR's, then common names
             if isinstance(obj.get(guess), dict):
-                obj = obj[guess]
+                obj, entry = obj[guess], f"entry '{guess}'"
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise BenchError(f"init.from {path}: no state dict of tensors found (set init.key)")
-    return obj, None
+    return obj, None, entry
 
 
-def _fit_report(module: torch.nn.Module, state: dict, strict: bool) -> str:
-    """'' when `state` fits `module`; otherwise what does not, named."""
+def file_sha256(path) -> str:
+    """The init.from file's content, part of a run's config: two files at one path are two
+    configs, never seeds of one row."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _mismatches(own: dict, state: dict) -> list[str]:
+    return [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+
+
+def _fit_report(module: torch.nn.Module, state: dict, cfg: dict) -> str:
+    """'' when `state` fits `module` exactly; otherwise what does not, named, with the model.*
+    keys whose values would give the file's shapes."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    bad = _mismatches(own, state)
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in bad]
     parts = ([f"shape mismatch: {', '.join(shapes[:4])}"] if shapes else []) + \
-        ([f"missing {len(missing)}: {', '.join(missing[:4])}"] if missing and strict else []) + \
-        ([f"unexpected {len(unexpected)}: {', '.join(unexpected[:4])}"] if unexpected and strict else [])
-    return "; ".join(parts)
+        ([f"missing {len(missing)}: {', '.join(missing[:4])}"] if missing else []) + \
+        ([f"unexpected {len(unexpected)}: {', '.join(unexpected[:4])}"] if unexpected else [])
+    hint = _key_hint(own, state, bad, cfg.get("model") or {})
+    return "; ".join(parts) + (f" (the file fits {hint}?)" if parts and hint else "")
+
+
+def _key_hint(own: dict, state: dict, bad: list[str], model: dict) -> str:
+    """model.* integer keys whose value is the size that differs most often, with the file's
+    size for it, e.g. model.ngf=64 (a width; depth shows as missing and unexpected names)."""
+    from collections import Counter
+    pairs = Counter((b, a) for k in bad for a, b in zip(state[k].shape, own[k].shape)
+                    if a != b and b > 1)
+    if not pairs:
+        return ""
+    (ours, theirs), _ = pairs.most_common(1)[0]
+    return ", ".join(f"model.{key}={theirs}" for key, value in model.items()
+                     if isinstance(value, int) and not isinstance(value, bool) and value == ours)
 
 
 def init_from(method: Method, init: dict) -> str:
-    """Load init.from into the method's networks; returns the note the run records."""
+    """Load init.from into the method's networks; returns the note the run records: the entry
+    read, how many tensors each net got and, with init.strict=false, what was skipped. strict
+    (the default) needs an exact fit; false loads every tensor whose name and shape match, and
+    loading none at all is an error."""
     path = Path(init["from"])
-    tensors, by_net = _read(path, init["key"])
+    tensors, by_net, entry = _read(path, init["key"])
     if by_net is None:   # one state dict: the named net, or the SR network
         target = init["network"] or method.inference_network
         if target not in method.nets:
@@ -94,12 +129,27 @@ def init_from(method: Method, init: dict) -> str:
                              f"({', '.join(method.nets)})")
         by_net = {target: tensors}
     modules = {**method.nets, **method.inference_modules()}
+    loaded, skipped = [], []
     for net, state in by_net.items():
         if net not in modules:
             raise BenchError(f"init.from {path}: network '{net}' is not one of "
                              f"{method.cfg['method']}'s ({', '.join(method.nets)})")
-        problem = _fit_report(modules[net], state, bool(init["strict"]))
-        if problem:
-            raise BenchError(f"init.from {path} does not fit {method.cfg['method']}'s {net}: {problem}")
-        modules[net].load_state_dict(state, strict=bool(init["strict"]))
-    return f"initialised from {path} (networks: {', '.join(by_net)})"
+        own = modules[net].state_dict()
+        if init["strict"]:
+            problem = _fit_report(modules[net], state, method.cfg)
+            if problem:
+                raise BenchError(f"init.from {path} does not fit {method.cfg['method']}'s {net}: "
+                                 f"{problem}; init.strict=false loads what matches")
+        bad = set(_mismatches(own, state))
+        fits = {k: v for k, v in state.items() if k in own and k not in bad}
+        modules[net].load_state_dict(fits, strict=bool(init["strict"]))
+        loaded.append(f"{net} {len(fits)} of {len(own)} tensors")
+        skipped += [f"{net}.{k} (shape)" for k in sorted(bad)] + \
+            [f"{net}.{k} (not in the file)" for k in own if k not in state]
+    if not any(int(part.split()[1]) for part in loaded):
+        raise BenchError(f"init.from {path}: no tensor of it fits {method.cfg['method']} "
+                         f"(name and shape): {_fit_report(modules[next(iter(by_net))], next(iter(by_net.values())), method.cfg)}")
+    note = f"initialised from {path}, {entry}: {', '.join(loaded)}"
+    if skipped:
+        note += f"; skipped {len(skipped)}: {', '.join(skipped[:6])}" + (" ..." if len(skipped) > 6 else "")
+    return note

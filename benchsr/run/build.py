@@ -13,6 +13,26 @@ from benchsr.runtime import distributed
 
 
 def build_method(method_cls, cfg: dict, device, data: PreparedData, notes: list):
+    method = _built(method_cls, cfg, device, data, notes)
+    fastpaths.apply(method, cfg["runtime"], method.ctx)
+    if distributed.world().active:
+        for name, net in method.nets.items():
+            method.nets[name] = distributed.wrap(distributed.sync_batchnorm(net, device), device)
+        if device.type != "cuda" and any(map(distributed.has_batchnorm, method.nets.values())):
+            method.ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
+                                    "(SyncBatchNorm needs CUDA)")
+    return method
+
+
+def check_init(method_cls, cfg: dict, data: PreparedData) -> None:
+    """init.from tried on a method built on the CPU, before any run folder exists: a file that
+    does not fit is a one-line error, never a failed run."""
+    if cfg["init"]["from"]:
+        _built(method_cls, cfg, torch.device("cpu"), data, [])
+
+
+def _built(method_cls, cfg: dict, device, data: PreparedData, notes: list):
+    """The method's context and seeded networks, with init.from loaded."""
     tr, k = cfg["train"], data.scale
     if k not in method_cls.scales:
         raise BenchError(f"{method_cls.name} does not support scale {k}")
@@ -26,11 +46,4 @@ def build_method(method_cls, cfg: dict, device, data: PreparedData, notes: list)
     method.build()
     if cfg["init"]["from"]:
         notes.append(weights.init_from(method, cfg["init"]))
-    fastpaths.apply(method, cfg["runtime"], ctx)
-    if distributed.world().active:
-        for name, net in method.nets.items():
-            method.nets[name] = distributed.wrap(distributed.sync_batchnorm(net, device), device)
-        if device.type != "cuda" and any(map(distributed.has_batchnorm, method.nets.values())):
-            ctx.notes.append("data-parallel on CPU: BatchNorm statistics are per rank "
-                             "(SyncBatchNorm needs CUDA)")
     return method

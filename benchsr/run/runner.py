@@ -18,8 +18,9 @@ from benchsr.config import total_steps
 from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate_run
+from benchsr.nn.weights import file_sha256
 from benchsr.run import best, fastpaths, reporting
-from benchsr.run.build import build_method
+from benchsr.run.build import build_method, check_init
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
 from benchsr.run.runlog import RunLog
 from benchsr.run.stages import Stage, shown
@@ -56,6 +57,9 @@ class Runner:
         check_precision(cfg["precision"], device)
         precision, why = resolve_precision(cfg["precision"], device)
         runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
+        if cfg["init"]["from"]:      # a file that does not fit: one line, no run folder
+            check_init(method_cls, cfg, self.data)
+            cfg = {**cfg, "init": {**cfg["init"], "sha256": file_sha256(cfg["init"]["from"])}}
         asked, cfg = cfg, {**cfg, "precision": precision, "runtime": runtime}   # config.yaml: as asked
         if method_cls.data == "paired" and not self.data.protocol.get("degradation"):
             raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "

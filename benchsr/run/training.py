@@ -108,7 +108,8 @@ def _checkpoint(method, cfg: dict, ctx, epoch: int, log: list, run_dir: Path, ma
                              "curve": curve, "meta": meta},
                             before_write=lambda: fault("checkpoint", epoch))
     manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {epoch})"
-    results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
+    if log:                             # zero epochs: no step, no losses.csv
+        results.write_text(run_dir / "losses.csv", pd.DataFrame(log).to_csv(index=False))
 
 
 def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dict, stage,
@@ -152,6 +153,9 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
             _checkpoint(method, cfg, ctx, epoch, history, run_dir, manifest, curve)
         if log is not None:
             log.epoch(epoch, [r for r in history if r["epoch"] == epoch])
+    if int(tr["epochs"]) == 0 and method.nets and start == 0:   # given weights, scored as
+        with stage("checkpoint of the given weights"):           # they are: export and infer
+            _checkpoint(method, cfg, ctx, -1, history, run_dir, manifest, curve)   # need one
     return timing
 
 
