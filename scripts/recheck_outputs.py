@@ -41,6 +41,8 @@ def recheck(folder: Path) -> str:
     if "input_r" in frame or manifest.get("status") != "complete":
         return "skipped (checked already, or not complete)"
     cfg = config.upgrade(config.read_yaml(folder / "config.yaml"))
+    if "lr_slices" in cfg.get("data", {}):      # lung-ct before data.split: the ranges split
+        cfg["data"].setdefault("split", "ranges")
     data, images = _images(cfg)
     method = load_trained(folder, None, torch.device("cpu"), "fp32").method
     protocol = manifest.get("protocol", {})
