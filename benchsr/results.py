@@ -244,11 +244,27 @@ def read_run(run_dir: Path) -> dict | None:
     return rec
 
 
+def run_folders(path: Path) -> set[Path]:
+    """Every folder with a manifest.json under `path`, following symlinked folders (runs kept on
+    another disk), each real folder once, and never round a loop."""
+    found, seen = set(), set()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        if "manifest.json" in files:
+            found.add(Path(root))
+    return found
+
+
 def finished_runs(paths: list[Path]) -> list[dict]:
     """read_run of every run folder under `paths` (results roots, run folders or anything
     between), oldest first (run ids start with a UTC timestamp)."""
     found = set()
     for path in paths:
-        found |= {m.parent for m in Path(path).glob("**/manifest.json")}
+        found |= run_folders(Path(path))
     records = (read_run(d) for d in sorted(found, key=run_id))
     return [rec for rec in records if rec is not None]

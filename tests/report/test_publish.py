@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from benchsr.evaluation import metrics
 from benchsr.report import publish, tables
+from benchsr.results import finished_runs
 
 TRAINED = ["srcyclegan", "cincgan", "esrgan", "pseudosr"]
 
@@ -109,3 +110,16 @@ def test_a_rebuild_keeps_no_stale_group_files_and_groups_by_profile(smoke_out, t
     assert not stale.exists()
     assert [g.profile for g in found] == ["smoke"] and found[0].stem.endswith("-smoke")
     assert (tmp_path / "leaderboard" / f"{found[0].stem}-quality.csv").is_file()
+
+
+def test_run_folders_behind_symlinks_are_found_once_and_a_loop_ends(smoke_out, tmp_path):
+    """runs/lung-ct as a symlink to another disk used to give an empty leaderboard (glob('**')
+    follows no link)."""
+    root = tmp_path / "results"
+    (root / "runs").mkdir(parents=True)
+    (root / "runs" / "lung-ct").symlink_to(smoke_out / "runs" / "lung-ct", target_is_directory=True)
+    (root / "runs" / "loop").symlink_to(root, target_is_directory=True)   # must not hang
+    (root / "runs" / "again").symlink_to(smoke_out / "runs" / "lung-ct", target_is_directory=True)
+    ours = sorted(str(r["manifest"]["label"]) for r in finished_runs([root]))
+    theirs = sorted(str(r["manifest"]["label"]) for r in finished_runs([smoke_out]))
+    assert ours == theirs and len(ours) >= 8
