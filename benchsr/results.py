@@ -17,6 +17,7 @@ import uuid
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from benchsr.config import upgrade
@@ -234,13 +235,50 @@ def read_run(run_dir: Path) -> dict | None:
     except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
         rec["config"] = {}
     if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
-        df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
+        try:
+            df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            return _damaged(rec, f"metrics.csv is unreadable ({str(exc).splitlines()[0][:80]})")
+        problem = summary_problem(rec["summary"], df[df["group"].fillna("") == ""])
+        if problem:
+            return _damaged(rec, problem)
         rec["per_image"] = df                  # every evaluation set: the tables' statistics
         rec["all_metrics"] = df[df["group"].fillna("") == ""]
         rec["metrics"] = rec["all_metrics"].set_index("image")
         if (run_dir / "volumes.csv").is_file():   # per-volume measures (clinical.py)
             rec["per_volume"] = pd.read_csv(run_dir / "volumes.csv", dtype={
                 "image": "string", "volume": "string", "group": "string"})
+    return rec
+
+
+def summary_problem(summary: dict, primary) -> str:
+    """'' when summary.json's means are the means of metrics.csv's primary values; otherwise
+    what disagrees (a hand-edited or damaged folder). Tables are built from the per-image
+    values, so a summary that says otherwise is not trusted either way."""
+    import pandas as pd
+    from benchsr.evaluation.metrics import METRICS   # lazy: metrics imports torch
+    for name, metric in METRICS.items():
+        stat = summary.get(name) if isinstance(summary, dict) else None
+        if metric.per_volume or name not in primary or not isinstance(stat, dict):
+            continue
+        given = stat.get("mean")
+        values = pd.to_numeric(primary[name], errors="coerce")
+        if values.isna().sum() > primary[name].isna().sum():
+            return f"damaged run folder: metrics.csv has non-numeric {name} values"
+        finite = values[np.isfinite(values)]
+        if given is None and finite.empty:
+            continue
+        if not isinstance(given, (int, float)) or isinstance(given, bool) or not np.isfinite(given):
+            return f"damaged run folder: summary.json gives {name} mean {given!r}"
+        if finite.empty or abs(float(finite.mean()) - given) > 1e-6 * max(1.0, abs(given)):
+            return (f"damaged run folder: summary.json gives {name} mean {given:.6g}, its "
+                    f"metrics.csv {float(finite.mean()) if len(finite) else float('nan'):.6g}")
+    return ""
+
+
+def _damaged(rec: dict, why: str) -> dict:
+    """A folder whose files disagree: listed as a failed run with the reason, never ranked."""
+    rec["manifest"] = {**rec["manifest"], "status": "failed", "reason": why}
     return rec
 
 

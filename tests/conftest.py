@@ -1,6 +1,11 @@
 import os
 import sys
 
+if os.environ.get("PYTEST_XDIST_WORKER"):     # -n auto: one worker per core, one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")   # (subprocesses inherit it)
+    import torch
+    torch.set_num_threads(1)
+
 import numpy as np
 import pytest
 import SimpleITK as sitk

@@ -294,19 +294,37 @@ def _member_runs(rec: dict):
             yield old, f"superseded by {run['dir'].name}"
 
 
-def _code(rec: dict) -> str:
-    """The code a run was made by: its commit and its plugins' versions."""
-    m, p = rec["manifest"], rec["manifest"].get("provenance", {})
-    commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
-    plugins = ", ".join(f"{v.get('name')} {v.get('version')}" for v in (m.get("plugins") or {}).values())
-    return f"{commit} ({plugins})" if plugins else commit
+def _commit(rec: dict) -> str:
+    p = rec["manifest"].get("provenance", {})
+    return (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
 
 
-def _table_code(recs: list[dict]) -> str:
-    """The code most of a table's counted runs were made by (ties: the newest run's)."""
-    counted = [run for row in recs for run in row.get("seed_runs", [row])]
-    codes = [_code(r) for r in sorted(counted, key=lambda r: run_id(r["dir"]), reverse=True)]
-    return max(dict.fromkeys(codes), key=codes.count) if codes else ""
+def _plugins(rec: dict) -> dict[str, str]:
+    return {str(v.get("name")): str(v.get("version"))
+            for v in (rec["manifest"].get("plugins") or {}).values() if isinstance(v, dict)}
+
+
+def _table_code(recs: list[dict]) -> tuple[str, dict[str, str]]:
+    """The commit most of a table's counted runs were made by, and each plugin's most common
+    version (ties: the newest run's). Different methods are different plugins, not mixed code."""
+    counted = sorted((run for row in recs for run in row.get("seed_runs", [row])),
+                     key=lambda r: run_id(r["dir"]), reverse=True)
+    commits = [_commit(r) for r in counted]
+    versions: dict[str, list[str]] = {}
+    for run in counted:
+        for name, version in _plugins(run).items():
+            versions.setdefault(name, []).append(version)
+    majority = lambda xs: max(dict.fromkeys(xs), key=xs.count)   # noqa: E731
+    return (majority(commits) if commits else "",
+            {name: majority(vs) for name, vs in versions.items()})
+
+
+def _differs(rec: dict, main: tuple[str, dict[str, str]]) -> str:
+    """'' when a run was made by the table's code; otherwise what differs."""
+    commit, versions = main
+    parts = [] if _commit(rec) == commit else [f"commit {_commit(rec)}"]
+    parts += [f"{name} {v}" for name, v in _plugins(rec).items() if versions.get(name, v) != v]
+    return ", ".join(parts)
 
 
 def provenance_table(recs: list[dict]) -> Table:
@@ -316,7 +334,8 @@ def provenance_table(recs: list[dict]) -> Table:
             m, p = rec["manifest"], rec["manifest"].get("provenance", {})
             commit = (p.get("commit") or "?")[:10] + ("+dirty" if p.get("dirty") else "")
             line = _provenance_row(row["manifest"]["label"], rec, m, p, commit, status)
-            line["Same code as the table"] = "yes" if _code(rec) == main else f"no: {_code(rec)}"
+            odd = _differs(rec, main)
+            line["Same code as the table"] = f"no: {odd}" if odd else "yes"
             rows.append(line)
     cells = pd.DataFrame(rows)
     return Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), cells)
@@ -341,13 +360,14 @@ def caveats(recs: list[dict]) -> list[str]:
                    + (" With 1 volume (1 patient), intervals and tests cover training runs on "
                       "this volume only: no verdict here generalises across patients."
                       if len(volumes) == 1 else ""))
-    counted = {_code(run) for row in recs for run in row.get("seed_runs", [row])}
-    if len(counted) > 1:
-        main = _table_code(recs)
-        odd = sorted({row["manifest"]["label"] for row in recs
-                      for run in row.get("seed_runs", [row]) if _code(run) != main})
-        out.append(f"MIXED CODE: the runs come from {len(counted)} commits or plugin versions; "
-                   f"rows with runs not made by {main}: {', '.join(odd)} (see Provenance).")
+    main = _table_code(recs)
+    odd = sorted({row["manifest"]["label"] for row in recs
+                  for run in row.get("seed_runs", [row]) if _differs(run, main)})
+    if odd:
+        commits = {_commit(run) for row in recs for run in row.get("seed_runs", [row])}
+        out.append(f"MIXED CODE: the runs come from {len(commits)} commit(s) or other plugin "
+                   f"versions; rows with runs not made by {main[0]}: {', '.join(odd)} "
+                   f"(see Provenance).")
     return out
 
 

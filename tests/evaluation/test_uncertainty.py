@@ -200,5 +200,12 @@ def test_a_table_of_runs_from_different_commits_says_so(tmp_path):
                for w in warnings), warnings
     assert any("1 volume" in w and "generalises across patients" in w for w in warnings)
     same = provenance_table(rows).cells.set_index("Method")["Same code as the table"]
-    assert same["a"] == same["b"] == "yes" and same["c"].startswith("no: 2222222222")
+    assert same["a"] == same["b"] == "yes" and same["c"].startswith("no: commit 2222222222")
     assert not any(w.startswith("MIXED") for w in caveats(rows[:2]))
+    # two methods are two plugins, not mixed code (every table used to say MIXED CODE)
+    for row, name in zip(rows[:2], ("bicubic", "nearest")):
+        row["seed_runs"][0]["manifest"]["plugins"] = {"method": {"name": name, "version": "0.1.0"}}
+    assert not any(w.startswith("MIXED") for w in caveats(rows[:2]))
+    rows[1]["seed_runs"][0]["manifest"]["plugins"] = {"method": {"name": "bicubic", "version": "0.2.0"}}
+    rows[0]["seed_runs"][0]["dir"] = tmp_path / "2027-a"             # the newer run's version wins
+    assert any("not made by 1111111111: b" in w for w in caveats(rows[:2]))

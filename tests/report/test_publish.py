@@ -123,3 +123,26 @@ def test_run_folders_behind_symlinks_are_found_once_and_a_loop_ends(smoke_out, t
     ours = sorted(str(r["manifest"]["label"]) for r in finished_runs([root]))
     theirs = sorted(str(r["manifest"]["label"]) for r in finished_runs([smoke_out]))
     assert ours == theirs and len(ours) >= 8
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s, m: s["psnr"].update(mean=float("inf")), "summary.json gives psnr mean inf"),
+    (lambda s, m: s["psnr"].update(mean=99.0), "summary.json gives psnr mean 99"),
+    (lambda s, m: m.__setitem__("psnr", ["abc", *m["psnr"].astype(str)[1:]]), "non-numeric psnr"),
+])
+def test_a_summary_that_disagrees_with_its_per_image_values_marks_the_run_damaged(
+        edit, words, smoke_out, tmp_path):
+    """A hand-edited mean of Infinity used to be accepted as a summary; the tables are built
+    from metrics.csv, and a folder whose files disagree is a failed row with the reason."""
+    from benchsr.report import rows
+    src = next((smoke_out / "runs" / "lung-ct" / "bicubic").iterdir())
+    run = tmp_path / "runs" / "lung-ct" / "bicubic" / src.name
+    shutil.copytree(src, run)
+    summary = json.loads((run / "summary.json").read_text())
+    frame = pd.read_csv(run / "metrics.csv")
+    edit(summary, frame)
+    (run / "summary.json").write_text(json.dumps(summary))
+    frame.to_csv(run / "metrics.csv", index=False)
+    (row,) = rows.load_runs([tmp_path])
+    assert row["manifest"]["status"] == "failed" and words in row["manifest"]["reason"]
+    assert row.get("per_image") is None
