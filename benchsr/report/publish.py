@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import html
-import time
+import os
+import shutil
+import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -182,8 +185,26 @@ def _html_section(group: Group, grid: Path | None, curves: Path | None,
 
 
 def build(paths: list[Path], out_root: Path) -> list[Group]:
-    """Build every table and picture from the run folders under `paths` into `out_root`."""
-    folder, started = out_root / "leaderboard", time.time()
+    """Build every table and picture from the run folders under `paths` into a fresh folder,
+    then swap it in for <out_root>/leaderboard: a crash never leaves a half-built leaderboard,
+    and no file of a group that no longer exists survives a rebuild."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".leaderboard-new-", dir=out_root))
+    os.chmod(folder, 0o755)             # mkdtemp makes it private; a leaderboard is to be read
+    try:
+        found, md, sections = _build_into(paths, folder)
+        _swap(folder, out_root / "leaderboard")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
+    write_text(out_root / "leaderboard.html",
+               PAGE.format(legend=html.escape(legend()), sections="\n".join(sections)))
+    return found
+
+
+def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str], list[str]]:
+    """The group files written into `folder`; leaderboard.md's lines and the page's sections."""
     found = groups(load_runs(paths))
     md = ["# benchsr leaderboard", "",
           "Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
@@ -201,8 +222,8 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
             md += ["### Clinical measures", "", clinical_legend(group), "",
                    markdown(group.clinical), ""]
         for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
-            if pic is not None:
-                md += [f"![{group.title} {alt}]({pic.relative_to(out_root).as_posix()})", ""]
+            if pic is not None:     # where the folder will be once swapped in
+                md += [f"![{group.title} {alt}](leaderboard/{pic.name})", ""]
         if not stops.empty:
             md += ["### Where each method stops on its curve", "", TREND_RULE + ".", "",
                    stops.to_markdown(index=False, disable_numparse=True), ""]
@@ -212,19 +233,18 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     if not found:
         md.append("No finished runs yet.")
         sections.append("<p>No finished runs yet.</p>")
-    write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
-    write_text(out_root / "leaderboard.html",
-               PAGE.format(legend=html.escape(legend()), sections="\n".join(sections)))
-    _remove_stale(folder, started)
-    return found
+    return found, md, sections
 
 
-def _remove_stale(folder: Path, started: float) -> None:
-    """Files this build did not write (a group that no longer exists, or was regrouped): the
-    folder holds only what leaderboard.md shows."""
-    for path in folder.glob("*"):
-        if path.is_file() and path.stat().st_mtime < started:
-            path.unlink()
+def _swap(new: Path, final: Path) -> None:
+    """`new` renamed to `final`; the old folder, if any, moved aside first and removed after."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".leaderboard-old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+    os.rename(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def rich_tables(found: list[Group]) -> list:

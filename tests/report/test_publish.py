@@ -146,3 +146,24 @@ def test_a_summary_that_disagrees_with_its_per_image_values_marks_the_run_damage
     (row,) = rows.load_runs([tmp_path])
     assert row["manifest"]["status"] == "failed" and words in row["manifest"]["reason"]
     assert row.get("per_image") is None
+
+
+def test_a_crash_mid_build_leaves_the_last_leaderboard_whole(smoke_out, tmp_path, monkeypatch):
+    """A build used to write group files one by one into leaderboard/: a crash after some left
+    a mix of new and old files."""
+    publish.build([smoke_out], tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "leaderboard").iterdir()}
+    calls = []
+
+    def crash_on_fourth(*args, **kw):
+        calls.append(1)
+        if len(calls) > 3:
+            raise RuntimeError("disk full")
+        return original(*args, **kw)
+    original = publish.write_text
+    monkeypatch.setattr(publish, "write_text", crash_on_fourth)
+    with pytest.raises(RuntimeError):             # a build of other runs: other contents
+        publish.build([smoke_out / "runs" / "lung-ct" / "bicubic"], tmp_path)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "leaderboard").iterdir()}
+    assert after == before and len(before) > 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".leaderboard")] == []
