@@ -18,12 +18,14 @@ from benchsr.errors import BenchError
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Super-resolution benchmark suite for CT.")
 # wide tables stay readable when the output is a file or a CI log
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+# no markup, no emoji codes: user text ('bi[/red]cubic', '[bold].nii', 'cuda:-1:') prints as
+# given; styles are rich Text objects
+console = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
 
 
 def progress_bars() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=console, transient=False)
 

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from benchsr import config, registry
 from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
@@ -32,9 +33,10 @@ def _plugin_table(kind: str) -> Table:
     for name, entry in sorted(registry.discover(kind).items()):
         for other in entry.shadowed:
             t.add_row(name, *[""] * (len(cols) - 3),
-                      f"[yellow]SHADOWED by {entry.origin}: not used[/]", other.origin)
+                      Text(f"SHADOWED by {entry.origin}: not used", style="yellow"), other.origin)
         if entry.broken:
-            t.add_row(name, *[""] * (len(cols) - 3), f"[red]BROKEN: {entry.error}[/]", entry.origin)
+            t.add_row(name, *[""] * (len(cols) - 3), Text(f"BROKEN: {entry.error}", style="red"),
+                      entry.origin)
             continue
         c = entry.cls
         if kind == "methods":
@@ -158,8 +160,9 @@ def _parse_seeds(seeds: str | None, seed: int | None) -> list[int | None]:
 
 
 def _extra(set_: list[str], device, precision, seed) -> list[str]:
-    return list(set_) + [f"{k}={v}" for k, v in (("device", device), ("precision", precision),
-                                                 ("seed", seed)) if v is not None]
+    # --device and --precision are strings: quoted, so that YAML never reads 'cuda:-1:' as a map
+    return list(set_) + [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in (
+        ("device", device), ("precision", precision), ("seed", seed)) if v is not None]
 
 
 def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: Path,
@@ -184,8 +187,8 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
             outcome = runner.run(cls, cfg, resume=resume)
             if show:
                 colour = "green" if outcome.status == "complete" else "red"
-                progress.console.print(f"[{colour}]{outcome.label}: {outcome.status}[/] "
-                                       f"{outcome.reason} -> {outcome.run_dir}")
+                progress.console.print(Text.assemble((f"{outcome.label}: {outcome.status}", colour),
+                                                     f" {outcome.reason} -> {outcome.run_dir}"))
             outcomes.append(outcome)
     return outcomes
 
@@ -318,6 +321,7 @@ def main() -> None:
             raise
         if isinstance(exc, OSError):   # a file benchsr reads or writes: name it, in one line
             exc = BenchError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
 

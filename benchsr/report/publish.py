@@ -248,8 +248,8 @@ def _swap(new: Path, final: Path) -> None:
 
 
 def rich_tables(found: list[Group]) -> list:
-    from rich.markup import escape
     from rich.table import Table as RichTable
+    from rich.text import Text
     out = []
     for group in found:
         for kind, table in _tables(group):
@@ -257,7 +257,6 @@ def rich_tables(found: list[Group]) -> list:
             for col in table.cells.columns:
                 t.add_column(str(col), overflow="fold")
             for (_, row), (_, best) in zip(table.cells.iterrows(), table.best.iterrows()):
-                t.add_row(*[f"[bold]{escape(str(v))}[/]" if b else escape(str(v))
-                          for v, b in zip(row, best)])
+                t.add_row(*[Text(str(v), style="bold" if b else "") for v, b in zip(row, best)])
             out.append(t)
     return out

@@ -25,6 +25,10 @@ BAD_ARGS = [
     (["run", "--methods", "bicubic", "--set", "train.epochz=3"], "unknown config key 'train.epochz'"),
     (["run", "--methods", "bicubic", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
     (["run", "--methods", "bicubic", "--data-dir", "{bad}"], "no DICOM series found"),
+    # user text is printed as given, never read as rich markup or emoji codes
+    (["run", "--methods", "bi[/red]cubic"], "unknown method 'bi[/red]cubic'"),
+    (["run", "--methods", "[bold]x"], "unknown method '[bold]x'"),
+    (["run", "--methods", "bicubic", "--device", "cuda:-1:"], "cuda:-1:"),
 ]
 
 
