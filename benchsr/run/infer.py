@@ -59,7 +59,7 @@ def _read_run(run_dir: Path) -> tuple[dict, dict, Path, Path]:
     cfg_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
     if not cfg_path.is_file() or not manifest_path.is_file():
         raise BenchError(f"{run_dir}: not a run folder (config.yaml and manifest.json needed)")
-    cfg = config.read_yaml(cfg_path)
+    cfg = config.upgrade(config.read_yaml(cfg_path))   # keys added since the run was made
     try:
         manifest = read_json(manifest_path)
     except (ValueError, OSError) as exc:

@@ -253,3 +253,19 @@ def test_slabs_stream_across_their_boundaries(trained, tmp_path, capsys, monkeyp
     assert code == 0, err
     out = sitk.GetArrayFromImage(sitk.ReadImage(str(dst)))
     assert np.abs(out - np.kron(np.clip(hu, -1000, 500), np.ones((1, 4, 4)))).max() <= 1
+
+
+def test_a_run_made_before_a_plugin_key_existed_still_loads(tmp_path, lung_smoke):
+    """An esrgan run from before model.residual (its presets.yaml `upgrades:` names the value
+    those runs used) failed to load for infer and export: KeyError 'residual'."""
+    import yaml
+    from benchsr import registry
+    from benchsr.run.infer import load_trained
+    from benchsr.run.runner import Runner
+    from conftest import smoke_config
+    run = Runner(lung_smoke, tmp_path).run(registry.get("methods", "esrgan"), smoke_config("esrgan")).run_dir
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    del cfg["model"]["residual"]
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    trained = load_trained(run, None, torch.device("cpu"), "fp32")
+    assert trained.method.cfg["model"]["residual"] == "none"
