@@ -1,11 +1,13 @@
 """Preprocessed-volume cache: a second run memory-maps .npy files instead of re-reading DICOM or
 NIfTI. Keys are the file's content hash plus the protocol, so an edited file or a new window
-never reuses a stale array. Writes are atomic; a half-written entry is never read.
+never reuses a stale array. Writes are atomic; a half-written entry is never read, and a damaged
+one (its checksums disagree) is rebuilt.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -55,22 +57,56 @@ def protocol_key(protocol: dict) -> str:
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_entry(entry: Path) -> dict[str, np.ndarray] | str:
+    """The entry's arrays, memory-mapped, each checked against the checksum its index holds;
+    or why it cannot be used (a zeroed, truncated or missing file, an index without sums)."""
+    try:
+        sums = json.loads((entry / "index.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable index ({exc})"
+    if not isinstance(sums, dict):
+        return "an index without checksums (made by an older benchsr)"
+    arrays = {}
+    for name, digest in sums.items():
+        path = entry / f"{name}.npy"
+        try:
+            if _file_sha256(path) != digest:
+                return f"{name}.npy does not match its checksum"
+            arrays[name] = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            return f"{name}.npy unreadable ({exc})"
+    return arrays
+
+
 def cached(source: Path, protocol: dict, build: Callable[[], dict[str, np.ndarray]]
            ) -> dict[str, np.ndarray]:
     """The arrays `build()` makes from `source` under `protocol`, memory-mapped from the cache
-    when present. Each array is its own .npy file in one entry folder."""
+    when present and intact. Each array is its own .npy file in one entry folder; the index,
+    written last, holds each file's SHA-256, and a damaged entry is rebuilt, with a warning."""
     entry = cache_root() / f"{content_hash(source)[:24]}-{protocol_key(protocol)}"
-    index = entry / "index.json"
-    if index.is_file():
-        names = json.loads(index.read_text())
-        return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in names}
+    if (entry / "index.json").is_file():
+        found = _read_entry(entry)
+        if not isinstance(found, str):
+            return found
+        logging.getLogger("benchsr").warning(f"volume cache entry {entry}: {found}; rebuilt")
+        (entry / "index.json").unlink(missing_ok=True)
     arrays = build()
     entry.mkdir(parents=True, exist_ok=True)
+    sums = {}
     for name, arr in arrays.items():
         tmp = entry / f".{name}.{os.getpid()}.tmp.npy"
         np.save(tmp, np.ascontiguousarray(arr))
+        sums[name] = _file_sha256(tmp)
         os.replace(tmp, entry / f"{name}.npy")
-    atomic_write_bytes(index, json.dumps(sorted(arrays)).encode())   # last: marks the entry whole
+    atomic_write_bytes(entry / "index.json", json.dumps(sums, sort_keys=True).encode())   # last
     return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in arrays}
 
 
