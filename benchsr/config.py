@@ -64,7 +64,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 HARNESS_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "lr_patch": 24},
               # 4 steps train no GAN into a super-resolution: smoke checks plumbing, not outputs
-              "eval": {"max_images": 2, "crop": 128, "samples": 1, "min_input_r": 0}},
+              "eval": {"max_images": 2, "crop": 128, "samples": 1, "min_input_r": 0.0}},
     # quick: bf16 where the CPU or GPU computes it natively (measured 1.5-1.7x on avx512_bf16),
     # and a validation point per epoch for the learning curves
     "quick": {"precision": "auto",

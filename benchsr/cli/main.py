@@ -218,20 +218,22 @@ def reproduce(
     seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
     rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
     ds_cls = registry.get("datasets", dataset or spec["dataset"])
-    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg) is None]
+    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg, True) is None]
     if todo:
         console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
         unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
         _execute(list(unique.values()), ds_cls, data_dir, out)
     by_row: dict[str, list] = {}
     for row, _, cfg in rows:
-        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg))
+        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
+    failed = rep.failed_runs([r for runs in by_row.values() for r in runs if r is not None])
+    by_row = {name: [r for r in runs if r not in failed] or [None] for name, runs in by_row.items()}
     missing = [name for name, runs in by_row.items() if None in runs]
     done = [(row, by_row[row["name"]]) for row in spec["rows"] if row["name"] not in missing]
     frame = rep.compare(done)
     claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
     note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims,
-                          rep.caveats(done), rep.clinical_frame(done))
+                          rep.caveats(done) + rep.failure_lines(failed), rep.clinical_frame(done))
     from benchsr.results import write_text
     path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
     write_text(path, md)

@@ -55,15 +55,37 @@ def row_configs(spec: dict, profile: str, extra: list[str], dataset: str | None 
     return out
 
 
-def finished_run(root: Path, cfg: dict) -> Path | None:
+def finished_run(root: Path, cfg: dict, failed_too: bool = False) -> Path | None:
+    """The newest complete run of `cfg`; with `failed_too`, else the newest failed one (a
+    degenerate seed fails the same way again: it is reported, not rerun)."""
     label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
+    failed = None
     for run in results.same_config_runs(root, cfg["dataset"], label, cfg):
         try:
-            if results.read_json(run / "manifest.json").get("status") == "complete":
-                return run
+            status = results.read_json(run / "manifest.json").get("status")
         except (OSError, ValueError):
             continue
-    return None
+        if status == "complete":
+            return run
+        if status == "failed" and failed is None:
+            failed = run
+    return failed if failed_too else None
+
+
+def failure_lines(failed: dict[Path, str]) -> list[str]:
+    """The report's header lines for failed runs: each row counts only its complete runs."""
+    return [f"FAILED run {run.parent.name}/{run.name}, not counted in its row: {why}"
+            for run, why in sorted(failed.items())]
+
+
+def failed_runs(runs: list[Path]) -> dict[Path, str]:
+    """The runs among `runs` that failed, with their reasons."""
+    out = {}
+    for run in runs:
+        m = results.read_json(run / "manifest.json")
+        if m.get("status") != "complete":
+            out[run] = m.get("reason", m.get("status", "?"))
+    return out
 
 
 def _ours(summaries: list[dict], metric: str, digits: int, group: str = "") -> str:

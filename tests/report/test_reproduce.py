@@ -36,6 +36,8 @@ class Blocky(Method):
     deterministic = True
 
     def super_resolve(self, lr):
+        if self.cfg["model"]["mode"] == "inverted":             # a collapsed method's output
+            return 1 - F.interpolate(lr, scale_factor=self.ctx.scale)
         return F.interpolate(lr, scale_factor=self.ctx.scale, mode=self.cfg["model"]["mode"])
 
 
@@ -51,6 +53,12 @@ tableX:
     - {name: bilinear, method: blocky, set: {model.mode: bilinear}, paper: {psnr: 21.0, ssim_global: 0.95}}
   claims:
     - {better: bilinear, than: nearest}
+tableY:
+  title: "Toy table with a degenerate row"
+  dataset: lung-ct
+  rows:
+    - {name: nearest, method: blocky, paper: {psnr: 20.0}}
+    - {name: inverted, method: blocky, set: {model.mode: inverted}, paper: {psnr: 21.0}}
 '''
 
 
@@ -84,6 +92,21 @@ def test_reproduce_runs_once_then_reuses(toy_plugin, tmp_path):
     assert "blocky [mode=bilinear]" in lines["bilinear"]
     # the clinical measures ride along, in a table of their own
     assert "## Clinical measures" in md and "| MAE (HU)" in md and "MAE lung (HU)" in md
+
+
+def test_a_failed_run_is_reported_with_its_reason_and_not_rerun(toy_plugin, tmp_path):
+    out = tmp_path / "out"
+    args = ["reproduce", "tableY", "--profile", "smoke", "--out", str(out),
+            "--set", "eval.min_input_r=0.5"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 1, (first.output, repr(first.exception))   # a row without a complete run
+    runs = sorted((out / "runs" / "lung-ct").glob("*/*"))
+    assert isinstance(first.exception, SystemExit), repr(first.exception)
+    md = (out / "reproduce" / "tableY-smoke.md").read_text()
+    assert "FAILED run blocky-mode=inverted/" in md and "degenerate output" in md
+    assert "Failed rows (see their run folders): inverted" in md
+    CliRunner().invoke(app, args)                     # the same degenerate seed is not rerun
+    assert sorted((out / "runs" / "lung-ct").glob("*/*")) == runs
 
 
 def test_unknown_table_is_a_clear_error():
