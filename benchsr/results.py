@@ -230,6 +230,8 @@ def read_run(run_dir: Path) -> dict | None:
             rec[name] = read_json(run_dir / f"{name}.json")
         except (OSError, ValueError):
             rec[name] = {}
+    if manifest["status"] != "complete":
+        rec["summary"] = {}       # a failed run's scores (kept on disk to look at) are no result
     try:
         rec["config"] = upgrade(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {})
     except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail

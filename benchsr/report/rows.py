@@ -39,7 +39,8 @@ def _merge_seeds(members: list[dict], label: str) -> dict:
             rec.setdefault("supersedes", []).extend([old, *old.get("supersedes", [])])
         by_seed[rec["manifest"].get("seed")] = rec
     runs = sorted(by_seed.values(), key=lambda r: str(r["manifest"].get("seed")))
-    newest = max(runs, key=lambda r: run_id(r["dir"]))
+    # the row speaks for its newest complete run; a failed seed is a note beside it (tables.py)
+    newest = max(runs, key=lambda r: (r["manifest"].get("status") == "complete", run_id(r["dir"])))
     row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)
     row["summary"] = _row_summary(row, newest["summary"])
     return row

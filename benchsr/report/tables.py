@@ -151,6 +151,10 @@ def _notes(rec: dict) -> str:
         last = m.get("last_checkpoint")
         notes.insert(0, f"FAILED: {m.get('reason', '?')}"
                         + (f" (last good checkpoint: {last})" if last else ""))
+    for run in rec.get("seed_runs", []):       # a failed seed beside complete ones: not counted
+        if run["manifest"].get("status") == "failed" and run["dir"] != rec["dir"]:
+            notes.insert(0, f"seed {run['manifest'].get('seed')} FAILED, not counted: "
+                            f"{run['manifest'].get('reason', '?')}")
     return "; ".join(notes)
 
 

@@ -167,3 +167,26 @@ def test_a_crash_mid_build_leaves_the_last_leaderboard_whole(smoke_out, tmp_path
     after = {p.name: p.read_bytes() for p in (tmp_path / "leaderboard").iterdir()}
     assert after == before and len(before) > 5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".leaderboard")] == []
+
+
+def test_a_failed_seed_is_a_note_and_a_failed_run_shows_no_number(smoke_out, tmp_path):
+    """An output check fails a run after its summary.json is written: the table must neither
+    average that seed in, nor rank the number of a run that failed alone."""
+    from benchsr.report import rows
+    src = next((smoke_out / "runs" / "lung-ct" / "nearest").iterdir())
+    for seed, status in ((0, "complete"), (1, "failed"), (2, "complete")):
+        run = tmp_path / "runs" / "lung-ct" / "nearest" / f"2026120{seed}-000000-smoke-00000{seed}"
+        shutil.copytree(src, run)
+        m = json.loads((run / "manifest.json").read_text())
+        m.update(seed=seed, status=status, **({"reason": "degenerate output: r = -0.5"}
+                                              if status == "failed" else {}))
+        (run / "manifest.json").write_text(json.dumps(m))
+    (group,) = tables.groups(rows.load_runs([tmp_path]))
+    row = group.quality.cells.iloc[0]
+    assert "seed 1 FAILED, not counted: degenerate output" in row["Notes"]
+    assert not row["Notes"].startswith("FAILED")
+    lone = tmp_path / "lone"
+    shutil.copytree(tmp_path / "runs" / "lung-ct" / "nearest" / "20261201-000000-smoke-000001",
+                    lone / "runs" / "lung-ct" / "nearest" / "20261201-000000-smoke-000001")
+    (group,) = tables.groups(rows.load_runs([lone]))
+    assert group.quality.cells.iloc[0]["PSNR (dB)"] == "n/a"
