@@ -5,7 +5,9 @@ For each complete run folder (and best/ folder) under the paths given whose metr
 no `input_r`, it reloads the folder's checkpoint, super-resolves the same evaluation images,
 checks that every PSNR equals the recorded one within GAP_DB (the same outputs), then writes the column and
 records the check in the manifest (`output_check`: commit, median r, verdict). A folder whose
-outputs differ from its record is left untouched and reported.
+outputs differ from its record is left untouched and reported. A folder that cannot be scored
+again (no checkpoint kept, or a config this code no longer builds) is checked on the outputs it
+published (samples/*.npz), and failed only when those are degenerate.
 
     .venv/bin/python scripts/recheck_outputs.py results/runs
 """
@@ -21,7 +23,7 @@ import torch
 from benchsr import config, registry, results
 from benchsr.errors import BenchError
 from benchsr.evaluation.clinical import Context
-from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate
+from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate, input_r
 from benchsr.run.infer import load_trained
 
 # Same checkpoint, same images: runs of the current code agree to 0.0 dB. Older runs' inputs
@@ -75,6 +77,35 @@ def recheck(folder: Path) -> str:
     return f"r = {manifest['output_check']['median_input_r']:.3f}" + (" FAILED" if reason else "")
 
 
+def recheck_samples(folder: Path, why: str) -> str:
+    """No checkpoint to score again: the check on the outputs the folder published (its
+    samples/*.npz of the primary set), recorded as such. Nothing is written unless they are
+    degenerate."""
+    manifest = results.read_json(folder / "manifest.json")
+    rows = []
+    for path in sorted((folder / "samples").glob("*.npz")):
+        with np.load(path) as z:
+            if str(z["group"]) == "":
+                rows.append({"input_r": input_r(z["sr"].astype(np.float64), z["lr"].astype(np.float64))})
+    if not rows or manifest.get("status") != "complete" or "output_check" in manifest:
+        return f"NOT CHECKED: {why}"
+    cfg = config.upgrade(config.read_yaml(folder / "config.yaml"))
+    floor = float(cfg["eval"]["min_input_r"])
+    reason = degenerate_reason(rows, floor)
+    median = float(np.median([r["input_r"] for r in rows]))
+    if not reason:
+        return f"r = {median:.3f} on {len(rows)} published samples (not written: {why})"
+    manifest["output_check"] = {
+        "by": "scripts/recheck_outputs.py", "on": f"{len(rows)} published samples ({why})",
+        "commit": results.provenance(torch.device("cpu"), ())["commit"], "at": results.now(),
+        "median_input_r": median, "floor": floor, "degenerate": True}
+    manifest["status"] = "failed"
+    manifest["reason"] = (f"{reason} (found by the output check on its {len(rows)} published "
+                          f"samples; no checkpoint was kept)")
+    results.write_json(folder / "manifest.json", manifest)
+    return f"r = {median:.3f} on {len(rows)} published samples FAILED"
+
+
 def main(paths: list[str]) -> int:
     folders = [f for p in paths for f in sorted({m.parent for m in Path(p).glob("**/manifest.json")
                                                  if (m.parent / "metrics.csv").is_file()}, key=str)]
@@ -82,7 +113,7 @@ def main(paths: list[str]) -> int:
         try:
             verdict = recheck(folder)
         except BenchError as exc:            # e.g. a run whose checkpoints were not kept
-            verdict = f"NOT CHECKED: {exc}"
+            verdict = recheck_samples(folder, str(exc).split(": ")[-1])
         print(f"{folder}: {verdict}", flush=True)
     return 0
 
