@@ -190,3 +190,16 @@ def test_a_failed_seed_is_a_note_and_a_failed_run_shows_no_number(smoke_out, tmp
                     lone / "runs" / "lung-ct" / "nearest" / "20261201-000000-smoke-000001")
     (group,) = tables.groups(rows.load_runs([lone]))
     assert group.quality.cells.iloc[0]["PSNR (dB)"] == "n/a"
+
+
+def test_the_grid_shows_bicubic_once_when_it_is_a_row(tmp_path, lung_smoke):
+    from benchsr.report import figures
+    img = lung_smoke.eval_images[0]
+    ref = figures.bicubic_reference(img.lr, 4)
+    widths = []
+    for methods in ([("bicubic", ref.astype(np.float16).astype(np.float32))],
+                    [("nearest", np.kron(img.lr, np.ones((4, 4), np.float32)))]):
+        png = tmp_path / f"{methods[0][0]}.png"
+        figures.comparison_grid(img.lr, img.hr, methods, 4, png, "t")
+        widths.append(sitk.GetArrayFromImage(sitk.ReadImage(str(png))).shape[1])
+    assert widths[0] / widths[1] == pytest.approx(3 / 4, abs=0.03)   # 3 panels against 4
