@@ -140,8 +140,12 @@ class RunLock:
         self._fh = fh
         return True
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
+        """Drop the lock; `remove` also deletes .lock, for a complete run that nothing will
+        resume (unlinking a lock another process may still wait on is only safe then)."""
         if self._fh is not None:
+            if remove:
+                self.path.unlink(missing_ok=True)
             self._fh.close()     # closing drops the flock
             self._fh = None
 

@@ -146,7 +146,7 @@ def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -
     ax.set_xlabel("step")
     ax.set_ylabel(f"{metric} on the validation images")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside
     ax.grid(alpha=0.3)
     _save(fig, png)
     return True

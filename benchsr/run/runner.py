@@ -95,7 +95,7 @@ class Runner:
             if log is not None:
                 log.close()
             if lock is not None:
-                lock.release()
+                lock.release(remove=manifest["status"] == "complete")
             if not distributed.world().is_main:
                 shutil.rmtree(run_dir, ignore_errors=True)
         return RunOutcome(label, Path(main_dir), manifest["status"], manifest.get("reason", ""))

@@ -139,6 +139,8 @@ def test_an_output_unrelated_to_its_input_fails_with_its_scores_kept(tmp_path, l
     assert (df["input_r"] < -0.9).all()
     good = Runner(lung_smoke, tmp_path).run(registry.get("methods", "bicubic"), cfg)
     assert good.status == "complete"
+    assert not (good.run_dir / ".lock").exists()        # a complete run leaves no lock file
+    assert (out.run_dir / ".lock").exists()             # a failed one may be resumed: kept
     assert (__import__("pandas").read_csv(good.run_dir / "metrics.csv")["input_r"] > 0.95).all()
 
 
