@@ -17,8 +17,13 @@ def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: st
     for `dataset` and `profile` (with `overrides`, as --set KEY=VALUE items)."""
     name, _, preset = spec.partition(":")
     cls = registry.get("methods", name)
-    cfg = config.resolve(cls, preset or "default", registry.get("datasets", dataset), profile,
-                         list(overrides))
+    ds = registry.get("datasets", dataset)
+    if getattr(ds, "scale", scale) != scale:
+        raise BenchError(f"scale={scale}: {dataset} is a {ds.scale}x dataset (its presets and "
+                         f"patches are sized for that); pass scale={ds.scale} or another dataset")
+    if scale not in cls.scales:
+        raise BenchError(f"{name} does not support scale {scale} (it supports {cls.scales})")
+    cfg = config.resolve(cls, preset or "default", ds, profile, list(overrides))
     ctx = RunContext(torch.device(device), scale=scale, epochs=int(cfg["train"]["epochs"]),
                      total_steps=config.total_steps(cfg))
     method = cls(cfg, ctx)

@@ -87,3 +87,4 @@ def test_small_functions_and_a_short_runner():
                                      ("benchsr.cli_common", "benchsr.cli.common")])
 def test_old_flat_paths_are_the_same_modules(old, new):
     assert importlib.import_module(old) is importlib.import_module(new)
+

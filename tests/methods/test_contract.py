@@ -74,3 +74,12 @@ def test_dataset_contract(name, request):
             assert img.hr.shape == (img.lr.shape[0] * k, img.lr.shape[1] * k), img.name
     for key in ("window_hu", "hr_window", "hr_units"):   # what `benchsr infer` reads
         assert key in data.protocol, key
+
+
+def test_create_method_refuses_a_scale_its_dataset_does_not_have():
+    import pytest
+    from benchsr.api import create_method
+    from benchsr.contracts import BenchError
+    with pytest.raises(BenchError, match="lung-ct is a 4x dataset"):
+        create_method("srcyclegan", scale=8, dataset="lung-ct")
+    assert create_method("srcyclegan", scale=8, dataset="ct-uct").ctx.scale == 8
