@@ -262,6 +262,35 @@ def _finish(tmp: str, output: Path) -> None:
     os.replace(tmp, output)
 
 
+def _write_volume(trained, volume, output: Path, header, box, plan, tiling, progress, task):
+    """The NIfTI written into a temp file beside `output`, renamed over it when whole; the temp
+    is removed on any failure or signal."""
+    z0, z1, y0, y1, x0, x1 = box
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
+                                   suffix=".tmp")
+        os.close(fd)
+        opener = gzip.open if output.name.endswith(".gz") else open
+        with opener(tmp, "wb") as fh:
+            fh.write(header.binaryblock)
+            fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
+            for zs in range(z0, z1, SLAB):
+                for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
+                    fh.write(_sr_slice(trained, raw, plan, tiling))
+                    if task is not None:
+                        progress.advance(task)
+        _finish(tmp, output)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise BenchError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
                          roi: str | None = None, tiling: dict | None = None,
                          progress=None, overwrite: bool = False, series: str | None = None) -> dict:
@@ -278,27 +307,10 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
                           volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
-                               suffix=".tmp")
-    os.close(fd)
     task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
-    try:
-        opener = gzip.open if output.name.endswith(".gz") else open
-        with _cleanup_on_signals(), opener(tmp, "wb") as fh:
-            fh.write(header.binaryblock)
-            fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
-            for zs in range(z0, z1, SLAB):
-                for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
-                    fh.write(_sr_slice(trained, raw, plan, tiling))
-                    if task is not None:
-                        progress.advance(task)
-        _finish(tmp, output)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise BenchError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _cleanup_on_signals():     # before the temp exists: a SIGTERM never outruns its removal
+        _write_volume(trained, volume, output, header, (z0, z1, y0, y1, x0, x1), plan, tiling,
+                      progress, task)
     return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],
             "spacing": [sx / k, sy / k, sz], "origin": list(origin), "slices": [z0, z1],
             "roi": [x0, x1, y0, y1], "units": trained.out_units,
