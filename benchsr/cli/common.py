@@ -1,6 +1,7 @@
 """What every `benchsr` command shares: the Typer app, the consoles, progress bars, the
-results folder check and the leaderboard print. The commands live in cli.py (running, tables,
-infer) and cli_models.py (outside predictions and weights)."""
+results folder check and the leaderboard print. The commands live in main.py (running, tables,
+infer) and models.py (outside predictions and weights). Heavy imports stay inside the commands,
+so `benchsr --help`, `list` and a bad argument answer quickly."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from benchsr.report import publish
 from benchsr.errors import BenchError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
@@ -45,6 +45,7 @@ def check_out_folder(out: Path) -> None:
 
 
 def show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
+    from benchsr.report import publish   # lazy: tables pull in scipy, matplotlib and torch
     found = publish.build(runs or [root / "runs"], root)
     for table in publish.rich_tables(found):
         console.print(table)
