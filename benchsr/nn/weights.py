@@ -52,7 +52,8 @@ def _read(path: Path, key: str) -> tuple[dict, dict | None, str]:
         return tensors, None, "safetensors"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError,
+            KeyError, TypeError) as exc:
         raise BenchError(f"init.from {path}: not a weights-only torch file "
                          f"({str(exc).strip().splitlines()[0][:120]})") from None
     if isinstance(obj, dict) and isinstance(obj.get("method"), dict) and "nets" in obj["method"]:

@@ -47,7 +47,8 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
                              "tensors (possibly code); only weights are loaded") from None
         raise BenchError(f"{path}: corrupt checkpoint, not a readable torch file "
                          f"({_first_line(exc).removeprefix('Weights only load failed. ')[:120]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        # a text file read as a pickle ends in any of these, depending on its first bytes
         raise BenchError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "method" not in ckpt:
         raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")

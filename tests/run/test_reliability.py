@@ -76,6 +76,22 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous(tmp_path):
     assert len(skipped) == 1 and "corrupt or truncated" in skipped[0]
 
 
+@pytest.mark.parametrize("text", [b"abc\n" * 50, b"hello", b"model: x\n"])
+def test_a_text_file_as_last_checkpoint_falls_back_too(text, tmp_path):
+    """Text overwriting last.pt raised an uncaught IndexError (b'abc\\n' * 50): every --resume
+    failed instead of taking the intact prev.pt."""
+    checkpoints.save(tmp_path, {"method": {"w": torch.ones(3)}, "epoch": 0})
+    checkpoints.save(tmp_path, {"method": {"w": torch.ones(3)}, "epoch": 1})
+    (tmp_path / "last.pt").write_bytes(text)
+    ckpt, path, skipped = checkpoints.load_latest(tmp_path, "cpu")
+    assert path.name == "prev.pt" and ckpt["epoch"] == 0 and len(skipped) == 1
+    from benchsr.nn.weights import init_from
+    from benchsr.api import create_method
+    with pytest.raises(BenchError, match="not a weights-only torch file"):
+        init_from(create_method("nearest"), {"from": str(tmp_path / "last.pt"), "key": "",
+                                             "network": "", "strict": True})
+
+
 class _Payload:
     def __reduce__(self):
         return (os.system, ("echo owned",))
