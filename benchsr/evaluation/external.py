@@ -107,6 +107,9 @@ def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str
     for path in sorted(pred.iterdir()):
         if path.name.startswith(".") or path.name == "manifest.json":
             continue
+        if not path.is_file():          # a FIFO or device would block the read forever
+            raise BenchError(f"{path}: not a regular file (a folder, FIFO or device): "
+                             f"predictions are files")
         name = _name(path)
         if name is None or name in files:
             raise BenchError(f"{path}: not a prediction (one .npy/.nii/.nii.gz per input, once)")

@@ -1,6 +1,7 @@
 """Score an outside model's predictions with no plugin: export the inputs, super-resolve them with
 a few lines of scipy, score them, and see them ranked beside the built-in methods."""
 import json
+import os
 import sys
 
 import numpy as np
@@ -113,6 +114,9 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
      "are not in [0, 1]"),
     (lambda d: [np.save(p, np.round(np.load(p) * 255).astype(np.uint8)) for p in d.glob("*.npy")],
      "look like 8-bit 0..255"),
+    # a FIFO named like a prediction made evaluate hang forever
+    (lambda d: [p.unlink() or os.mkfifo(p) for p in list(d.glob("*.npy"))[:1]],
+     "not a regular file"),
 ])
 def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
                                                          monkeypatch):
