@@ -130,7 +130,7 @@ def init_from(method: Method, init: dict) -> str:
                              f"({', '.join(method.nets)})")
         by_net = {target: tensors}
     modules = {**method.nets, **method.inference_modules()}
-    loaded, skipped = [], []
+    loaded, skipped, total = [], [], 0
     for net, state in by_net.items():
         if net not in modules:
             raise BenchError(f"init.from {path}: network '{net}' is not one of "
@@ -145,11 +145,13 @@ def init_from(method: Method, init: dict) -> str:
         fits = {k: v for k, v in state.items() if k in own and k not in bad}
         modules[net].load_state_dict(fits, strict=bool(init["strict"]))
         loaded.append(f"{net} {len(fits)} of {len(own)} tensors")
+        total += len(fits)
         skipped += [f"{net}.{k} (shape)" for k in sorted(bad)] + \
             [f"{net}.{k} (not in the file)" for k in own if k not in state]
-    if not any(int(part.split()[1]) for part in loaded):
+    if total == 0:                      # names all differ: 'initialised' would be a lie
+        net, state = next(iter(by_net.items()))
         raise BenchError(f"init.from {path}: no tensor of it fits {method.cfg['method']} "
-                         f"(name and shape): {_fit_report(modules[next(iter(by_net))], next(iter(by_net.values())), method.cfg)}")
+                         f"(name and shape): {_fit_report(modules[net], state, method.cfg)}")
     note = f"initialised from {path}, {entry}: {', '.join(loaded)}"
     if skipped:
         note += f"; skipped {len(skipped)}: {', '.join(skipped[:6])}" + (" ..." if len(skipped) > 6 else "")
