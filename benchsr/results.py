@@ -285,6 +285,7 @@ def summary_problem(summary: dict, primary) -> str:
 def _damaged(rec: dict, why: str) -> dict:
     """A folder whose files disagree: listed as a failed run with the reason, never ranked."""
     rec["manifest"] = {**rec["manifest"], "status": "failed", "reason": why}
+    rec["summary"] = {}
     return rec
 
 

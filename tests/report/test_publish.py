@@ -146,6 +146,8 @@ def test_a_summary_that_disagrees_with_its_per_image_values_marks_the_run_damage
     (row,) = rows.load_runs([tmp_path])
     assert row["manifest"]["status"] == "failed" and words in row["manifest"]["reason"]
     assert row.get("per_image") is None
+    (group,) = tables.groups([row])
+    assert group.quality.cells.iloc[0]["PSNR (dB)"] == "n/a"      # no number from it
 
 
 def test_a_crash_mid_build_leaves_the_last_leaderboard_whole(smoke_out, tmp_path, monkeypatch):
