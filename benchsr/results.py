@@ -34,6 +34,17 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def file_sha256(*paths) -> str:
+    """One SHA-256 over the bytes of `paths`, in order, read a MiB at a time."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """temp file in the same folder + fsync + rename: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)

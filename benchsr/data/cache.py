@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchsr.results import atomic_write_bytes
+from benchsr.results import atomic_write_bytes, file_sha256
 
 CACHE_ENV = "BENCHSR_CACHE"
 
@@ -43,26 +43,13 @@ def content_hash(path: Path) -> str:
     stamp = "||".join(_stamp(f) for f in files)
     key = hashlib.sha256(stamp.encode()).hexdigest()
     if key not in memo:
-        h = hashlib.sha256()
-        for f in files:
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-        memo[key] = h.hexdigest()
+        memo[key] = file_sha256(*files)
         atomic_write_bytes(memo_path, json.dumps(memo).encode())
     return memo[key]
 
 
 def protocol_key(protocol: dict) -> str:
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_entry(entry: Path) -> dict[str, np.ndarray] | str:
@@ -78,7 +65,7 @@ def _read_entry(entry: Path) -> dict[str, np.ndarray] | str:
     for name, digest in sums.items():
         path = entry / f"{name}.npy"
         try:
-            if _file_sha256(path) != digest:
+            if file_sha256(path) != digest:
                 return f"{name}.npy does not match its checksum"
             arrays[name] = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -104,7 +91,7 @@ def cached(source: Path, protocol: dict, build: Callable[[], dict[str, np.ndarra
     for name, arr in arrays.items():
         tmp = entry / f".{name}.{os.getpid()}.tmp.npy"
         np.save(tmp, np.ascontiguousarray(arr))
-        sums[name] = _file_sha256(tmp)
+        sums[name] = file_sha256(tmp)
         os.replace(tmp, entry / f"{name}.npy")
     atomic_write_bytes(entry / "index.json", json.dumps(sums, sort_keys=True).encode())   # last
     return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in arrays}

@@ -73,17 +73,6 @@ def _read(path: Path, key: str) -> tuple[dict, dict | None, str]:
     return obj, None, entry
 
 
-def file_sha256(path) -> str:
-    """The init.from file's content, part of a run's config: two files at one path are two
-    configs, never seeds of one row."""
-    import hashlib
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _mismatches(own: dict, state: dict) -> list[str]:
     return [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
 

@@ -18,7 +18,6 @@ from benchsr.config import total_steps
 from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate_run
-from benchsr.nn.weights import file_sha256
 from benchsr.run import best, fastpaths, reporting
 from benchsr.run.build import build_method, check_init
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
@@ -59,7 +58,9 @@ class Runner:
         runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
         if cfg["init"]["from"]:      # a file that does not fit: one line, no run folder
             check_init(method_cls, cfg, self.data)
-            cfg = {**cfg, "init": {**cfg["init"], "sha256": file_sha256(cfg["init"]["from"])}}
+            # its content is part of the config: two files at one path are never seeds of one row
+            sha = results.file_sha256(cfg["init"]["from"])
+            cfg = {**cfg, "init": {**cfg["init"], "sha256": sha}}
         asked, cfg = cfg, {**cfg, "precision": precision, "runtime": runtime}   # config.yaml: as asked
         if method_cls.data == "paired" and not self.data.protocol.get("degradation"):
             raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "
