@@ -38,7 +38,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "overlap": 0.5,
         "border_crop": None,   # None = k pixels, as SR papers do
         "lpips": True,
-        "samples": 3,          # sample PNGs written per run
+        "samples": 3,          # images per evaluation set kept as samples/ (crops, figures.py)
         "every": 0,            # score eval.every_images primary images every N steps: curve.csv
         "every_images": 4,
         "min_input_r": 0.5,    # output check: below this median input_r the run fails (0 = off)

@@ -84,10 +84,10 @@ def tiled_sr(method: Method, lr: torch.Tensor, scale: int, tile: int, overlap: f
     """SR of (1, C, h, w) by LR tiles of `tile` pixels overlapping by `overlap`, `batch` tiles
     per forward, blended by `blend`. tile 0 (or a tile as large as the image) = the whole image
     in one forward."""
-    from monai.inferers import sliding_window_inference
     _, _, h, w = lr.shape
     if tile <= 0 or (tile >= h and tile >= w):
         return checked_sr(method, lr, method.ctx.notes)
+    from monai.inferers import sliding_window_inference   # here: importing MONAI takes seconds
     if blend not in BLENDS:
         raise BenchError(f"eval.blend '{blend}': expected one of {', '.join(BLENDS)}")
     tile = min(tile, h, w)

@@ -19,11 +19,23 @@ from benchsr.results import atomic_write_bytes
 from benchsr.data.volumes import enlarge_bicubic
 
 
-def _save(fig: Figure, path: Path) -> None:
+def _save(fig: Figure, path: Path, palette: bool = False) -> None:
+    """PNG without alpha; `palette`: 256 colours, a third of the bytes, for line plots (never
+    for images, whose grey levels it would merge). Published pictures must travel (issue 30)."""
     import io
+    from PIL import Image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, compact_png(Image.open(buf), palette))
+
+
+def compact_png(image, palette: bool) -> bytes:
+    import io
+    from PIL import Image
+    rgb = image.convert("RGB")
+    out = io.BytesIO()
+    (rgb.quantize(256, dither=Image.Dither.NONE) if palette else rgb).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def loss_plot(losses_csv: Path, png: Path, title: str) -> bool:
@@ -45,17 +57,19 @@ def loss_plot(losses_csv: Path, png: Path, title: str) -> bool:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, ncol=max(1, len(cols) // 8), loc="upper right")
     ax.grid(alpha=0.3)
-    _save(fig, png)
+    _save(fig, png, palette=True)
     return True
 
 
-def detail_box(hr: np.ndarray, frac: float = 0.2) -> tuple[int, int, int]:
+def detail_box(hr: np.ndarray, frac: float = 0.2, size: int = 0, align: int = 1
+               ) -> tuple[int, int, int]:
     """(y, x, size) of the square with the most structure (HR standard deviation), to zoom.
     Only squares in the middle 60 % are candidates: the couch and the body outline at the
-    border have the most contrast but show nothing of the SR."""
-    size = max(8, int(min(hr.shape) * frac))
+    border have the most contrast but show nothing of the SR. `size` (else `frac` of the
+    shorter side) and the corner are multiples of `align`."""
+    size = size or max(8, int(min(hr.shape) * frac))
     best, pos = -1.0, (0, 0)
-    step = max(1, size // 4)
+    step = max(align, size // 4 // align * align)
     h, w = hr.shape
     ys = [y for y in range(0, h - size + 1, step) if 0.2 * h <= y + size / 2 <= 0.8 * h] or [0]
     xs = [x for x in range(0, w - size + 1, step) if 0.2 * w <= x + size / 2 <= 0.8 * w] or [0]
@@ -67,6 +81,26 @@ def detail_box(hr: np.ndarray, frac: float = 0.2) -> tuple[int, int, int]:
     return pos[0], pos[1], size
 
 
+SAMPLE_CROP = 192   # HR pixels per side of a published sample (a tree must travel: issue 30)
+
+
+def crop_sample(lr: np.ndarray, sr: np.ndarray, hr: np.ndarray | None, scale: int) -> dict:
+    """What a run publishes of one image: a square of SAMPLE_CROP HR pixels (whole LR pixels)
+    around its most detailed region, chosen on HR (or on the enlarged LR where there is no HR),
+    so that every run of one image crops the same place; LR, SR and HR cropped alike. An
+    image smaller than that is kept whole."""
+    h, w = sr.shape
+    size = min(SAMPLE_CROP, h, w) // scale * scale
+    ref = hr if hr is not None else np.kron(lr, np.ones((scale, scale), np.float32))
+    y, x, _ = (0, 0, size) if size >= min(h, w) else detail_box(ref, size=size, align=scale)
+    q, s = slice(y // scale, (y + size) // scale), slice(x // scale, (x + size) // scale)
+    out = {"lr": lr[q, s], "sr": sr[y:y + size, x:x + size],
+           "box": np.array([y, x, size, h, w], np.int32)}   # where, in an image of h x w
+    if hr is not None:
+        out["hr"] = hr[y:y + size, x:x + size]
+    return out
+
+
 def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
     """The grid's bicubic panel: the same function as the `bicubic` method's output."""
     return enlarge_bicubic(lr, scale)
@@ -74,17 +108,20 @@ def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
 
 def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[str, np.ndarray]],
                     scale: int, png: Path, title: str) -> None:
-    """Row 1: whole images with the zoom box; row 2: the box enlarged. Each SR panel carries its
-    PSNR / SSIM against HR on this image."""
+    """Row 1: the images (a run's published crop) with the zoom box; row 2: the box enlarged.
+    Each SR panel carries its PSNR / SSIM against HR on what row 1 shows."""
     reference = bicubic_reference(lr, scale)
-    # the bicubic method's own panel, when it is a row, is that reference: not shown twice
-    shown = any(img.shape == reference.shape and np.allclose(img, reference, atol=2e-3)
+    # the bicubic method's own panel, when it is a row, is that reference: not shown twice. On a
+    # crop the two differ within the kernel's reach of its edge (4 LR pixels): compare inside
+    b = 4 * scale if min(lr.shape) > 8 * 2 else 0
+    inner = lambda a: a[b:a.shape[0] - b, b:a.shape[1] - b]  # noqa: E731
+    shown = any(img.shape == reference.shape and np.allclose(inner(img), inner(reference), atol=2e-3)
                 for _, img in methods)
     panels = [("LR input (nearest ×%d)" % scale, np.kron(lr, np.ones((scale, scale), np.float32))),
               *([] if shown else [("bicubic (reference)", reference)])] + list(methods)
     if hr is not None:
         panels.append(("HR reference", hr))
-    y, x, size = detail_box(hr if hr is not None else panels[1][1])
+    y, x, size = detail_box(hr if hr is not None else panels[1][1], frac=0.5)
     fig = Figure(figsize=(2.1 * len(panels), 4.6), dpi=100)
     axes = fig.subplots(2, len(panels), squeeze=False)
     for col, (name, img) in enumerate(panels):
@@ -106,21 +143,35 @@ def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[s
     _save(fig, png)
 
 
+def published_sample(path: Path) -> dict:
+    """A run's published sample as float32 arrays, cropped as crop_sample crops (a folder made
+    before samples were crops holds the whole image: it is cropped here the same way)."""
+    with np.load(path) as z:
+        arrays = {k: z[k].astype(np.float32) for k in ("lr", "sr", "hr") if k in z}
+        group, box = str(z["group"]), (z["box"].tolist() if "box" in z else None)
+    scale = arrays["sr"].shape[0] // arrays["lr"].shape[0]
+    if box is None:
+        crop = crop_sample(arrays["lr"], arrays["sr"], arrays.get("hr"), scale)
+        box = crop.pop("box").tolist()
+        arrays = crop
+    return {**arrays, "group": group, "box": box, "scale": scale}
+
+
 def dataset_grid(runs: list[dict], png: Path, title: str) -> bool:
-    """The grid for one leaderboard group, on the first sample image every complete run saved."""
+    """The grid for one leaderboard group, on the first sample image every complete run
+    published, in its published crop (runs whose crop of it differs are left out)."""
     done = [r for r in runs if r["manifest"].get("status") == "complete"]
     names = [{p.stem for p in (r["dir"] / "samples").glob("*.npz") if str(np.load(p)["group"]) == ""}
              for r in done]   # the primary evaluation set only
     common = sorted(set.intersection(*names)) if names else []
     if not common:
         return False
-    first = np.load(done[0]["dir"] / "samples" / f"{common[0]}.npz")
-    hr = first["hr"].astype(np.float32) if "hr" in first else None
-    methods = [(r["manifest"]["label"],
-                np.load(r["dir"] / "samples" / f"{common[0]}.npz")["sr"].astype(np.float32)) for r in done]
-    lr = first["lr"].astype(np.float32)
-    comparison_grid(lr, hr, methods, methods[0][1].shape[0] // lr.shape[0], png,
-                    f"{title}: {common[0]}")
+    shown = [(r, published_sample(r["dir"] / "samples" / f"{common[0]}.npz")) for r in done]
+    first = shown[0][1]
+    methods = [(r["manifest"]["label"], s["sr"]) for r, s in shown if s["box"] == first["box"]]
+    y, x, size, h, w = first["box"]
+    comparison_grid(first["lr"], first.get("hr"), methods, first["scale"], png,
+                    f"{title}: {common[0]}, HR pixels {y}:{y + size}, {x}:{x + size} of {h} x {w}")
     return True
 
 
@@ -148,5 +199,5 @@ def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside
     ax.grid(alpha=0.3)
-    _save(fig, png)
+    _save(fig, png, palette=True)
     return True

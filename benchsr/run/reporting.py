@@ -3,12 +3,10 @@ bootstrap intervals), sample pictures and arrays, the loss plot, and cost.json."
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.report import figures
@@ -17,25 +15,26 @@ from benchsr.evaluation.uncertainty import UNNAMED
 
 
 def _png(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    sitk.WriteImage(sitk.GetImageFromArray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)),
-                    str(tmp))
-    os.replace(tmp, path)
+    from PIL import Image   # Pillow comes with matplotlib: no SimpleITK to write a picture
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG",
+                                                                             optimize=True)
+    results.atomic_write_bytes(path, buf.getvalue())
 
 
 def save_samples(run_dir: Path, kept, scale: int) -> None:
-    """LR (nearest-enlarged) | SR | HR side by side, one PNG per sample image, and the arrays
-    themselves (float16 .npz) for the leaderboard's comparison grid."""
+    """Per kept image, its published crop (figures.crop_sample) as float16 arrays (.npz, which
+    the leaderboard's comparison grid reads) and as a picture: LR (nearest-enlarged) | SR | HR."""
     (run_dir / "samples").mkdir(exist_ok=True)
     for img, sr in kept:
+        crop = figures.crop_sample(img.lr, sr, img.hr, scale)
         buf = io.BytesIO()
-        arrays = {"lr": img.lr, "sr": sr} | ({"hr": img.hr} if img.hr is not None else {})
-        np.savez_compressed(buf, group=np.array(img.group),
-                            **{k: np.asarray(v, np.float16) for k, v in arrays.items()})
+        np.savez_compressed(buf, group=np.array(img.group), box=crop.pop("box"),
+                            **{k: np.asarray(v, np.float16) for k, v in crop.items()})
         results.atomic_write_bytes(run_dir / "samples" / f"{img.name}.npz", buf.getvalue())
-        lr_big = np.kron(img.lr, np.ones((scale, scale), np.float32))
-        panels = [lr_big, sr] + ([img.hr] if img.hr is not None else [])
-        gap = np.ones((sr.shape[0], 4), np.float32)
+        panels = [np.kron(crop["lr"], np.ones((scale, scale), np.float32)), crop["sr"]]
+        panels += [crop["hr"]] if "hr" in crop else []
+        gap = np.ones((crop["sr"].shape[0], 4), np.float32)
         _png(run_dir / "samples" / f"{img.name}.png",
              np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
 

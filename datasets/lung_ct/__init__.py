@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
-from benchsr.data import body_mask, degrade, read_volume, stream_distance, window
+from benchsr.data import body_mask, cached, degrade, read_volume, stream_distance, window
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
@@ -57,32 +57,49 @@ class LungCT(Dataset):
             raise BenchError("lung-ct: data.lr_slices, hr_slices and eval_slices must be disjoint")
         return roles
 
+    def _volume(self, folder) -> dict[str, np.ndarray]:
+        """Windowed slices, body mask, every slice degraded, and the geometry (cached: the
+        degradation of 64 slices costs seconds in every process that loads the dataset)."""
+        d, k = self.cfg["data"], self.scale
+        protocol = {"window": list(d["window"]), "degradation": d["degradation"], "k": k, "v": 1}
+
+        def build():
+            image = read_volume(folder)
+            norm = window(sitk.GetArrayFromImage(image).astype(np.float32), *d["window"])
+            return {"hr": norm, "body": body_mask(image),
+                    "lr": np.stack([degrade(s, k, d["degradation"]) for s in norm]),
+                    "spacing": np.asarray(image.GetSpacing()),
+                    "origin": np.asarray(image.GetOrigin()),
+                    "direction": np.asarray(image.GetDirection())}
+
+        return cached(folder, protocol, build)
+
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
         folder = self.data_dir or chest_ct_folder()
-        image = read_volume(folder)
-        hu = sitk.GetArrayFromImage(image).astype(np.float32)
+        vol = self._volume(folder)
+        norm, body, lr = vol["hr"], vol["body"], vol["lr"]
         lo, hi = d["window"]
-        norm = window(hu, lo, hi)
-        body = body_mask(image)
-        spacing = image.GetSpacing()
-        roles = self._split(hu.shape[0])
+        spacing = [float(v) for v in vol["spacing"]]
+        roles = self._split(norm.shape[0])
         lr_z, hr_z, ev_z = roles["lr"], roles["hr"], roles["eval"]
         if not (lr_z and hr_z and ev_z):
-            raise BenchError(f"lung-ct: {hu.shape[0]} slices leave a role empty under data.split")
+            raise BenchError(f"lung-ct: {norm.shape[0]} slices leave a role empty under data.split")
         src = lambda z: f"{folder.name}/slice{z:02d}"  # noqa: E731
         deg = d["degradation"]
-        # the LR stream is made of degraded whole slices; its mask is the body, pooled to LR
+        # the LR stream is made of degraded whole slices; its mask is the body, pooled to LR.
+        # Each role copies its slices out of the cache's read-only memory maps
         lr_stack = SliceStack(
-            images=np.stack([degrade(norm[z], k, deg) for z in lr_z]),
+            images=np.array(lr[lr_z]),
             sources=[src(z) for z in lr_z],
-            mask=np.stack([body[z].reshape(hu.shape[1] // k, k, -1, k).any((1, 3)) for z in lr_z]),
+            mask=np.stack([body[z].reshape(norm.shape[1] // k, k, -1, k).any((1, 3)) for z in lr_z]),
         )
-        hr_stack = SliceStack(images=norm[hr_z], sources=[src(z) for z in hr_z], mask=body[hr_z])
+        hr_stack = SliceStack(images=np.array(norm[hr_z]), sources=[src(z) for z in hr_z],
+                              mask=np.array(body[hr_z]))
         # every evaluation slice names its patient: statistics resample patients, not slices
         patient = PATIENT if self.data_dir is None else folder.name
-        evals = [EvalImage(name=f"slice{z:02d}", lr=degrade(norm[z], k, deg), hr=norm[z],
-                           source=src(z), volume=patient, mask=body[z]) for z in ev_z]
+        evals = [EvalImage(name=f"slice{z:02d}", lr=np.array(lr[z]), hr=np.array(norm[z]),
+                           source=src(z), volume=patient, mask=np.array(body[z])) for z in ev_z]
         # do the two streams show the same anatomy? (the slices behind them, in the body)
         distance = stream_distance(norm[lr_z], body[lr_z], norm[hr_z], body[hr_z])
         return PreparedData(
@@ -96,7 +113,8 @@ class LungCT(Dataset):
                       "stream_distance_w1": round(distance, 4)},
             metadata={"spacing_mm": list(spacing), "lr_spacing_mm": [spacing[0] * k,
                       spacing[1] * k, spacing[2]], "units": "HU", "source": CREDIT,
-                      "origin": list(image.GetOrigin()), "direction": list(image.GetDirection()),
+                      "origin": [float(v) for v in vol["origin"]],
+                      "direction": [float(v) for v in vol["direction"]],
                       "splits": {"lr": lr_z, "hr": hr_z, "eval": ev_z}},
         )
 

@@ -39,3 +39,25 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage, tmp_path, monke
     assert len(builds) == 2 and np.array_equal(fixed["norm"], norm)
     assert any("rebuilt" in r.getMessage() for r in caplog.records)
     assert cache.cached(source, {"w": 1}, build) is not None and len(builds) == 2
+
+
+def test_lung_ct_degrades_once_then_reads_the_cache(tmp_path, monkeypatch):
+    """Every process that loads lung-ct paid seconds to degrade its 64 slices again; the second
+    load now reads the cache, and gives the same arrays the degradation makes."""
+    import sys
+    from benchsr import config, registry
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    cls = registry.get("datasets", "lung-ct")
+    lung = sys.modules[cls.__module__]
+    calls = []
+    real = lung.degrade
+    monkeypatch.setattr(lung, "degrade", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, "smoke", [])
+    first = cls(cfg).load()
+    assert len(calls) == 64
+    again = cls(cfg).load()
+    assert len(calls) == 64                      # nothing degraded the second time
+    ev = again.eval_images[0]
+    assert np.array_equal(ev.lr, real(ev.hr, 4, cfg["data"]["degradation"]))
+    assert np.array_equal(first.train_lr.images, again.train_lr.images)
+    assert again.metadata == first.metadata and again.protocol == first.protocol

@@ -205,3 +205,48 @@ def test_the_grid_shows_bicubic_once_when_it_is_a_row(tmp_path, lung_smoke):
         figures.comparison_grid(img.lr, img.hr, methods, 4, png, "t")
         widths.append(sitk.GetArrayFromImage(sitk.ReadImage(str(png))).shape[1])
     assert widths[0] / widths[1] == pytest.approx(3 / 4, abs=0.03)   # 3 panels against 4
+
+
+def test_a_bicubic_row_on_a_published_crop_is_still_the_reference(tmp_path, lung_smoke):
+    """The grid shows crops now: bicubic of the LR crop differs from the crop of the bicubic
+    run's output near the edge, and the reference must still be recognised (3 panels)."""
+    from benchsr.report import figures
+    img = lung_smoke.eval_images[0]
+    crop = figures.crop_sample(img.lr, figures.bicubic_reference(img.lr, 4), img.hr, 4)
+    assert not np.allclose(crop["sr"], figures.bicubic_reference(crop["lr"], 4), atol=2e-3)
+    png = tmp_path / "g.png"
+    figures.comparison_grid(crop["lr"], crop["hr"], [("bicubic", crop["sr"])], 4, png, "t")
+    three = sitk.GetArrayFromImage(sitk.ReadImage(str(png))).shape[1]
+    figures.comparison_grid(crop["lr"], crop["hr"], [("x", crop["sr"][::-1].copy())], 4, png, "t")
+    assert three / sitk.GetArrayFromImage(sitk.ReadImage(str(png))).shape[1] == pytest.approx(3 / 4, abs=0.03)
+
+
+def test_a_run_publishes_one_aligned_crop_that_every_run_of_the_image_shares(tmp_path, lung_smoke):
+    """Samples are crops of 192 HR pixels on whole LR pixels, at the same place for every run
+    of one image, in a fraction of the whole image's bytes; a folder made before (whole
+    samples) is cropped the same way by the grid."""
+    from conftest import smoke_config
+    from benchsr import registry
+    from benchsr.report import figures
+    from benchsr.run.runner import Runner
+    from benchsr.evaluation.evaluate import input_r
+    boxes = {}
+    for m in ("bicubic", "nearest"):
+        run = Runner(lung_smoke, tmp_path).run(registry.get("methods", m), smoke_config(
+            m, extra=["eval.crop=0", "eval.max_images=1"])).run_dir
+        (npz,) = (run / "samples").glob("*.npz")
+        assert npz.stat().st_size < 150_000          # the whole image's arrays were ~740 kB
+        with np.load(npz) as z:
+            y, x, size, h, w = boxes[m] = z["box"].tolist()
+            assert (size, h, w) == (192, 512, 512) and y % 4 == 0 and x % 4 == 0
+            img = next(i for i in lung_smoke.eval_images if i.name == npz.stem)
+            assert z["sr"].shape == z["hr"].shape == (192, 192) and z["lr"].shape == (48, 48)
+            assert np.array_equal(z["hr"], img.hr[y:y + 192, x:x + 192].astype(np.float16))
+            assert np.array_equal(z["lr"], img.lr[y // 4:y // 4 + 48, x // 4:x // 4 + 48].astype(np.float16))
+            assert input_r(z["sr"].astype(np.float64), z["lr"].astype(np.float64)) > 0.95
+    assert boxes["bicubic"] == boxes["nearest"]
+    whole = tmp_path / "old.npz"                   # as runs wrote samples before
+    np.savez_compressed(whole, group=np.array(""), lr=img.lr.astype(np.float16),
+                        sr=np.kron(img.lr, np.ones((4, 4))).astype(np.float16),
+                        hr=img.hr.astype(np.float16))
+    assert figures.published_sample(whole)["box"] == boxes["nearest"]
