@@ -41,7 +41,7 @@ def load_lung_ct():
     if "data" not in _LUNG:
         ds = registry.get("datasets", "lung-ct")
         cfg = config.resolve(registry.get("methods", "nearest"), "default", ds, "quick", [])
-        _LUNG["data"] = ds(cfg).load()
+        _LUNG["data"] = ds(cfg, _LUNG.get("data_dir")).load()
     return _LUNG["data"]
 
 
@@ -197,16 +197,22 @@ def main() -> None:
     ap.add_argument("--sections", default="steps,tolerance,infer,tiling,ddp",
                     help="which parts to run: steps, tolerance, infer, tiling, ddp")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (steps and tiling)")
+    ap.add_argument("--peak-n", type=int, default=0, help="matmul side of the peak FLOP/s (0: auto)")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="lung-ct's scan folder, or one `benchsr export-data` wrote")
     ap.add_argument("--trained-run", type=Path, default=None,
                     help="a trained 4x SR-CycleGAN run folder with its checkpoint (tolerance, "
                          "infer, tiling); default: the newest here")
     args = ap.parse_args()
+    _LUNG["data_dir"] = args.data_dir
     sections = set(args.sections.split(","))
     if args.skip_infer:
         sections.discard("infer")
     torch.backends.cudnn.benchmark = True
     device = torch.device(args.device)
-    peak_n = 8192 if device.type == "cuda" else 2048    # large enough to fill the device
+    # large enough to fill the device; smaller only to check the plumbing (emulated bf16 on a
+    # CPU without it takes half a minute per 2048² product)
+    peak_n = args.peak_n or (8192 if device.type == "cuda" else 2048)
     peaks = {"fp32": peak_flops(torch.float32, device, peak_n),
              "bf16": peak_flops(torch.bfloat16, device, peak_n)}
     report = _header(args, device, peak_n, peaks)

@@ -266,3 +266,8 @@ class Dataset:
     def load(self) -> PreparedData:
         """Read, normalise and split the data. Raise BenchError with one line on bad input."""
         raise NotImplementedError
+
+    def export(self, out: Path) -> Path:
+        """Optional (`benchsr export-data`): write the data in a compact form that `--data-dir
+        OUT` reads on a machine without SimpleITK or the data's own package; return the file."""
+        raise BenchError(f"dataset {self.name} has no compact export (Dataset.export)")

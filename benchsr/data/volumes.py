@@ -10,19 +10,23 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from benchsr.errors import BenchError
+from benchsr.optional import Optional
 
-# ITK's own warnings go to stderr in several lines; our errors say what matters in one
-sitk.ProcessObject.SetGlobalWarningDisplay(False)
+# SimpleITK when a scan is read or written (or a mask is made from one); ITK's own warnings go
+# to stderr in several lines, and our errors say what matters in one
+sitk = Optional("SimpleITK", "reading or writing a scan",
+                setup=lambda m: m.ProcessObject.SetGlobalWarningDisplay(False))
+nib = Optional("nibabel", "checking a NIfTI file")
+matlab = Optional("basicsr.utils.matlab_functions", "the MATLAB-style bicubic resize (basicsr)",
+                  pip="basicsr-fixed")   # basicsr imports slowly: only when a resize is asked for
 
 
 def _check_nifti(path: Path) -> None:
     """ITK's NIfTI reader turns NaN voxels into 0 and reads a truncated .gz without complaint;
     nibabel reads the raw voxels, so a NIfTI is checked through it first, 32 slices at a time
     (memory stays bounded whatever the volume's length)."""
-    import nibabel as nib
     bad = 0
     try:
         image = nib.load(str(path), keep_file_open=True)
@@ -287,8 +291,7 @@ def degrade(img: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:
     if h % scale or w % scale:
         raise BenchError(f"image {h}x{w} is not divisible by the scale {scale}")
     if kind == "bicubic":
-        from basicsr.utils.matlab_functions import imresize  # lazy: basicsr imports slowly
-        out = imresize(img.astype(np.float64)[..., None], 1.0 / scale)[..., 0]
+        out = matlab.imresize(img.astype(np.float64)[..., None], 1.0 / scale)[..., 0]
         return np.clip(out, 0, 1).astype(np.float32)
     if kind == "zoom":
         from scipy.ndimage import zoom
@@ -318,5 +321,5 @@ def degrade_batch(hr: np.ndarray, scale: int, kind: str) -> np.ndarray:
 def enlarge_bicubic(img: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB-style bicubic x scale of a 2D image (basicsr's imresize), clipped to [0, 1]: the
     `bicubic` method and the comparison grid's bicubic panel are this one function."""
-    from basicsr.utils.matlab_functions import imresize  # lazy: basicsr imports slowly
-    return np.clip(imresize(img.astype(np.float64)[..., None], scale)[..., 0], 0, 1).astype(np.float32)
+    return np.clip(matlab.imresize(img.astype(np.float64)[..., None], scale)[..., 0], 0, 1
+                   ).astype(np.float32)

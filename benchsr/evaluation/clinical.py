@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchsr.optional import Optional
+
+monai_metrics = Optional("monai.metrics", "SSIM in 3D (ssim_3d)", pip="monai")
+
 # HU classes of the HR image (declared once; runs record them in their protocol). Lung
 # parenchyma, soft tissue (fat to muscle and blood) and bone, as CT readers window them.
 TISSUES_HU = {"lung": (-950.0, -500.0), "soft": (-150.0, 200.0), "bone": (300.0, np.inf)}
@@ -117,8 +121,7 @@ def ssim_3d(ref: np.ndarray, test: np.ndarray) -> float | None:
     if depth < 3 or min(ref.shape[1:]) < 11:
         return None
     import torch
-    from monai.metrics import SSIMMetric
-    metric = SSIMMetric(spatial_dims=3, data_range=1.0, win_size=(min(11, depth), 11, 11),
+    metric = monai_metrics.SSIMMetric(spatial_dims=3, data_range=1.0, win_size=(min(11, depth), 11, 11),
                         kernel_sigma=(1.5, 1.5, 1.5))
     t = lambda a: torch.as_tensor(np.asarray(a, np.float32))[None, None]  # noqa: E731
     return float(metric(t(test), t(ref)).mean())

@@ -13,7 +13,7 @@ import torch
 
 from benchsr import results
 from benchsr.contracts import BenchError, EvalImage, Method
-from benchsr.data.volumes import PIXEL_CONVENTION
+from benchsr.data.volumes import PIXEL_CONVENTION, nib
 from benchsr.evaluation.evaluate import centre_crop, choose_images
 
 SUFFIXES = (".npy", ".nii.gz", ".nii")
@@ -67,7 +67,6 @@ def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            import nibabel as nib
             img = nib.load(str(path))
             arr = _nifti_array(path, img, np.asarray(img.dataobj).squeeze(), want)
     except BenchError:

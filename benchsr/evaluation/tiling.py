@@ -32,6 +32,9 @@ import torch
 
 from benchsr.config import CHOICES
 from benchsr.contracts import BenchError, Method
+from benchsr.optional import Optional
+
+monai_inferers = Optional("monai.inferers", "tiled super-resolution (eval.tile)", pip="monai")
 
 BLENDS = CHOICES["eval.blend"]
 LEGACY_TILE = 128        # `benchsr infer --tile` before auto: 25 forwards per 512² slice
@@ -87,11 +90,10 @@ def tiled_sr(method: Method, lr: torch.Tensor, scale: int, tile: int, overlap: f
     _, _, h, w = lr.shape
     if tile <= 0 or (tile >= h and tile >= w):
         return checked_sr(method, lr, method.ctx.notes)
-    from monai.inferers import sliding_window_inference   # here: importing MONAI takes seconds
     if blend not in BLENDS:
         raise BenchError(f"eval.blend '{blend}': expected one of {', '.join(BLENDS)}")
     tile = min(tile, h, w)
-    out = sliding_window_inference(
+    out = monai_inferers.sliding_window_inference(
         lr, (tile, tile), max(1, int(batch)), lambda x: checked_sr(method, x, method.ctx.notes),
         overlap=overlap, mode="gaussian" if blend == "gaussian" else "constant",
         roi_weight_map=tent(tile).to(lr.device) if blend == "linear" else None)

@@ -28,7 +28,7 @@ from benchsr import config, registry
 from benchsr.contracts import BenchError, RunContext
 from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
 from benchsr.results import read_json
-from benchsr.data.volumes import SlabReader
+from benchsr.data.volumes import SlabReader, nib
 
 MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
 SLAB = 16        # input slices read at a time
@@ -208,7 +208,6 @@ def _cleanup_on_signals():
 
 def nifti_header(shape_xyz, spacing, origin, direction, description: str):
     """A NIfTI-1 header (nibabel) for int16 HU in ITK's LPS geometry converted to RAS."""
-    import nibabel as nib
     rotation = np.asarray(direction, np.float64).reshape(3, 3)
     affine = np.eye(4)
     affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rotation @ np.diag(spacing)

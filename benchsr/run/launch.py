@@ -12,6 +12,9 @@ from pathlib import Path
 
 from benchsr import results
 from benchsr.errors import BenchError
+from benchsr.optional import Optional
+
+submitit = Optional("submitit", "--launcher (sweeps as jobs)")
 
 
 @dataclass
@@ -30,7 +33,6 @@ class JobSpec:
 def run_job(spec: JobSpec) -> dict:
     """Inside the job: resolve, load the dataset, run; under several tasks, as torchrun would."""
     if spec.ranks > 1:
-        import submitit
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     from benchsr import config, registry
     from benchsr.runtime import distributed
@@ -47,7 +49,6 @@ def run_job(spec: JobSpec) -> dict:
 
 def executor(kind: str, folder: Path, gpus_per_job: int = 0, partition: str | None = None,
              time_min: int = 0):
-    import submitit
     if kind == "local":
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=time_min or 60 * 24 * 7)

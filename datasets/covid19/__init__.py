@@ -19,10 +19,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from benchsr.data import StackedSlices, cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
+from benchsr.data import sitk
 from benchsr.data import body_mask, check_hu, degrade, read_volume, resample, window
 
 ENV = "BENCHSR_COVID19_DIR"

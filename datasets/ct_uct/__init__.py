@@ -23,12 +23,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import yaml
 
 from benchsr.data import cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import DISTRIBUTION, chest_ct_folder
+from benchsr.data import sitk
 from benchsr.data import body_mask, check_hu, degrade, read_volume, stream_distance, window
 
 from . import specimen as sim

