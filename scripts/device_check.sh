@@ -46,16 +46,16 @@ run() {
   work=$(mktemp -d)
   mkdir -p "$out"
   exec > >(tee "$out/device_check.log") 2>&1
-  if compgen -G "$DEV/wheels/*.whl" >/dev/null; then
-    "$PY" -m pip install --quiet --no-index --no-deps "$DEV"/wheels/*.whl
-  fi
+  if compgen -G "$DEV/wheels/*.whl" >/dev/null; then   # into a folder of its own: the machine's
+    "$PY" -m pip install --quiet --no-index --no-deps --target "$work/site" "$DEV"/wheels/*.whl
+  fi                                                   # Python stays as it was
   # basicsr imports OpenCV for image files benchsr never reads through it: where OpenCV is
   # absent, an empty stand-in lets its networks and its imresize import
   if ! "$PY" -c "import cv2" 2>/dev/null; then
     mkdir -p "$work/stub" && : > "$work/stub/cv2.py"
     echo "OpenCV absent: basicsr gets an empty cv2 stand-in"
   fi
-  export PYTHONPATH="$PWD:$work/stub:${PYTHONPATH:-}" BENCHSR_CACHE="$work/cache" PYTHONUNBUFFERED=1
+  export PYTHONPATH="$PWD:$work/site:$work/stub:${PYTHONPATH:-}" BENCHSR_CACHE="$work/cache" PYTHONUNBUFFERED=1
   # smoke: the CPU, no torch.compile (minutes of compiling there); else every fast path of one
   # method, two of the others
   if [ "$SMOKE" = 1 ]; then device=cpu profile=smoke steps=2 every=none peak=512

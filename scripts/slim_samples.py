@@ -36,10 +36,10 @@ def _whole(path: Path) -> dict | None:
 
 def slim(folder: Path) -> str:
     files = sorted((folder / "samples").glob("*.npz"))
-    whole = {p: _whole(p) for p in files}
-    if not files or any(v is None for v in whole.values()):
-        return "already crops" if files else "no samples"
     manifest = results.read_json(folder / "manifest.json")
+    whole = {p: _whole(p) for p in files}
+    if not files or "published_samples" in manifest or any(v is None for v in whole.values()):
+        return "already crops" if files else "no samples"
     # an output check read from the primary set's samples (no checkpoint was kept): they stay
     # whole, so that it can be read again; only their picture is cropped
     read_by_check = "published samples" in str((manifest.get("output_check") or {}).get("on", ""))
