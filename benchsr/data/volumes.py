@@ -88,7 +88,8 @@ def _tag(reader: sitk.ImageFileReader, key: str, default: str = "") -> str:
 def dicom_series(folder: Path, series: str | None = None) -> list[str]:
     """The files of the one DICOM series in `folder` (or of `series`, a SeriesInstanceUID),
     checked: several series need a choice; every file must be readable DICOM of some series;
-    slices must be evenly spaced (a missing or corrupt slice would silently stretch z)."""
+    slices must say where they lie, share one pixel spacing and be evenly spaced (a missing or
+    corrupt slice would silently stretch z)."""
     ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if not ids:
         raise BenchError(f"{folder}: no DICOM series found in this folder")
@@ -105,7 +106,7 @@ def dicom_series(folder: Path, series: str | None = None) -> list[str]:
     if bad:
         raise BenchError(f"{folder}: {len(bad)} file(s) are not readable DICOM (corrupt or "
                          f"truncated?): {', '.join(bad[:5])}")
-    _check_even_positions(folder, names)
+    _check_geometry(folder, names)
     return names
 
 
@@ -116,17 +117,38 @@ def _series_line(folder: Path, uid: str) -> str:
     return f"{uid} ({desc}, {len(names)} slices)"
 
 
-def _check_even_positions(folder: Path, names: list[str]) -> None:
-    """Slice positions along the slice normal, evenly spaced (1 % tolerance)."""
-    if len(names) < 3:
+def _numbers(head, key: str) -> list[float] | None:
+    try:
+        return [float(v) for v in _tag(head, key).split("\\")]
+    except ValueError:
+        return None
+
+
+def _check_geometry(folder: Path, names: list[str]) -> None:
+    """Every slice says where it lies (ImagePositionPatient, ImageOrientationPatient) and has
+    the series' pixel spacing, and the slices are evenly spaced (1 % tolerance). Without
+    positions, ITK would guess 1 mm between slices and an origin of 0, whatever
+    SliceThickness says; a slice of another pixel size would be stretched to the others'."""
+    if len(names) < 2:
         return
     heads = [_dicom_header(n) for n in names]
-    try:
-        pos = np.array([[float(v) for v in _tag(h, "0020|0032").split("\\")] for h in heads])
-        cos = [float(v) for v in _tag(heads[0], "0020|0037").split("\\")]
-    except (ValueError, AttributeError):
-        return   # no positions recorded: GDCM sorted by other means; nothing to check
-    if pos.shape[1] != 3 or len(cos) != 6:
+    missing = [Path(n).name for n, h in zip(names, heads)
+               if len(_numbers(h, "0020|0032") or []) != 3 or len(_numbers(h, "0020|0037") or []) != 6]
+    if missing:
+        raise BenchError(f"{folder}: {len(missing)} of {len(names)} slices lack ImagePositionPatient "
+                         f"or ImageOrientationPatient (e.g. {missing[0]}): their spacing and origin "
+                         f"would be guessed (1 mm, 0), not read")
+    spacing = [_numbers(h, "0028|0030") for h in heads]
+    odd = [i for i, sp in enumerate(spacing)
+           if sp is None or len(sp) != 2 or not np.allclose(sp, spacing[0], rtol=1e-4)]
+    if odd and spacing[0] is not None:
+        i = odd[0]
+        raise BenchError(f"{folder}: {Path(names[i]).name} has PixelSpacing "
+                         f"{_tag(heads[i], '0028|0030') or 'missing'} mm where the series has "
+                         f"{_tag(heads[0], '0028|0030')} mm ({len(odd)} such slice(s))")
+    pos = np.array([_numbers(h, "0020|0032") for h in heads])
+    cos = _numbers(heads[0], "0020|0037")
+    if len(names) < 3:
         return
     z = np.sort(pos @ np.cross(cos[:3], cos[3:]))
     gaps = np.diff(z)

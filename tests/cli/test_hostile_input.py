@@ -296,3 +296,21 @@ def test_sigterm_during_infer_leaves_no_temp_and_stale_temps_are_cleaned(trained
     proc.wait(timeout=60)
     assert proc.returncode != 0 and not dst.exists()
     assert not list(tmp_path.glob(".sr.nii.*"))                # no temp left behind
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda ds: delattr(ds, "ImagePositionPatient"), "lack ImagePositionPatient"),
+    (lambda ds: setattr(ds, "PixelSpacing", [1.5, 1.5]), "PixelSpacing 1.5\\1.5 mm where the series has"),
+])
+def test_dicom_geometry_that_would_be_guessed_or_stretched_is_refused(damage, words, trained,
+                                                                      tmp_path, capsys, monkeypatch):
+    """A series whose slices do not say where they lie was read with 1 mm between slices and an
+    origin of 0 (its SliceThickness says 5); a slice of another pixel size was accepted."""
+    import pydicom
+    folder, files = _series_copy(tmp_path, n=4)
+    ds = pydicom.dcmread(files[2])
+    damage(ds)
+    ds.save_as(files[2])
+    code, _, err = _main(["infer", trained["nearest"], folder, tmp_path / "a.nii"], capsys, monkeypatch)
+    _one_line_exit_2(code, err, words, files[2].name)
+    assert not list(tmp_path.glob("*.nii"))
