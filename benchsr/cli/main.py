@@ -67,10 +67,11 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
     if not names:
         raise BenchError("--methods is empty")
     out = []
-    for item in dict.fromkeys(n if ":" in n else f"{n}:default" for n in names):
+    # "name", "name:" and "name:default" are one run
+    for item in dict.fromkeys(f"{n.partition(':')[0]}:{n.partition(':')[2] or 'default'}"
+                              for n in names):
         name, _, preset = item.partition(":")
         cls = registry.get("methods", name)
-        preset = preset or "default"
         if preset not in config.preset_names(cls):
             raise BenchError(f"unknown preset '{preset}' for method '{name}' "
                              f"(available: {', '.join(config.preset_names(cls))})")

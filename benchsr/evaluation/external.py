@@ -73,6 +73,13 @@ def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad prediction
         raise BenchError(f"{path}: cannot read the prediction ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray):        # np.load of an .npz archive under a .npy name
+        arr.close()
+        raise BenchError(f"{path}: an .npz archive, not one .npy array: save the prediction "
+                         "with np.save")
+    if arr.dtype.kind not in "iuf":           # structured, bool, complex, text: not intensities
+        raise BenchError(f"{path}: holds {arr.dtype} values; a prediction is an array of real "
+                         "numbers (float, or integers in the declared units)")
     return np.asarray(arr, np.float64)
 
 

@@ -70,8 +70,9 @@ def test_lung_ct_package_not_installed(monkeypatch):
 def test_methods_all_takes_extra_presets_and_runs_each_once():
     from benchsr.cli.main import _parse_methods
     chosen = [(cls.name, preset) for cls, preset in
-              _parse_methods("all,esrgan:psnr,bicubic,bicubic:default")]
+              _parse_methods("all,esrgan:psnr,bicubic,bicubic:default,bicubic:,nearest:")]
     assert chosen.count(("bicubic", "default")) == 1 and ("esrgan", "psnr") in chosen
+    assert chosen.count(("nearest", "default")) == 1
     assert len(chosen) == len(set(chosen))
     # ESRGAN as designed (on pairs) and the supervised reference are on every default board
     default = [(cls.name, preset) for cls, preset in _parse_methods("all")]

@@ -117,6 +117,13 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
     # a FIFO named like a prediction made evaluate hang forever
     (lambda d: [p.unlink() or os.mkfifo(p) for p in list(d.glob("*.npy"))[:1]],
      "not a regular file"),
+    # these two gave a traceback (TypeError, ValueError)
+    (lambda d: [np.save(p, np.zeros(np.load(p).shape, [("x", "f4"), ("y", "f4")]))
+                for p in list(d.glob("*.npy"))[:1]], "a prediction is an array of real numbers"),
+    (lambda d: [np.savez(p, a=np.load(p)) or os.replace(f"{p}.npz", p)
+                for p in list(d.glob("*.npy"))[:1]], "an .npz archive, not one .npy array"),
+    (lambda d: [np.save(p, np.load(p) > 0.5) for p in list(d.glob("*.npy"))[:1]],
+     "holds bool values"),
 ])
 def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
                                                          monkeypatch):
