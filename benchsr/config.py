@@ -98,11 +98,27 @@ def deep_merge(base: dict, extra: dict | None) -> dict:
     return out
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one,
+    so a config file would silently run with a value its reader may not have seen)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # safe: no object construction
+    try:   # safe: no object construction
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # noqa: S506
     except yaml.YAMLError as exc:
         raise BenchError(f"{path}: invalid YAML ({exc.problem})") from None
     if data is not None and not isinstance(data, dict):

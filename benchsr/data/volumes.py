@@ -189,12 +189,13 @@ def _check_shape(path: Path, dimension: int, components: int) -> None:
 
 
 MAX_SPACING_MM = 1000.0   # a voxel a metre wide is a broken header, not a CT
+MIN_SPACING_MM = 1e-5     # 10 nm: below any X-ray CT, nano-CT included; 1e-9 is a broken header
 
 
 def _check_spacing(path: Path, spacing) -> None:
-    if not all(np.isfinite(v) and 0 < v <= MAX_SPACING_MM for v in spacing):
-        raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be positive and "
-                         f"at most {MAX_SPACING_MM:g} mm)")
+    if not all(np.isfinite(v) and MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in spacing):
+        raise BenchError(f"{path}: absurd voxel spacing {tuple(spacing)} (must be between "
+                         f"{MIN_SPACING_MM:g} and {MAX_SPACING_MM:g} mm)")
 
 
 class SlabReader:

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from benchsr import config
 from benchsr.contracts import BenchError
 
 from conftest import cli_batch
@@ -78,3 +79,12 @@ def test_methods_all_takes_extra_presets_and_runs_each_once():
     default = [(cls.name, preset) for cls, preset in _parse_methods("all")]
     assert {("esrgan", "default"), ("esrgan", "paired"), ("esrgan", "psnr")} <= set(default)
     assert ("srcyclegan", "official") not in default
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys, silently: a run would use a value its author
+    may not have meant."""
+    path = tmp_path / "config.yaml"
+    path.write_text("method: bicubic\nmodel:\n  lr: 1.0e-4\n  lr: 1.0e-3\n")
+    with pytest.raises(BenchError, match=r"key 'lr' appears twice \(line 4\)"):
+        config.read_yaml(path)

@@ -187,6 +187,7 @@ CORPUS = [
      "nearly constant"),
     ("spacing zero", lambda t, r: (r["nearest"], _mha_with_spacing(t, "zero.mha", b"0 0.8 2.5")), "absurd voxel spacing"),
     ("negative spacing", lambda t, r: (r["nearest"], _mha_with_spacing(t, "neg.mha", b"-0.7 0.8 2.5")), "absurd voxel spacing"),
+    ("nanometre spacing", lambda t, r: (r["nearest"], _mha_with_spacing(t, "nm.mha", b"1e-9 0.8 2.5")), "between 1e-05 and 1000 mm"),
     ("non-ASCII name, corrupt", lambda t, r: (r["nearest"], _bytes(t, "lungë_ø.nii.gz", b"\0" * 300)),
      "cannot read image"),
     ("slice range outside", lambda t, r: (r["nearest"], _write(t / "v.nii.gz", _ct()), "--slices", "2:9"), "outside the volume"),
