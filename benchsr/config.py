@@ -309,7 +309,8 @@ def _check_range(path: str, value) -> None:
         return
     if not math.isfinite(value) or (lo is not None and value < lo) or \
             (hi is not None and (value >= hi if open_hi else value > hi)):
-        span = f"[{lo}, {hi}{')' if open_hi else ']'}" if hi is not None else f">= {lo}"
+        span = (f"[{lo}, {hi}{')' if open_hi else ']'}" if hi is not None else
+                f">= {lo}" if lo is not None else "a finite number")
         raise BenchError(f"--set {path}={value!r}: out of range (must be {span})")
 
 

@@ -179,8 +179,9 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
         check_runtime(cfg["runtime"])
     with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
         data = ds_cls(jobs[0][1], data_dir).load()
-    from benchsr.run.build import check_init
-    for cls, cfg in jobs:               # every job's init.from before the first run folder
+    from benchsr.run.build import check_fits, check_init
+    for cls, cfg in jobs:               # every job's sizes and init.from before the first folder
+        check_fits(cfg, data)
         check_init(cls, cfg, data)
     outcomes = []
     with progress_bars() if show else contextlib.nullcontext() as progress:

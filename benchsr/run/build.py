@@ -24,6 +24,25 @@ def build_method(method_cls, cfg: dict, device, data: PreparedData, notes: list)
     return method
 
 
+def check_fits(cfg: dict, data: PreparedData) -> None:
+    """Sizes that only the data can check, before any run folder exists (else a FAILED run):
+    the training patch must fit the streams' images, and the border the scores leave out must
+    leave something of the evaluation images."""
+    k, p = data.scale, int(cfg["train"]["lr_patch"])
+    for what, stack, size in (("LR", data.train_lr, p), ("HR", data.train_hr, p * k)):
+        h, w = stack.images.shape[1:]
+        if size > min(h, w):
+            raise BenchError(f"train.lr_patch={p}: the {what} stream's images are {h}x{w}, "
+                             f"smaller than its {size}x{size} patch")
+    border = cfg["eval"]["border_crop"]
+    crop = int(cfg["eval"]["crop"])
+    sides = [crop or (min(img.hr.shape) if img.hr is not None else min(img.lr.shape) * k)
+             for img in data.eval_images]
+    if border is not None and sides and 2 * int(border) >= min(sides):
+        raise BenchError(f"eval.border_crop={border}: leaves nothing of a {min(sides)}-pixel "
+                         f"evaluation image (2 x {border} pixels are left out)")
+
+
 def check_init(method_cls, cfg: dict, data: PreparedData) -> None:
     """init.from tried on a method built on the CPU, before any run folder exists: a file that
     does not fit is a one-line error, never a failed run."""

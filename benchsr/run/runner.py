@@ -19,7 +19,7 @@ from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate_run
 from benchsr.run import best, fastpaths, reporting
-from benchsr.run.build import build_method, check_init
+from benchsr.run.build import build_method, check_fits, check_init
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
 from benchsr.run.runlog import RunLog
 from benchsr.run.stages import Stage, shown
@@ -56,6 +56,7 @@ class Runner:
         check_precision(cfg["precision"], device)
         precision, why = resolve_precision(cfg["precision"], device)
         runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
+        check_fits(cfg, self.data)   # sizes the data cannot take: one line, no run folder
         if cfg["init"]["from"]:      # a file that does not fit: one line, no run folder
             check_init(method_cls, cfg, self.data)
             # its content is part of the config: two files at one path are never seeds of one row

@@ -314,3 +314,18 @@ def test_dicom_geometry_that_would_be_guessed_or_stretched_is_refused(damage, wo
     code, _, err = _main(["infer", trained["nearest"], folder, tmp_path / "a.nii"], capsys, monkeypatch)
     _one_line_exit_2(code, err, words, files[2].name)
     assert not list(tmp_path.glob("*.nii"))
+
+
+@pytest.mark.parametrize("item, words", [
+    ("train.lr_patch=1000", "smaller than its 1000x1000 patch"),        # was a FAILED run, exit 1
+    ("eval.border_crop=100", "leaves nothing of a 128-pixel evaluation image"),   # likewise
+    ("model.lambda_cycle=1e400", "must be >= 0"),
+    ("model.lr=1e400", "must be a finite number"),                     # said "must be >= None"
+])
+def test_sizes_and_numbers_the_run_cannot_take_are_one_line_before_any_folder(
+        item, words, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "res"
+    code, _, err = _main(["run", "--methods", "srcyclegan", "--profile", "smoke", "--set", item,
+                          "--out", out], capsys, monkeypatch)
+    _one_line_exit_2(code, err, words)
+    assert not out.exists()
