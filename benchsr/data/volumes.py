@@ -207,6 +207,9 @@ class SlabReader:
         self.path = Path(path)
         self._image = self._reader = None
         if self.path.is_file():
+            if series is not None:
+                raise BenchError(f"--series {series}: {self.path} is a file; --series chooses a "
+                                 "series in a DICOM folder")
             with _read_errors(self.path):
                 self._reader = _file_reader(self.path)
             info = self._reader

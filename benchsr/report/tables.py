@@ -144,7 +144,9 @@ def _cell(row, digits: int) -> str:
 
 def _notes(rec: dict) -> str:
     m = rec["manifest"]
-    notes = [n for n in m.get("notes", []) if not n.startswith("LPIPS")]
+    notes = m.get("notes") or []
+    notes = [notes] if isinstance(notes, str) else [str(n) for n in notes]   # a hand-edited string
+    notes = [n for n in notes if not n.startswith("LPIPS")]
     if m.get("simulated"):
         notes.insert(0, "SIMULATED data")
     if m.get("status") == "failed":

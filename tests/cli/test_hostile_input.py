@@ -329,3 +329,18 @@ def test_sizes_and_numbers_the_run_cannot_take_are_one_line_before_any_folder(
                           "--out", out], capsys, monkeypatch)
     _one_line_exit_2(code, err, words)
     assert not out.exists()
+
+
+def test_series_for_a_file_input_is_refused(trained, tmp_path, capsys, monkeypatch):
+    """--series was silently ignored when the input is one file."""
+    src = _write(tmp_path / "ct.nii.gz", _ct())
+    code, _, err = _main(["infer", trained["nearest"], src, tmp_path / "o.nii", "--series", "1.2.3"],
+                         capsys, monkeypatch)
+    _one_line_exit_2(code, err, "--series 1.2.3", "is a file")
+    assert not (tmp_path / "o.nii").exists()
+
+
+def test_notes_saved_as_one_string_are_one_note(tmp_path):
+    """A hand-edited manifest whose notes are a string printed as 'n; o; t; e'."""
+    from benchsr.report.tables import _notes
+    assert _notes({"manifest": {"notes": "a hand note"}}) == "a hand note"
