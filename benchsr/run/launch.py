@@ -109,16 +109,32 @@ def _reap(running: list, outcomes: list) -> list:
     return left
 
 
+def _abandoned(run_dir: Path) -> bool:
+    """A run folder that says "running" while no process holds its lock (a SIGKILL, a crash)."""
+    lock = results.RunLock(run_dir)
+    if not lock.path.exists() or not lock.acquire():
+        return False
+    lock.release()
+    return True
+
+
 def status(out: Path) -> list[dict]:
     """Every run folder under OUT with its status, and launched jobs with no run folder yet."""
+    if not out.is_dir():
+        raise BenchError(f"{out}: no such results root")
     lines = []
     for manifest in sorted(out.glob("runs/*/*/*/manifest.json")):
         try:
             m = results.read_json(manifest)
         except (OSError, ValueError):
             continue
+        if not isinstance(m, dict):
+            continue
+        state, reason = m.get("status"), m.get("reason", "")
+        if state == "running" and _abandoned(manifest.parent):
+            state, reason = "stopped", "no process holds it (killed?): --resume continues it"
         lines.append({"run": manifest.parent.name, "label": m.get("label"), "seed": m.get("seed"),
-                      "status": m.get("status"), "reason": m.get("reason", "")})
+                      "status": state, "reason": reason})
     started = {(line["label"], line["seed"]) for line in lines}
     for record in sorted(out.glob("launch/*/jobs.json")):
         for job in json.loads(record.read_text()):

@@ -344,3 +344,23 @@ def test_notes_saved_as_one_string_are_one_note(tmp_path):
     """A hand-edited manifest whose notes are a string printed as 'n; o; t; e'."""
     from benchsr.report.tables import _notes
     assert _notes({"manifest": {"notes": "a hand note"}}) == "a hand note"
+
+
+def test_status_tells_a_killed_run_from_a_running_one(tmp_path, capsys, monkeypatch):
+    """A run killed by SIGKILL showed as "running" forever; a missing root printed an empty
+    table with exit 0."""
+    from benchsr import results
+    from benchsr.run.launch import status
+    run = tmp_path / "runs" / "lung-ct" / "nearest" / "20261201-000000-smoke-abcdef"
+    run.mkdir(parents=True)
+    results.write_json(run / "manifest.json", {"status": "running", "label": "nearest", "seed": 0})
+    (run / ".lock").touch()
+    assert status(tmp_path)[0]["status"] == "stopped"          # nobody holds the lock
+    held = results.RunLock(run)
+    assert held.acquire()
+    try:
+        assert status(tmp_path)[0]["status"] == "running"
+    finally:
+        held.release()
+    code, _, err = _main(["status", tmp_path / "nowhere"], capsys, monkeypatch)
+    _one_line_exit_2(code, err, "no such results root")
