@@ -135,12 +135,20 @@ def status(out: Path) -> list[dict]:
             state, reason = "stopped", "no process holds it (killed?): --resume continues it"
         lines.append({"run": manifest.parent.name, "label": m.get("label"), "seed": m.get("seed"),
                       "status": state, "reason": reason})
-    started = {(line["label"], line["seed"]) for line in lines}
+    started = {(str(line["label"]), line["seed"]) for line in lines}
     for record in sorted(out.glob("launch/*/jobs.json")):
-        for job in json.loads(record.read_text()):
-            label = job["method"].replace(":default", "")
-            seed = next((int(o.split("=", 1)[1]) for o in job["overrides"] if o.startswith("seed=")), 0)
+        try:
+            jobs = json.loads(record.read_text())
+            queued = [(str(j["method"]).replace(":default", ""), j["job_id"],
+                       next((o.split("=", 1)[1] for o in j["overrides"] if o.startswith("seed=")), "0"))
+                      for j in jobs]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            lines.append({"run": str(record.relative_to(out)), "label": "", "seed": "",
+                          "status": "unreadable", "reason": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        for label, job_id, seed in queued:
+            seed = int(seed) if str(seed).lstrip("-").isdigit() else seed
             if not any(lab.startswith(label) and s == seed for lab, s in started):
-                lines.append({"run": f"job {job['job_id']}", "label": label, "seed": seed,
+                lines.append({"run": f"job {job_id}", "label": label, "seed": seed,
                               "status": "queued", "reason": ""})
     return lines

@@ -364,3 +364,14 @@ def test_status_tells_a_killed_run_from_a_running_one(tmp_path, capsys, monkeypa
         held.release()
     code, _, err = _main(["status", tmp_path / "nowhere"], capsys, monkeypatch)
     _one_line_exit_2(code, err, "no such results root")
+
+
+@pytest.mark.parametrize("jobs", ['{"not": "a list"}', "\x00\x01 binary",
+                                  '[{"method": "nearest", "job_id": "7", "overrides": ["seed=abc"]}]'])
+def test_status_lists_an_unreadable_or_odd_jobs_file_instead_of_a_traceback(jobs, tmp_path, capsys,
+                                                                            monkeypatch):
+    (tmp_path / "launch" / "x").mkdir(parents=True)
+    (tmp_path / "launch" / "x" / "jobs.json").write_text(jobs)
+    code, out, err = _main(["status", tmp_path], capsys, monkeypatch)
+    assert code == 0 and "Traceback" not in err, err
+    assert ("unreadable" in out) or ("queued" in out and "abc" in out), out
