@@ -57,6 +57,9 @@ def executor(kind: str, folder: Path, gpus_per_job: int = 0, partition: str | No
         raise BenchError(f"--launcher {kind}: expected local or slurm")
     if not partition:
         raise BenchError("--launcher slurm needs --slurm-partition")
+    import shutil
+    if shutil.which("srun") is None:       # submitit raises a RuntimeError deep in its executor
+        raise BenchError("--launcher slurm: no srun on PATH (not a Slurm login node?)")
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     ex.update_parameters(slurm_partition=partition, gpus_per_node=gpus_per_job,
                          tasks_per_node=max(1, gpus_per_job), nodes=1,

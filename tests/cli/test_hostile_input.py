@@ -375,3 +375,10 @@ def test_status_lists_an_unreadable_or_odd_jobs_file_instead_of_a_traceback(jobs
     code, out, err = _main(["status", tmp_path], capsys, monkeypatch)
     assert code == 0 and "Traceback" not in err, err
     assert ("unreadable" in out) or ("queued" in out and "abc" in out), out
+
+
+def test_slurm_without_srun_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))           # no srun anywhere
+    code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher", "slurm",
+                          "--slurm-partition", "gpu", "--out", tmp_path / "res"], capsys, monkeypatch)
+    _one_line_exit_2(code, err, "no srun on PATH")
