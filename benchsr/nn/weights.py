@@ -11,15 +11,18 @@ from pathlib import Path
 import torch
 
 from benchsr.contracts import BenchError, Method
+from benchsr.results import atomic_write_bytes
 
 EXPORT_FORMAT = "benchsr-weights-1"
 
 
 def export(method: Method, cfg: dict, out: Path) -> list[str]:
     """The inference networks' tensors as `<net>.<name>`, config and scale in the metadata."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     if not out.name.endswith(".safetensors"):
         raise BenchError(f"{out}: the output must end in .safetensors")
+    if out.is_dir():
+        raise BenchError(f"{out}: is a folder; give a file name ending in .safetensors")
     modules = method.inference_modules()
     if not modules:
         raise BenchError(f"{cfg['method']} has no network: nothing to export")
@@ -28,7 +31,10 @@ def export(method: Method, cfg: dict, out: Path) -> list[str]:
     meta = {"format": EXPORT_FORMAT, "networks": json.dumps(list(modules)),
             "method": cfg["method"], "preset": cfg["preset"], "scale": str(method.ctx.scale),
             "config": json.dumps(cfg, default=str)}
-    save_file(tensors, str(out), metadata=meta)
+    try:   # written beside and renamed: a full disk or a killed export leaves no half file
+        atomic_write_bytes(out, save(tensors, metadata=meta))
+    except OSError as exc:
+        raise BenchError(f"{out}: cannot write the weights ({exc.strerror or exc})") from None
     return list(modules)
 
 

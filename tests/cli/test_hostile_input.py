@@ -382,3 +382,16 @@ def test_slurm_without_srun_is_one_line(tmp_path, capsys, monkeypatch):
     code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher", "slurm",
                           "--slurm-partition", "gpu", "--out", tmp_path / "res"], capsys, monkeypatch)
     _one_line_exit_2(code, err, "no srun on PATH")
+
+
+def test_export_weights_to_a_folder_or_an_unwritable_place_is_one_line(trained, tmp_path, capsys,
+                                                                       monkeypatch):
+    """These gave safetensors' or the OS's traceback; nothing is left half-written."""
+    (tmp_path / "w.safetensors").mkdir()
+    code, _, err = _main(["export-weights", trained["srcyclegan"], tmp_path / "w.safetensors",
+                          "--overwrite"], capsys, monkeypatch)
+    _one_line_exit_2(code, err, "is a folder")
+    (tmp_path / "file").write_text("x")
+    code, _, err = _main(["export-weights", trained["srcyclegan"], tmp_path / "file" / "w.safetensors"],
+                         capsys, monkeypatch)
+    _one_line_exit_2(code, err, "cannot write the weights")
