@@ -121,6 +121,10 @@ def read_yaml(path: Path) -> dict:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # noqa: S506
     except yaml.YAMLError as exc:
         raise BenchError(f"{path}: invalid YAML ({exc.problem})") from None
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start}): not a YAML file?") from None
+    except RecursionError:
+        raise BenchError(f"{path}: nested too deeply to be a config") from None
     if data is not None and not isinstance(data, dict):
         raise BenchError(f"{path}: expected a mapping at the top level")
     return data or {}
@@ -158,7 +162,10 @@ def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
 
 def _scalar(raw: str):
     """A YAML scalar, except that '1e-3' is a float (YAML 1.1 wants '1.0e-3')."""
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except RecursionError:
+        raise BenchError(f"--set value {raw[:40]}...: nested too deeply") from None
     if isinstance(value, str):
         try:
             return float(value)

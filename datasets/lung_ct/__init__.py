@@ -51,7 +51,12 @@ class LungCT(Dataset):
             raise BenchError(f"lung-ct: data.split must be interleaved or ranges, not {d['split']!r}")
         roles = {}
         for role in ("lr", "eval", "hr"):
-            a, b = d[f"{role}_slices"]
+            pair = d[f"{role}_slices"]
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+                raise BenchError(f"lung-ct: data.{role}_slices={pair!r}: expected [first, stop], "
+                                 "two whole slice numbers")
+            a, b = pair
             if not (0 <= a < b <= n):
                 raise BenchError(f"lung-ct: data.{role}_slices={d[f'{role}_slices']} outside 0..{n}")
             roles[role] = list(range(a, b))

@@ -395,3 +395,24 @@ def test_export_weights_to_a_folder_or_an_unwritable_place_is_one_line(trained, 
     code, _, err = _main(["export-weights", trained["srcyclegan"], tmp_path / "file" / "w.safetensors"],
                          capsys, monkeypatch)
     _one_line_exit_2(code, err, "cannot write the weights")
+
+
+@pytest.mark.parametrize("content, args, words", [
+    (bytes(range(200, 256)) * 4, [], "not UTF-8 text"),
+    ("method: bicubic\nvariant: caf\u00e9\n".encode("latin-1"), [], "not UTF-8 text"),
+    (("x: " + "[" * 5000 + "]" * 5000).encode(), [], "nested too deeply"),
+    (None, ["--set", "seed=" + "[" * 5000 + "]" * 5000], "nested too deeply"),
+    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[a,b]"], "two whole slice numbers"),
+    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[1,2,3]"], "expected [first, stop]"),
+])
+def test_config_text_that_gave_a_traceback_is_one_line(content, args, words, tmp_path, capsys,
+                                                       monkeypatch):
+    """Binary junk, Latin-1, a 5000-deep list (RecursionError) and malformed slice ranges."""
+    source = ["--methods", "bicubic"]
+    if content is not None:
+        (tmp_path / "c.yaml").write_bytes(content)
+        source = ["--config", tmp_path / "c.yaml"]
+    code, _, err = _main(["run", *source, "--profile", "smoke", *args, "--out", tmp_path / "res"],
+                         capsys, monkeypatch)
+    _one_line_exit_2(code, err, words)
+    assert not (tmp_path / "res").exists()
