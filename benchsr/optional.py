@@ -9,7 +9,7 @@ from types import ModuleType
 from benchsr.errors import BenchError
 
 
-class Optional:
+class OptionalModule:
     """Stands for module `name` until an attribute is read, then imports it (or raises). Its
     own names all start with _, so that none hides one of the module's (nibabel.load)."""
 

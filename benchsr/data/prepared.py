@@ -4,6 +4,7 @@ only the working tree, such as a bare GPU machine, trains from it). A dataset fo
 PREPARED is read from it; the arrays are those the scan itself gives, bit for bit."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,6 @@ def write_scan(folder: Path, out: Path, names: dict[str, str]) -> Path:
     """OUT/PREPARED from the scan in `folder`, with `names` (what the dataset calls the scan:
     its series and patient) and the source's SHA-256."""
     scan = read_scan(folder)
-    import io
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: scan[k] for k in FIELDS if k != "body"},
                         body=np.packbits(scan["body"]),

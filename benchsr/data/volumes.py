@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from benchsr.errors import BenchError
-from benchsr.optional import Optional
+from benchsr.optional import OptionalModule
 
 # SimpleITK when a scan is read or written (or a mask is made from one); ITK's own warnings go
 # to stderr in several lines, and our errors say what matters in one
-sitk = Optional("SimpleITK", "reading or writing a scan",
-                setup=lambda m: m.ProcessObject.SetGlobalWarningDisplay(False))
-nib = Optional("nibabel", "checking a NIfTI file")
-matlab = Optional("basicsr.utils.matlab_functions", "the MATLAB-style bicubic resize (basicsr)",
-                  pip="basicsr-fixed")   # basicsr imports slowly: only when a resize is asked for
+sitk = OptionalModule("SimpleITK", "reading or writing a scan",
+                      setup=lambda m: m.ProcessObject.SetGlobalWarningDisplay(False))
+nib = OptionalModule("nibabel", "checking a NIfTI file")
+# basicsr imports slowly: only when a resize is asked for
+matlab = OptionalModule("basicsr.utils.matlab_functions",
+                        "the MATLAB-style bicubic resize (basicsr)", pip="basicsr-fixed")
 
 
 def _check_nifti(path: Path) -> None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchsr.optional import Optional
+from benchsr.optional import OptionalModule
 
-monai_metrics = Optional("monai.metrics", "SSIM in 3D (ssim_3d)", pip="monai")
+monai_metrics = OptionalModule("monai.metrics", "SSIM in 3D (ssim_3d)", pip="monai")
 
 # HU classes of the HR image (declared once; runs record them in their protocol). Lung
 # parenchyma, soft tissue (fat to muscle and blood) and bone, as CT readers window them.

@@ -32,9 +32,10 @@ import torch
 
 from benchsr.config import CHOICES
 from benchsr.contracts import BenchError, Method
-from benchsr.optional import Optional
+from benchsr.optional import OptionalModule
 
-monai_inferers = Optional("monai.inferers", "tiled super-resolution (eval.tile)", pip="monai")
+monai_inferers = OptionalModule("monai.inferers", "tiled super-resolution (eval.tile)",
+                                pip="monai")
 
 BLENDS = CHOICES["eval.blend"]
 LEGACY_TILE = 128        # `benchsr infer --tile` before auto: 25 forwards per 512² slice

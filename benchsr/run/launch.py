@@ -12,9 +12,9 @@ from pathlib import Path
 
 from benchsr import results
 from benchsr.errors import BenchError
-from benchsr.optional import Optional
+from benchsr.optional import OptionalModule
 
-submitit = Optional("submitit", "--launcher (sweeps as jobs)")
+submitit = OptionalModule("submitit", "--launcher (sweeps as jobs)")
 
 
 @dataclass

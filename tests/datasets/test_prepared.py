@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from benchsr.cli.main import app
 from conftest import without
 from benchsr.errors import BenchError
-from benchsr.optional import Optional
+from benchsr.optional import OptionalModule
 
 
 
@@ -48,8 +48,8 @@ def test_a_prepared_scan_trains_without_simpleitk_and_scores_the_same(tmp_path, 
 def test_a_missing_optional_package_is_one_line_naming_what_needs_it(tmp_path, monkeypatch):
     with pytest.raises(BenchError, match=r"^reading a thing needs no_such_pkg_x, which is not "
                                          r"installed \(pip install no-such\)$"):
-        Optional("no_such_pkg_x.sub", "reading a thing", pip="no-such").anything
+        OptionalModule("no_such_pkg_x.sub", "reading a thing", pip="no-such").anything
     (tmp_path / "halfpkg.py").write_text("import no_such_dependency_y\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(BenchError, match="halfpkg, which cannot be imported here .*no_such_dependency_y"):
-        Optional("halfpkg", "a feature").anything
+        OptionalModule("halfpkg", "a feature").anything
