@@ -133,8 +133,10 @@ def _check_geometry(folder: Path, names: list[str]) -> None:
     if len(names) < 2:
         return
     heads = [_dicom_header(n) for n in names]
-    missing = [Path(n).name for n, h in zip(names, heads)
-               if len(_numbers(h, "0020|0032") or []) != 3 or len(_numbers(h, "0020|0037") or []) != 6]
+    pos = [_numbers(h, "0020|0032") for h in heads]
+    cos = [_numbers(h, "0020|0037") for h in heads]
+    missing = [Path(n).name for n, p, c in zip(names, pos, cos)
+               if len(p or []) != 3 or len(c or []) != 6]
     if missing:
         raise BenchError(f"{folder}: {len(missing)} of {len(names)} slices lack ImagePositionPatient "
                          f"or ImageOrientationPatient (e.g. {missing[0]}): their spacing and origin "
@@ -147,11 +149,9 @@ def _check_geometry(folder: Path, names: list[str]) -> None:
         raise BenchError(f"{folder}: {Path(names[i]).name} has PixelSpacing "
                          f"{_tag(heads[i], '0028|0030') or 'missing'} mm where the series has "
                          f"{_tag(heads[0], '0028|0030')} mm ({len(odd)} such slice(s))")
-    pos = np.array([_numbers(h, "0020|0032") for h in heads])
-    cos = _numbers(heads[0], "0020|0037")
     if len(names) < 3:
         return
-    z = np.sort(pos @ np.cross(cos[:3], cos[3:]))
+    z = np.sort(np.array(pos) @ np.cross(cos[0][:3], cos[0][3:]))
     gaps = np.diff(z)
     step = float(np.median(gaps))
     off = np.flatnonzero(np.abs(gaps - step) > max(0.01 * abs(step), 1e-3))

@@ -69,8 +69,9 @@ def degenerate_reason(rows: list[dict], floor: float) -> str | None:
     """Why a run's outputs are degenerate (inverted, washed out or unrelated to the input: the
     median input_r of its images is under `floor`, eval.min_input_r, where 0 means no check),
     or None. An SR output is a super-resolution of its input only if, pooled back to the
-    input's grid, it still looks like it: the default 0.5 asks that it explain a quarter of the input's variance, a loose
-    floor that no working method or interpolation comes near (docs/reliability.md)."""
+    input's grid, it still looks like it: the default 0.5 asks that it explain a quarter of the
+    input's variance, a loose floor that no working method or interpolation comes near
+    (docs/reliability.md)."""
     values = [r["input_r"] for r in rows if r.get("input_r") is not None]
     if floor <= 0 or not values or float(np.median(values)) >= floor:
         return None

@@ -6,12 +6,14 @@ backend is touched.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 
 from benchsr.evaluation import metrics
 from benchsr.report.curves import seed_curves
@@ -22,16 +24,12 @@ from benchsr.data.volumes import enlarge_bicubic
 def _save(fig: Figure, path: Path, palette: bool = False) -> None:
     """PNG without alpha; `palette`: 256 colours, a third of the bytes, for line plots (never
     for images, whose grey levels it would merge). Published pictures must travel (issue 30)."""
-    import io
-    from PIL import Image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
     atomic_write_bytes(path, compact_png(Image.open(buf), palette))
 
 
 def compact_png(image, palette: bool) -> bytes:
-    import io
-    from PIL import Image
     rgb = image.convert("RGB")
     out = io.BytesIO()
     (rgb.quantize(256, dither=Image.Dither.NONE) if palette else rgb).save(out, "PNG", optimize=True)

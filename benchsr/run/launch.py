@@ -6,6 +6,7 @@ built when the jobs end (or by hand, `benchsr leaderboard`)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,7 +58,6 @@ def executor(kind: str, folder: Path, gpus_per_job: int = 0, partition: str | No
         raise BenchError(f"--launcher {kind}: expected local or slurm")
     if not partition:
         raise BenchError("--launcher slurm needs --slurm-partition")
-    import shutil
     if shutil.which("srun") is None:       # submitit raises a RuntimeError deep in its executor
         raise BenchError("--launcher slurm: no srun on PATH (not a Slurm login node?)")
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
