@@ -18,7 +18,8 @@ from conftest import _main
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     sys_argv = sys.argv
-    sys.argv = ["benchsr", "export-inputs", str(folder / "in"), "--profile", "smoke"]
+    sys.argv = ["benchsr", "export-inputs", str(folder / "in"), "--dataset", "lung-ct",
+                "--profile", "smoke"]
     try:
         cli.main()
     except SystemExit as exc:
@@ -49,7 +50,8 @@ def test_export_score_and_rank_an_outside_model(exported, tmp_path, capsys, monk
     manifest = _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=3), 0, 1))
     assert manifest["inputs"] and all(e["expected_shape"] == [4 * s for s in e["lr_shape"]]
                                       for e in manifest["inputs"])
-    code, out, err = _main(["evaluate", pred, "--name", "scipy-cubic", "--profile", "smoke",
+    code, out, err = _main(["evaluate", pred, "--name", "scipy-cubic", "--dataset", "lung-ct",
+                            "--profile", "smoke",
                            "--out", smoke_out], capsys, monkeypatch)
     assert code == 0, err
     found = rows.load_runs([smoke_out])

@@ -74,6 +74,13 @@ def test_dataset_contract(name, request):
             assert img.hr.shape == (img.lr.shape[0] * k, img.lr.shape[1] * k), img.name
     for key in ("window_hu", "hr_window", "hr_units"):   # what `benchsr infer` reads
         assert key in data.protocol, key
+    # smoke runs everywhere: every method's smoke patch fits this dataset's smoke images
+    # (ESRGAN's 32 LR px at x8 asked for 256 HR px of ct-uct's 192)
+    from benchsr.run.build import check_fits
+    for method in METHODS:
+        method_cls = registry.get("methods", method)
+        for preset in config.plugin_presets(method_cls).get("presets") or {"default": {}}:
+            check_fits(config.resolve(method_cls, preset, cls, "smoke", []), data)
 
 
 def test_create_method_refuses_a_scale_its_dataset_does_not_have():

@@ -1,5 +1,7 @@
 """Opt-in fast paths run through the real runner and keep results sane; speed is measured in
 benchmarks/bench.py, not here."""
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -9,20 +11,25 @@ from benchsr.contracts import BenchError, RunContext
 from benchsr.run.fastpaths import apply
 from benchsr.run.runner import Runner
 
-from conftest import smoke_config
+from conftest import _main, smoke_config
 
-FAST = ["precision=bf16", "runtime.channels_last=true", "runtime.optimizer=fused"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["srcyclegan", "esrgan"])
-def test_bf16_channels_last_fused_run_completes(method, tmp_path, lung_smoke):
-    fast = Runner(lung_smoke, tmp_path / "fast").run(registry.get("methods", method),
-                                                    smoke_config(method, extra=FAST))
+def test_bf16_channels_last_fused_run_completes(method, tmp_path, lung_smoke, capsys, monkeypatch):
+    # the command docs/speed.md shows, at smoke size
+    code, _, err = _main(["run", "--methods", method, "--precision", "bf16",
+                          "--set", "runtime.channels_last=true", "--set", "runtime.optimizer=fused",
+                          "--profile", "smoke", "--out", tmp_path / "fast"], capsys, monkeypatch)
+    assert code == 0, err
+    fast = next((tmp_path / "fast" / "runs" / "lung-ct").glob("*/*/manifest.json")).parent
+    assert json.loads((fast / "manifest.json").read_text())["fast_path"]["applied"] == {
+        "channels_last": True, "optimizer": "fused", "compile": False}
     plain = Runner(lung_smoke, tmp_path / "plain").run(registry.get("methods", method),
                                                       smoke_config(method))
-    assert fast.status == plain.status == "complete", fast.reason
-    a, b = (pd.read_csv(r.run_dir / "metrics.csv") for r in (plain, fast))
+    assert plain.status == "complete", plain.reason
+    a, b = (pd.read_csv(d / "metrics.csv") for d in (plain.run_dir, fast))
     assert b["psnr"].notna().all() and (b["psnr"] - a["psnr"]).abs().max() < 3   # same ballpark
 
 

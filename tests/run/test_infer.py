@@ -78,6 +78,14 @@ def test_dicom_folder_with_a_trained_network(trained, tmp_path, capsys, monkeypa
     code, _, err = _main(["infer", trained["srcyclegan"], dicom, dst, "--slices", "30:32",
                           "--roi", "192:256,192:256", "--tile", "32"], capsys, monkeypatch)
     assert code == 0, err
+    # the same weights named by --checkpoint, on a named device and precision: the same volume
+    again = tmp_path / "again.nii"
+    code, _, err = _main(["infer", trained["srcyclegan"], dicom, again, "--slices", "30:32",
+                          "--roi", "192:256,192:256", "--tile", "32", "--tile-batch", "2",
+                          "--blend", "mean", "--overlap", "0.25", "--checkpoint",
+                          trained["srcyclegan"] / "checkpoints" / "last.pt", "--device", "cpu",
+                          "--precision", "fp32"], capsys, monkeypatch)
+    assert code == 0, err
     out = sitk.GetArrayFromImage(sitk.ReadImage(str(dst)))
     assert out.shape == (2, 256, 256) and -1000 <= out.min() < out.max() <= 500
 
