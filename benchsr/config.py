@@ -7,6 +7,7 @@ Resolution order (later wins): harness defaults -> harness profile -> dataset pr
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import inspect
 import math
@@ -189,11 +190,18 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
+def did_you_mean(key: str, known) -> str:
+    """' (did you mean 'a', 'b'?)' for the known keys nearest to a misspelt one, or ''."""
+    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
 def _check_known(overrides: dict, cfg: dict, prefix: str = "") -> None:
     for key, value in overrides.items():
         path = f"{prefix}{key}"
         if key not in cfg:
-            raise BenchError(f"unknown config key '{path}'")
+            known = [f"{prefix}{k}" for k in cfg]
+            raise BenchError(f"unknown config key '{path}'{did_you_mean(path, known)}")
         if isinstance(value, dict) and isinstance(cfg[key], dict):
             _check_known(value, cfg[key], path + ".")
 
@@ -354,20 +362,6 @@ def flatten(cfg: dict, prefix: str = "") -> dict:
 
 
 IDENTITY_KEYS = ("method", "preset", "dataset", "profile")
-
-
-def replay_overrides(saved: dict, method_cls, dataset_cls) -> list[str]:
-    """A saved config.yaml as --set overrides on top of what its method, preset, dataset and
-    profile resolve to today: `benchsr run --config FILE` replays a run."""
-    fresh = flatten(resolve(method_cls, saved["preset"], dataset_cls, saved["profile"], []))
-    items = []
-    for key, value in flatten({k: v for k, v in saved.items() if k not in IDENTITY_KEYS}).items():
-        if key not in fresh:
-            raise BenchError(f"config key '{key}' is not known to "
-                             f"{saved['method']}:{saved['preset']} any more")
-        if fresh[key] != value:
-            items.append(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
-    return items
 
 
 def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[str]) -> dict:

@@ -15,7 +15,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 
 from benchsr.errors import BenchError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Super-resolution benchmark suite for CT.")
 # wide tables stay readable when the output is a file or a CI log
 # no markup, no emoji codes: user text ('bi[/red]cubic', '[bold].nii', 'cuda:-1:') prints as

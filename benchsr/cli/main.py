@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from benchsr import config, registry
+from benchsr import config, experiments, registry
 from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
                          progress_bars, show_leaderboard, show_reproduced)
 from benchsr.cli.models import (evaluate_predictions, export_data, export_inputs, export_weights,
@@ -81,9 +81,12 @@ def _parse_methods(spec: str) -> list[tuple[type, str]]:
 
 @app.command()
 def run(
-    methods: str = typer.Option("all", help="'all' and/or a comma list of METHOD[:PRESET]"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
-    profile: str = typer.Option("quick", help="smoke | quick | standard | paper"),
+    methods: Optional[str] = typer.Option(None, help="'all' and/or a comma list of "
+                                                     "METHOD[:PRESET]  [default: all]"),
+    dataset: Optional[str] = typer.Option(None, help="dataset adapter (see `benchsr list`)  "
+                                                     "[default: lung-ct]"),
+    profile: Optional[str] = typer.Option(None, help="smoke | quick | standard | paper  "
+                                                     "[default: quick]"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
@@ -91,8 +94,9 @@ def run(
                                                        "(bf16 where native)"),
     seed: Optional[int] = typer.Option(None),
     seeds: Optional[str] = typer.Option(None, help="run each method once per seed, e.g. 0,1,2"),
-    config_file: Optional[Path] = typer.Option(None, "--config",
-                                               help="replay a run's config.yaml (--set still applies)"),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="a YAML experiment file: a run's config.yaml (a replay) or any part "
+                               "of one, with _base_: to inherit (--set still wins)"),
     out: Path = typer.Option(Path("results"), help="results root (runs/ and leaderboard)"),
     resume: bool = typer.Option(False, help="continue the newest unfinished run of the same config"),
     launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per "
@@ -109,20 +113,20 @@ def run(
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
     check_out_folder(out)
-    if config_file is not None:
-        saved = _read_config(config_file)
-        methods, dataset, profile = f"{saved['method']}:{saved['preset']}", saved["dataset"], saved["profile"]
+    doc = experiments.read(config_file) if config_file is not None else {}
+    methods, dataset, profile = _named(methods, dataset, profile, doc, config_file)
     chosen = _parse_methods(methods)
     ds_cls = registry.get("datasets", dataset)
     check_data_dir(data_dir)
-    replay = config.replay_overrides(saved, chosen[0][0], ds_cls) if config_file is not None else []
+    from_file = {(cls, preset): experiments.overrides(doc, cls, preset, ds_cls, profile, config_file)
+                 for cls, preset in chosen}
     seed_list = _parse_seeds(seeds, seed)
     jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
-                                 replay + _extra(set_, device, precision, s)))
+                                 from_file[cls, preset] + _extra(set_, device, precision, s)))
             for cls, preset in chosen for s in seed_list]    # every config checked here, first
     if launcher is not None:
         from benchsr.cli.models import launch_sweep
-        specs = [(f"{cls.name}:{preset}", replay + _extra(set_, device, precision, s))
+        specs = [(f"{cls.name}:{preset}", from_file[cls, preset] + _extra(set_, device, precision, s))
                  for cls, preset in chosen for s in seed_list]
         launch_sweep(specs, dataset, profile, data_dir, out, resume, launcher, jobs_at_once,
                      wait, slurm_partition, slurm_gpus_per_job, slurm_time)
@@ -136,14 +140,22 @@ def run(
         raise typer.Exit(1)
 
 
-def _read_config(path: Path) -> dict:
-    saved = config.read_yaml(path) if path.is_file() else None
-    if not saved:
-        raise BenchError(f"--config {path}: not a run's config.yaml")
-    missing = [k for k in config.IDENTITY_KEYS if not isinstance(saved.get(k), str)]
-    if missing:
-        raise BenchError(f"--config {path}: no {', '.join(missing)} (not a run's config.yaml)")
-    return saved
+def _named(methods, dataset, profile, doc: dict, path) -> tuple[str, str, str]:
+    """--methods, --dataset and --profile, else the experiment file's, else the defaults; the
+    two saying different things is an error, never a silent choice."""
+    given = experiments.identity(doc, path) if path is not None else {}
+    if "method" in given:
+        in_file = given["method"] + (f":{given['preset']}" if "preset" in given else "")
+        if methods is not None and _parse_methods(methods) != _parse_methods(in_file):
+            raise BenchError(f"--methods {methods} and --config {path} (method: {in_file}) "
+                             f"disagree: give the method once")
+        methods = in_file
+    for option, key, value in (("--dataset", "dataset", dataset), ("--profile", "profile", profile)):
+        if key in given and value is not None and value != given[key]:
+            raise BenchError(f"{option} {value} and --config {path} ({key}: {given[key]}) "
+                             f"disagree: give it once")
+    return (methods or "all", dataset or given.get("dataset", "lung-ct"),
+            profile or given.get("profile", "quick"))
 
 
 def _parse_seeds(seeds: str | None, seed: int | None) -> list[int | None]:
@@ -198,8 +210,9 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
 
 @app.command()
 def reproduce(
-    table: str = typer.Argument(..., help="a paper table, e.g. table2, table3, table4, table6, "
-                                          "table7 (see the plugins' paper_tables.yaml)"),
+    table: str = typer.Argument(..., metavar="TABLE",
+                                help="a paper table, e.g. table2, table3, table4, table6, "
+                                     "table7 (see the plugins' paper_tables.yaml)"),
     profile: str = typer.Option("quick", help="smoke | quick | standard | paper (paper = the published "
                                               "configs; the others are smaller and not comparable)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
@@ -247,8 +260,9 @@ def reproduce(
 
 @app.command()
 def leaderboard(
-    runs: List[Path] = typer.Argument(None, help="run folders, or folders holding them "
-                                                 "(default: ROOT/runs)"),
+    runs: List[Path] = typer.Argument(None, metavar="RUNS",
+                                      help="run folders, or folders holding them "
+                                           "(default: ROOT/runs)"),
     root: Path = typer.Option(Path("results"), help="where leaderboard.md/.html and "
                                                     "leaderboard/ are written"),
 ) -> None:
@@ -261,11 +275,13 @@ def leaderboard(
 
 @app.command()
 def infer(
-    run_dir: Path = typer.Argument(..., help="a run folder (its config.yaml, manifest.json and "
-                                             "checkpoints/last.pt)"),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
+                                   help="a run folder (its config.yaml, manifest.json and "
+                                        "checkpoints/last.pt)"),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="a CT volume SimpleITK reads "
                                       "(.nii.gz, .nrrd, .mha, ...) or a DICOM folder"),
-    output: Path = typer.Argument(..., help="the super-resolved volume, .nii or .nii.gz"),
+    output: Path = typer.Argument(..., metavar="OUTPUT",
+                                  help="the super-resolved volume, .nii or .nii.gz"),
     checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
     slices: Optional[str] = typer.Option(None, help="axial slice range START:STOP (0-based)"),
     roi: Optional[str] = typer.Option(None, help="in-plane region X0:X1,Y0:Y1 (input voxels)"),

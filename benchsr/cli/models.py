@@ -23,7 +23,7 @@ def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], m
 
 @app.command("export-inputs")
 def export_inputs(
-    out: Path = typer.Argument(..., help="an empty or new folder"),
+    out: Path = typer.Argument(..., metavar="OUT", help="an empty or new folder"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
     profile: str = typer.Option("quick", help="smoke | quick | standard | paper (how many images)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
@@ -42,7 +42,8 @@ def export_inputs(
 
 @app.command("export-data")
 def export_data(
-    out: Path = typer.Argument(..., help="a folder; --data-dir OUT then reads what is written"),
+    out: Path = typer.Argument(..., metavar="OUT",
+                               help="a folder; --data-dir OUT then reads what is written"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
 ) -> None:
@@ -58,7 +59,8 @@ def export_data(
 
 @app.command("evaluate")
 def evaluate_predictions(
-    pred: Path = typer.Argument(..., help="a folder with one prediction per exported input"),
+    pred: Path = typer.Argument(..., metavar="PRED",
+                                help="a folder with one prediction per exported input"),
     name: str = typer.Option(..., help="the model's name: the run is external:NAME"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
     profile: str = typer.Option("quick", help="the profile the inputs were exported with"),
@@ -96,8 +98,8 @@ def evaluate_predictions(
 
 @app.command("export-weights")
 def export_weights(
-    run_dir: Path = typer.Argument(..., help="a finished run folder"),
-    output: Path = typer.Argument(..., help="OUT.safetensors"),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a finished run folder"),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="OUT.safetensors"),
     checkpoint: Optional[Path] = typer.Option(None, help="weights other than the run's last.pt"),
     overwrite: bool = typer.Option(False, help="replace OUTPUT if it exists"),
 ) -> None:
@@ -137,7 +139,8 @@ def launch_sweep(specs: list, dataset: str, profile: str, data_dir, out: Path, r
 
 
 @app.command()
-def status(out: Path = typer.Argument(Path("results"), help="a results root")) -> None:
+def status(out: Path = typer.Argument(Path("results"), metavar="OUT",
+                                      help="a results root")) -> None:
     """Queued, running, finished and failed runs under a results root (and launched jobs)."""
     from rich.table import Table
 
