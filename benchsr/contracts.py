@@ -12,7 +12,7 @@ A Method plugin subclasses `Method`, sets the class attributes, and implements `
 `train_step` and `super_resolve`. Its defaults, profiles and presets live in a `presets.yaml`
 beside its module (see methods/srcyclegan/presets.yaml). The runner owns data, device, precision,
 epochs, checkpoints, timing and evaluation; the method owns its networks, losses and optimisers.
-What the harness relies on, and checks (tests/methods/test_contract.py runs every discovered plugin):
+What the harness relies on, and checks (`benchsr check NAME`; the tests run it on every plugin):
 - `self.cfg` is the fully resolved config: seed, device, precision, `train` (epochs,
   steps_per_epoch, batch_size, lr_patch), `eval`, `runtime`, the method's `model` keys and the
   dataset's `data` keys, every --set already checked for type and range.

@@ -112,14 +112,16 @@ def _invocations(subs) -> list[tuple[str, set[str]]]:
                 words = _strings(node, lists)
                 cmd = next((w for w in words if isinstance(w, str) and w in subs), None)
                 star = next((w[1] for w in words if isinstance(w, tuple)), None)
-                if cmd and star in [a.arg for a in fn.args.args]:
+                params = [a.arg for a in (*fn.args.args, fn.args.vararg) if a is not None]
+                if cmd and star in params:
                     helpers[fn.name] = (cmd, words)
         for node in ast.walk(tree):
             words = _strings(node, lists) if isinstance(node, ast.List) else None
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in helpers \
-                    and node.args and isinstance(node.args[0], ast.List):
-                cmd, base = helpers[node.func.id]
-                words = [*base, *_strings(node.args[0], lists)]
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in helpers:
+                cmd, base = helpers[node.func.id]     # helper([...]) or helper("a", "--b")
+                given = node.args[0] if node.args and isinstance(node.args[0], ast.List) \
+                    else ast.List(elts=node.args)
+                words = [*base, *_strings(given, lists)]
             if not words:
                 continue
             words = [w for w in words if isinstance(w, str)]

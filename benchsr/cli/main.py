@@ -56,6 +56,30 @@ def list_plugins() -> None:
     console.print(_plugin_table("datasets"))
 
 
+@app.command("check")
+def check_plugin(
+    name: str = typer.Argument(..., metavar="NAME", help="a method or dataset (see `benchsr list`)"),
+    preset: str = typer.Option("default", help="the method's preset to check"),
+    data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+) -> None:
+    """Check one plugin, built-in or installed, against the plugin contract at smoke size on the
+    CPU: a method's training step, output, state_dict and tiles; a dataset's protocol and
+    pairs. Exit 0 when every check passes, 1 naming what failed."""
+    from benchsr.run.check import check_plugin as run_checks
+    check_data_dir(data_dir)
+    kind, findings = run_checks(name, preset, data_dir)
+    for f in findings:
+        mark = ("ok  ", "green") if f.ok else ("FAIL", "red")
+        console.print(Text.assemble(mark, f"  {f.check}", (f": {f.detail}" if f.detail else "")))
+    failed = [f.check for f in findings if not f.ok]
+    what = f"{kind} {name}" + (f":{preset}" if kind == "method" else "")
+    if failed:
+        err_console.print(f"{what}: {len(failed)} of {len(findings)} checks failed: "
+                          + "; ".join(failed))
+        raise typer.Exit(1)
+    console.print(f"{what}: all {len(findings)} checks passed")
+
+
 def _parse_methods(spec: str) -> list[tuple[type, str]]:
     """'all', 'name[:preset],...' or both ('all,esrgan:psnr') -> [(class, preset)], each once;
     validated before anything is written."""

@@ -25,3 +25,8 @@ def test_non_editable_install_lists_every_builtin_plugin(tmp_path):
                  "lung-ct", "covid19", "ct-uct", "official, network1"):
         assert name in out.stdout, name
     assert "BROKEN" not in out.stdout and "SHADOWED" not in out.stdout
+    # the contract checks run from the wheel, with no source checkout in reach
+    for name in ("esrgan", "lung-ct"):
+        res = subprocess.run([sys.executable, "-m", "benchsr.cli", "check", name], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0 and "checks passed" in res.stdout, res.stdout + res.stderr
