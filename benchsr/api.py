@@ -1,4 +1,5 @@
-"""A small Python API for notebooks: build a method as the harness would, or read a run folder."""
+"""A small Python API for notebooks (docs/api.md): build a method as the harness would, load a
+dataset, score a method on it, read a run folder, and the metric functions the tables use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,12 @@ from pathlib import Path
 import torch
 
 from benchsr import config, registry
-from benchsr.contracts import BenchError, Method, RunContext
+from benchsr.contracts import BenchError, Method, PreparedData, RunContext
+from benchsr.evaluation.metrics import psnr, rmse, ssim_global, ssim_windowed  # noqa: F401
 from benchsr.results import read_run
+
+__all__ = ["create_method", "load_dataset", "evaluate", "load_run", "Run",
+           "psnr", "ssim_windowed", "ssim_global", "rmse"]
 
 
 def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: str = "lung-ct",
@@ -29,6 +34,34 @@ def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: st
     method = cls(cfg, ctx)
     method.build()
     return method
+
+
+def load_dataset(name: str = "lung-ct", profile: str = "smoke", data_dir=None,
+                 overrides: tuple[str, ...] = ()) -> PreparedData:
+    """The dataset as `benchsr run --dataset NAME --profile PROFILE` loads it: its training
+    streams, evaluation images and protocol."""
+    cls = registry.get("datasets", name)
+    cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, profile, list(overrides))
+    return cls(cfg, Path(data_dir) if data_dir else None).load()
+
+
+def evaluate(method: Method, data: PreparedData | None = None, device: str = "cpu"):
+    """Score `method` (from create_method, or a finished run's `Run.method()`) on the
+    evaluation images of `data` (default: the dataset and profile the method was configured
+    for), as a run scores them: a pandas DataFrame, one row per image, with the set it belongs
+    to. LPIPS is left out, and nothing is written."""
+    import pandas as pd
+    from benchsr.evaluation import clinical
+    from benchsr.evaluation.evaluate import choose_images, evaluate as score_images
+    cfg = method.cfg
+    if data is None:
+        data = load_dataset(cfg["dataset"], cfg["profile"])
+    if data.scale != method.ctx.scale:
+        raise BenchError(f"the method super-resolves x{method.ctx.scale}, the data is x{data.scale}")
+    measures = clinical.Context(lpips=None, hr_window=data.protocol.get("hr_window"),
+                                hr_units=data.protocol.get("hr_units", "HU"))
+    rows, _, _ = score_images(method, choose_images(data, cfg), cfg, torch.device(device), measures)
+    return pd.DataFrame(rows)
 
 
 @dataclass

@@ -198,14 +198,14 @@ def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
 
 
 def holm(p_values: list) -> list:
-    """Holm-Bonferroni adjusted p-values (None/NaN entries stay NaN and do not count)."""
+    """Holm-Bonferroni adjusted p-values by statsmodels' multipletests (None/NaN entries stay
+    NaN and do not count as tests)."""
+    from statsmodels.stats.multitest import multipletests   # lazy: 1 s to import
     p = np.array([np.nan if v is None else v for v in p_values], dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    out, running = np.full(p.shape, np.nan), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        out[i] = running
+    ok = np.isfinite(p)
+    out = np.full(p.shape, np.nan)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
     return out.tolist()
 
 

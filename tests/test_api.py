@@ -1,0 +1,35 @@
+"""The notebook API (docs/api.md): what it documents runs, and scores as a run does."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchsr import api
+from benchsr.contracts import BenchError
+
+
+def test_evaluate_scores_a_finished_run_as_the_run_did(trained, lung_smoke):
+    run = api.load_run(trained["nearest"])
+    scores = api.evaluate(run.method(), lung_smoke)
+    recorded = pd.read_csv(trained["nearest"] / "metrics.csv")
+    assert list(scores["image"]) == list(recorded["image"])
+    for m in ("psnr", "ssim", "ssim_global", "mae_hu"):
+        assert np.allclose(scores[m], recorded[m], rtol=1e-6), m
+
+
+def test_evaluate_a_built_method_and_refuse_another_scale(lung_smoke):
+    scores = api.evaluate(api.create_method("bicubic"), lung_smoke)
+    assert len(scores) == 2 and scores["psnr"].between(15, 40).all()
+    with pytest.raises(BenchError, match="x8"):
+        api.evaluate(api.create_method("bicubic", scale=8, dataset="ct-uct"), lung_smoke)
+
+
+def test_the_metric_functions():
+    rng = np.random.default_rng(0)
+    ref = rng.random((32, 32))
+    test = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
+    mse = np.mean((ref - test) ** 2)
+    assert api.psnr(ref, test) == pytest.approx(10 * np.log10(1 / mse))
+    assert api.rmse(ref, test) == pytest.approx(np.sqrt(mse))
+    assert api.ssim_windowed(ref, ref) == pytest.approx(1.0)
+    assert api.ssim_global(ref, ref) == pytest.approx(1.0)
+    assert 0 < api.ssim_windowed(ref, test) < api.ssim_windowed(ref, (ref + test) / 2) < 1
