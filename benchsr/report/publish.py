@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
+from benchsr.evaluation.metrics import METRICS
 from benchsr.report import figures
 from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
@@ -63,6 +65,27 @@ def latex(table: Table, caption: str) -> str:
     cells = _render(table, latex_escape, lambda s: rf"\textbf{{{s}}}")
     cells.columns = [latex_escape(c) for c in cells.columns]
     return cells.to_latex(index=False, escape=False, caption=latex_escape(caption), position="t")
+
+
+_INTERVAL = re.compile(r"\s*\[[^\]]*\]")     # ' [23.65, 24.19]': the 95 % CI
+
+
+def paper_latex(table: Table, caption: str) -> str:
+    """The quality table as a paper shows it: the method (its label whole: an environment's
+    change of recipe stays in it), the runs behind each row and, per metric that has numbers,
+    its mean ± sd, rank and significance marker; no interval, note, path or provenance."""
+    titles = {m.title for m in METRICS.values()}
+    metric_cols = [c for c in table.cells.columns if c in titles
+                   and table.cells[c].astype(str).str.contains(r"\d", regex=True).any()]
+    keep = ["Method", *metric_cols, *[c for c in ("Seeds",) if c in table.cells.columns]]
+    cells = table.cells[keep].astype(str)
+    cells[metric_cols] = cells[metric_cols].map(lambda s: _INTERVAL.sub("", s))
+    rendered = _render(Table(cells, table.best[keep]), latex_escape, lambda s: rf"\textbf{{{s}}}")
+    rendered.columns = [latex_escape(c) for c in rendered.columns]
+    note = (" Mean $\\pm$ sd over training runs (seeds); \\#: rank; $^\\dagger$: worse than the "
+            "best by a Holm-corrected test.")
+    return rendered.to_latex(index=False, escape=False, position="t",
+                             caption=latex_escape(caption) + note)
 
 
 def html_table(table: Table) -> str:
@@ -118,6 +141,8 @@ def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
     for kind, table in _tables(group):
         write_text(folder / f"{group.stem}-{kind}.tex",
                    latex(table, f"{group.title}: {kind} (protocol {group.key})"))
+    write_text(folder / f"{group.stem}-quality-paper.tex",
+               paper_latex(group.quality, f"{group.title}: image quality."))
 
 
 PAGE = """<!doctype html>

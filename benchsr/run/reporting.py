@@ -14,17 +14,30 @@ from benchsr import results
 from benchsr.evaluation.uncertainty import UNNAMED
 
 
-def _png(path: Path, arr: np.ndarray) -> None:
-    from PIL import Image   # Pillow comes with matplotlib: no SimpleITK to write a picture
+def _png(path: Path, arr: np.ndarray, labels: list[tuple[int, int, str]] = ()) -> None:
+    """A grey picture of `arr` in [0, 1]; `labels` (x, width, text) are written on a white band
+    above, each cut to its panel's width (PIL's default font: 6 pixels a character)."""
+    from PIL import Image, ImageDraw   # Pillow comes with matplotlib: no SimpleITK for a picture
+    img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8))
+    if labels:
+        band = Image.new("L", (img.width, img.height + LABEL_BAND), 255)
+        band.paste(img, (0, LABEL_BAND))
+        draw = ImageDraw.Draw(band)
+        for x, width, text in labels:
+            draw.text((x + 2, 2), text[:max(1, (width - 4) // 6)], fill=0)
+        img = band
     buf = io.BytesIO()
-    Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG",
-                                                                             optimize=True)
+    img.save(buf, "PNG", optimize=True)
     results.atomic_write_bytes(path, buf.getvalue())
 
 
-def save_samples(run_dir: Path, kept, scale: int) -> None:
+LABEL_BAND = 14        # pixels of the white band the panel labels sit on
+
+
+def save_samples(run_dir: Path, kept, scale: int, label: str = "SR") -> None:
     """Per kept image, its published crop (figures.crop_sample) as float16 arrays (.npz, which
-    the leaderboard's comparison grid reads) and as a picture: LR (nearest-enlarged) | SR | HR."""
+    the leaderboard's comparison grid reads) and as a labelled picture: LR (nearest-enlarged) |
+    SR (the run's label) | HR."""
     (run_dir / "samples").mkdir(exist_ok=True)
     for img, sr in kept:
         crop = figures.crop_sample(img.lr, sr, img.hr, scale)
@@ -33,10 +46,13 @@ def save_samples(run_dir: Path, kept, scale: int) -> None:
                             **{k: np.asarray(v, np.float16) for k, v in crop.items()})
         results.atomic_write_bytes(run_dir / "samples" / f"{img.name}.npz", buf.getvalue())
         panels = [np.kron(crop["lr"], np.ones((scale, scale), np.float32)), crop["sr"]]
+        names = [f"LR x{scale} (nearest)", label] + (["HR"] if "hr" in crop else [])
         panels += [crop["hr"]] if "hr" in crop else []
         gap = np.ones((crop["sr"].shape[0], 4), np.float32)
+        starts = np.cumsum([0] + [p.shape[1] + gap.shape[1] for p in panels[:-1]])
         _png(run_dir / "samples" / f"{img.name}.png",
-             np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1))
+             np.concatenate([p for pair in zip(panels, [gap] * len(panels)) for p in pair][:-1], 1),
+             list(zip(starts.tolist(), [p.shape[1] for p in panels], names)))
 
 
 def summarise(df: pd.DataFrame, seed: int) -> dict:
@@ -94,7 +110,7 @@ def write_results(run_dir: Path, rows: list[dict], kept, cfg: dict, manifest: di
         figures.loss_plot(run_dir / "losses.csv", run_dir / "losses.png",
                           f"{manifest['label']} on {cfg['dataset']} ({cfg['profile']})")
     results.write_json(run_dir / "summary.json", summary)
-    save_samples(run_dir, kept, scale)
+    save_samples(run_dir, kept, scale, manifest["label"])
 
 
 def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | None, kept,

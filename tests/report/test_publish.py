@@ -63,6 +63,21 @@ def test_quality_statistics_ranks_and_best(smoke_out):
     assert re.search(rf"\| {re.escape(best)} +\| smoke +\| \*\*\d+\.\d\d ± ", board)   # best in bold
 
 
+def test_paper_latex_has_values_ranks_and_markers_only(smoke_out):
+    (full,) = (smoke_out / "leaderboard").glob("*-quality.tex")
+    (paper,) = (smoke_out / "leaderboard").glob("*-quality-paper.tex")
+    text = paper.read_text()
+    header = text.split(r"\midrule")[0].strip().splitlines()[-1]
+    assert header.startswith("Method & PSNR (dB) & SSIM") and header.endswith(r"Seeds \\")
+    assert "Notes" not in header and "CI covers" not in header and "LPIPS" not in header  # all n/a
+    body = text.split(r"\midrule")[1]
+    assert "[" not in body.replace("[perceptual=off]", "") and "/" not in body   # no CI, no path
+    assert r"\#1" in body and r"\textbf{" in body
+    assert len(body) < len(full.read_text().split(r"\midrule")[1]) / 2
+    # the label whole: a recipe the environment changed stays in the row's name
+    assert "esrgan [perceptual=off]" in text
+
+
 def test_latex_is_booktabs_with_bold_best(smoke_out):
     (tex,) = (smoke_out / "leaderboard").glob("*-quality.tex")
     text = tex.read_text()

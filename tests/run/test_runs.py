@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from benchsr import registry
 from benchsr.cli.main import app
+from benchsr.run import reporting
 from benchsr.run.runner import Runner
 
 from conftest import smoke_config
@@ -39,7 +40,9 @@ def test_run_folder_is_self_describing(smoke_out, label):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["psnr"]["mean"] == pytest.approx(df["psnr"].mean())
     png = sitk.GetArrayFromImage(sitk.ReadImage(str(next((run / "samples").glob("*.png")))))
-    assert png.shape[0] == 128 and png.shape[1] > 3 * 128   # LR | SR | HR side by side
+    band = reporting.LABEL_BAND                               # LR | SR | HR, each labelled
+    assert png.shape[0] == band + 128 and png.shape[1] > 3 * 128
+    assert (png[band:] != 255).any() and (png[:band] < 128).sum() > 50   # text on the band
 
 
 def test_bicubic_beats_nearest_on_real_ct(smoke_out):
