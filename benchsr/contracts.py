@@ -194,6 +194,11 @@ class Method:
         for group, target in (("nets", self.nets), ("optimizers", self.optimizers),
                               ("schedulers", self.schedulers)):
             for key, obj in target.items():
+                if group == "schedulers" and key not in state.get(group, {}):
+                    # a checkpoint from before this scheduler existed: it starts afresh
+                    self.ctx.notes.append(f"checkpoint holds no state for scheduler {key!r}: "
+                                          f"its lr restarts from the initial value")
+                    continue
                 distributed.unwrap(obj).load_state_dict(state[group][key])
         self.load_extra_state(state.get("extra", {}))
 

@@ -6,5 +6,4 @@ from benchsr.nn.blocks import Normalised, edsr, log2_scale, rcan, rrdbnet
 from benchsr.nn.gan import (PatchDiscriminator, as_floats, ema, from_signed, init_normal,
                             relativistic_gan_step, set_requires_grad, strided_first, to_signed)
 from benchsr.nn.losses import gan_loss, load_perceptual, lsgan, tv_loss
-from benchsr.nn.schedules import (cosine_restart_factor, milestones, multistep_factor, scale_lr,
-                                  step_decay)
+from benchsr.nn.schedules import milestones

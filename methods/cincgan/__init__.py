@@ -19,7 +19,6 @@ from benchsr.nn import edsr
 from benchsr.contracts import Method, TrainBatch
 from benchsr.nn import PatchDiscriminator, as_floats, set_requires_grad
 from benchsr.nn import lsgan, tv_loss
-from benchsr.nn import step_decay
 
 from .networks import downscaler, inner_generator
 
@@ -66,6 +65,10 @@ class CinCGAN(Method):
         self.inner_end = self.pretrain_steps + int(round(m["inner_fraction"] * total))
         # sangyun's decay_step 40k of 400k iterations: halve every 10 % of the cycle steps
         self.halve_every = max(1, int(round(m["lr_halve_fraction"] * (total - self.pretrain_steps))))
+        # stepped once per cycle step (end of train_step), its state in the checkpoint
+        self.schedulers = {name: torch.optim.lr_scheduler.StepLR(self.optimizers[name],
+                                                                 self.halve_every, gamma=0.5)
+                           for name in ("G", "D")}
         self.ctx.notes.append(
             f"CinCGAN phases: EDSR pre-trained {self.pretrain_steps} steps (L1 on HR patches and "
             f"their {self.ctx.degradation} x1/{k} LR), inner cycle alone to step {self.inner_end}, "
@@ -112,8 +115,6 @@ class CinCGAN(Method):
         m, ctx, n = self.cfg["model"], self.ctx, self.nets
         if step < self.pretrain_steps:
             return self._pretrain_step(batch.hr, step)
-        for name in ("G", "D"):
-            step_decay(self.optimizers[name], step - self.pretrain_steps, self.halve_every)
         x, y = batch.lr, batch.hr
         y_down = ctx.degrade(y)   # the clean LR domain: the dataset's own degradation
         joint = step >= self.inner_end
@@ -135,14 +136,21 @@ class CinCGAN(Method):
                 loss_d = loss_d + 0.5 * (lsgan(n["D2"](y), True)
                                          + lsgan(n["D2"](sr.detach()), False))
         ctx.optimize(loss_d, self.optimizers["D"], step, "discriminator")
+        self._step_schedulers(step)
 
         out = as_floats(terms)
         out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()),
                    phase=2.0 if joint else 1.0)
         return out
 
+    def _step_schedulers(self, step: int) -> None:
+        """After each cycle step (none in the pre-training): halved every halve_every steps."""
+        if step >= self.pretrain_steps:
+            for sched in self.schedulers.values():
+                sched.step()
+
     def end_epoch(self, epoch: int) -> None:
-        pass   # the lr follows the step (halved every self.halve_every steps)
+        pass   # the schedulers step per cycle step (_step_schedulers)
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:

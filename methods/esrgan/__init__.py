@@ -21,7 +21,7 @@ from benchsr.nn import rrdbnet
 from benchsr.contracts import BenchError, Method, TrainBatch
 from benchsr.nn import ema, relativistic_gan_step
 from benchsr.nn import load_perceptual
-from benchsr.nn import cosine_restart_factor, milestones, multistep_factor, scale_lr
+from benchsr.nn import milestones
 
 D_SIZES = (128, 256)   # the only input sizes VGGStyleDiscriminator accepts
 
@@ -78,8 +78,16 @@ class ESRGAN(Method):
                                                      lr=m["lr_psnr"], betas=betas)
         total = self.ctx.total_steps
         self.psnr_steps = int(round(m["psnr_fraction"] * total))
-        self.gan_milestones = [self.psnr_steps + s for s in
-                               milestones(m["gan_milestones"], total - self.psnr_steps)]
+        gan_steps = milestones(m["gan_milestones"], total - self.psnr_steps)   # from phase 2's start
+        self.gan_milestones = [self.psnr_steps + s for s in gan_steps]
+        # torch's schedulers, stepped once per training step of their phase (end of train_step);
+        # their state is in the checkpoint, so a resumed run goes on where it stopped
+        lr_sched = torch.optim.lr_scheduler
+        self.schedulers = {
+            "G_psnr": lr_sched.CosineAnnealingWarmRestarts(
+                self.optimizers["G_psnr"], T_0=self._psnr_period(), eta_min=m["psnr_eta_min"]),
+            **{name: lr_sched.MultiStepLR(self.optimizers[name], gan_steps, m["gan_gamma"])
+               for name in ("G", "D")}}
         self.ctx.notes.append(f"ESRGAN phases: RRDBNet-PSNR (L1 on {self.ctx.degradation} pairs) "
                               f"for {self.psnr_steps} steps, then the GAN recipe for "
                               f"{total - self.psnr_steps} steps")
@@ -89,8 +97,12 @@ class ESRGAN(Method):
         if m["training"] not in ("unpaired", "paired"):
             raise BenchError(f"esrgan: model.training must be unpaired or paired, got {m['training']!r}")
 
+    def _psnr_period(self) -> int:
+        """Steps per cosine period: the PSNR phase in `psnr_periods` equal parts (rounded up)."""
+        return max(1, -(-self.psnr_steps // int(self.cfg["model"]["psnr_periods"])))
+
     def schedule_points(self) -> dict[str, list[int]]:
-        period = max(1, -(-self.psnr_steps // int(self.cfg["model"]["psnr_periods"])))   # as _lr
+        period = self._psnr_period()
         return {"PSNR phase end": [self.psnr_steps],
                 "cosine restarts": list(range(period, self.psnr_steps, period)),
                 "GAN milestones": self.gan_milestones}
@@ -109,13 +121,11 @@ class ESRGAN(Method):
 
     # ---- one training step ----------------------------------------------------------------------
     def _psnr_step(self, y: torch.Tensor, step: int) -> dict[str, float]:
-        m, g = self.cfg["model"], self.nets["G"]
-        period = max(1, -(-self.psnr_steps // int(m["psnr_periods"])))
-        scale_lr(self.optimizers["G_psnr"],
-                 cosine_restart_factor(step, period, m["psnr_eta_min"] / m["lr_psnr"]))
+        g = self.nets["G"]
         with self.ctx.autocast():
             loss = F.l1_loss(g(self.ctx.degrade(y)).float(), y)
         self.ctx.optimize(loss, self.optimizers["G_psnr"], step, "generator (PSNR phase)")
+        self._step_schedulers(step)
         return {"psnr_l1": float(loss.detach()), "total_g": float(loss.detach())}
 
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
@@ -125,18 +135,21 @@ class ESRGAN(Method):
             return self._psnr_step(y, step)
         if step == self.psnr_steps:
             self.g_ema.n_averaged.zero_()   # the EMA starts from the PSNR weights, as BasicSR's
-        factor = multistep_factor(step, self.gan_milestones, m["gan_gamma"])
-        for name in ("G", "D"):
-            scale_lr(self.optimizers[name], factor)
         x = ctx.degrade(y) if m["training"] == "paired" else batch.lr
         out = relativistic_gan_step(ctx, step, lambda: g(x), y, d, self.optimizers["G"],
                                  self.optimizers["D"], m, self.perceptual, for_d=self._for_d)
         self.g_ema.update_parameters(g)
+        self._step_schedulers(step)
         out["total_g"] = out.pop("total")
         return out
 
+    def _step_schedulers(self, step: int) -> None:
+        """After each step: the PSNR phase's cosine restarts, then the GAN phase's MultiStepLR."""
+        for name in (("G_psnr",) if step < self.psnr_steps else ("G", "D")):
+            self.schedulers[name].step()
+
     def end_epoch(self, epoch: int) -> None:
-        pass   # the lr follows the step (cosine restarts, then MultiStepLR)
+        pass   # the schedulers step per training step (_step_schedulers)
 
     def extra_state(self):
         return {"g_ema": self.g_ema.state_dict()}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from benchsr.contracts import BenchError, Method, TrainBatch
 from benchsr.nn import as_floats, relativistic_gan_step, set_requires_grad
 from benchsr.nn import load_perceptual, lsgan
-from benchsr.nn import milestones, multistep_factor, scale_lr
+from benchsr.nn import milestones
 
 from .networks import build_networks
 
@@ -75,6 +75,13 @@ class PseudoSR(Method):
             "D_esrgan": torch.optim.Adam(n["D_esrgan"].parameters(), lr=m["lr"], betas=sr_betas),
         }
         self.warmup_steps = int(round(m["u_warmup_fraction"] * self.ctx.total_steps))
+        # the reference's per-iteration MultiStepLR: the cycle nets decay by gamma_cycle, U and
+        # D_esrgan by gamma_sr; D_esrgan's only counts after U's warm-up (_step_schedulers)
+        steps = milestones(m["lr_milestones"], self.ctx.total_steps)
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.MultiStepLR(self.optimizers[name], steps, gamma)
+            for name, gamma in (("G", m["lr_gamma_cycle"]), ("D", m["lr_gamma_cycle"]),
+                                ("U", m["lr_gamma_sr"]), ("D_esrgan", m["lr_gamma_sr"]))}
         self.ctx.notes.append(f"pseudo-SR: U trains on L1 alone for its first {self.warmup_steps} "
                               f"steps (u_warmup_fraction {m['u_warmup_fraction']})")
         self.perceptual = load_perceptual(self.ctx, m["lambda_percep"])
@@ -87,20 +94,14 @@ class PseudoSR(Method):
         return img.expand(-1, self.channels, -1, -1) if img.shape[1] != self.channels else img
 
     # ---- one training step ----------------------------------------------------------------------
-    def _schedule(self, step: int) -> None:
-        """The reference's per-iteration MultiStepLR: the cycle nets decay by gamma_cycle, U and
-        D_esrgan by gamma_sr; D_esrgan's schedule only starts counting after U's warm-up."""
-        m = self.cfg["model"]
-        steps = milestones(m["lr_milestones"], self.ctx.total_steps)
-        warmup = self.warmup_steps
-        for name, at, gamma in (("G", step, m["lr_gamma_cycle"]), ("D", step, m["lr_gamma_cycle"]),
-                                ("U", step, m["lr_gamma_sr"]),
-                                ("D_esrgan", max(0, step - warmup), m["lr_gamma_sr"])):
-            scale_lr(self.optimizers[name], multistep_factor(at, steps, gamma))
+    def _step_schedulers(self, step: int) -> None:
+        """After each step: every scheduler, but D_esrgan's only once U's warm-up is over."""
+        for name, sched in self.schedulers.items():
+            if name != "D_esrgan" or step >= self.warmup_steps:
+                sched.step()
 
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         m, k, ctx, n = self.cfg["model"], self.ctx.scale, self.ctx, self.nets
-        self._schedule(step)
         x, y = self._rgb(batch.lr), self._rgb(batch.hr)
         # the clean LR domain: plain bicubic as the reference, or the dataset's degradation
         y_down = ctx.degrade(y) if m["clean_lr"] == "dataset" else bicubic_down(y, k)
@@ -145,6 +146,7 @@ class PseudoSR(Method):
         out = as_floats(terms)
         out.update(self._train_u(rec_y.detach(), y, step))
         out.update(total_g=float(total_g.detach()), d=float(loss_d.detach()))
+        self._step_schedulers(step)
         return out
 
     def _train_u(self, pseudo_lr: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
@@ -161,7 +163,7 @@ class PseudoSR(Method):
         return img.mean(1, keepdim=True) if self.channels == 3 else img
 
     def end_epoch(self, epoch: int) -> None:
-        pass   # the lr follows the step (_schedule), not the epoch
+        pass   # the schedulers step per training step (_step_schedulers), not per epoch
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:

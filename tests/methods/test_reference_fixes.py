@@ -11,7 +11,6 @@ from benchsr import registry
 from benchsr.contracts import RunContext, TrainBatch
 from benchsr.nn.losses import lsgan, vanilla
 from benchsr.methods.pseudosr import bicubic_down
-from benchsr.nn.schedules import cosine_restart_factor
 from benchsr.methods.srcyclegan.losses import identity_up, ssim_loss
 from benchsr.evaluation.metrics import _gaussian_window
 
@@ -74,13 +73,9 @@ def test_pseudosr_follows_the_reference_settings():
     assert all(isinstance(c, torch.nn.Conv2d) and c.stride == (1, 1)
                for c in m.nets["D_esrgan"].modules() if isinstance(c, torch.nn.Conv2d))
     assert float(m.nets["G_xy"].sub_mean.bias.abs().max()) == 0.0   # mean shift 0
-    lr0 = m.cfg["model"]["lr"]
-    for step, cycle, sr in ((99_999, 1, 1), (100_000, 0.5, 0.9), (280_000, 0.5 ** 4, 0.9 ** 4)):
-        m._schedule(step)
-        assert math.isclose(m.optimizers["G"].param_groups[0]["lr"], lr0 * cycle)
-        assert math.isclose(m.optimizers["U"].param_groups[0]["lr"], lr0 * sr)
-    m._schedule(104_999)    # D_esrgan's schedule counts from the end of U's warm-up
-    assert math.isclose(m.optimizers["D_esrgan"].param_groups[0]["lr"], lr0)
+    sched = {name: s.milestones for name, s in m.schedulers.items()}   # MultiStepLR's Counter
+    assert all(sorted(ms.elements()) == [100_000, 180_000, 240_000, 280_000] for ms in sched.values())
+    assert [m.schedulers[n].gamma for n in ("G", "D", "U", "D_esrgan")] == [0.5, 0.5, 0.9, 0.9]
     y = torch.rand(1, 1, 16, 16)
     plain = F.interpolate(y, scale_factor=0.25, mode="bicubic", align_corners=False).clamp(0, 1)
     assert torch.equal(bicubic_down(y, 4), plain)
@@ -136,12 +131,11 @@ def test_esrgan_psnr_phase_is_l1_on_pairs_then_the_gan_from_its_weights():
 def test_esrgan_psnr_preset_and_schedules():
     m = _method("esrgan", "psnr", total_steps=6)
     assert m.psnr_steps == 6
-    assert cosine_restart_factor(0, 250_000, 5e-4) == 1.0
-    assert math.isclose(cosine_restart_factor(125_000, 250_000, 0.0), 0.5)
-    assert cosine_restart_factor(250_000, 250_000, 0.0) == 1.0       # a restart
     m = _method("esrgan", total_steps=1_400_000)
     assert m.psnr_steps == 1_000_000
     assert m.gan_milestones == [1_050_000, 1_100_000, 1_200_000, 1_300_000]
+    assert m.schedulers["G_psnr"].T_0 == 250_000 and m.schedulers["G_psnr"].eta_min == 1e-7
+    assert sorted(m.schedulers["G"].milestones.elements()) == [50_000, 100_000, 200_000, 300_000]
 
 
 def test_the_supervised_reference_adds_to_bicubic_and_old_runs_read_as_before():
