@@ -236,6 +236,7 @@ def read_run(run_dir: Path) -> dict | None:
         manifest = read_json(run_dir / "manifest.json")
     except (OSError, ValueError):
         return None   # being written by another process: only complete files are read
+    manifest, problem = checked_manifest(manifest, run_dir)
     if manifest.get("status") not in ("complete", "failed"):
         return None   # still running (or killed mid-run): not a result yet
     rec = {"dir": run_dir, "manifest": manifest, "metrics": None, "all_metrics": None,
@@ -245,12 +246,18 @@ def read_run(run_dir: Path) -> dict | None:
             rec[name] = read_json(run_dir / f"{name}.json")
         except (OSError, ValueError):
             rec[name] = {}
-    if manifest["status"] != "complete":
-        rec["summary"] = {}       # a failed run's scores (kept on disk to look at) are no result
+        if not isinstance(rec[name], dict):
+            problem, rec[name] = problem or f"{name}.json is a {type(rec[name]).__name__}", {}
+    problem = problem or cost_problem(rec["cost"])
     try:
         rec["config"] = upgrade(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {})
     except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
         rec["config"] = {}
+    if problem:
+        rec["cost"] = {}
+        return _damaged(rec, f"damaged run folder: {problem}")
+    if manifest["status"] != "complete":
+        rec["summary"] = {}       # a failed run's scores (kept on disk to look at) are no result
     if manifest["status"] == "complete" and (run_dir / "metrics.csv").is_file():
         try:
             df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
@@ -291,6 +298,42 @@ def summary_problem(summary: dict, primary) -> str:
             return (f"damaged run folder: summary.json gives {name} mean {given:.6g}, its "
                     f"metrics.csv {float(finite.mean()) if len(finite) else float('nan'):.6g}")
     return ""
+
+
+# what the tables read from a manifest, and the types they need
+_MANIFEST_TYPES = {"dataset": str, "label": str, "profile": str, "status": str, "protocol": dict,
+                   "recipe_changes": dict, "notes": list, "method": str, "provenance": dict}
+
+
+def checked_manifest(manifest, run_dir: Path) -> tuple[dict, str]:
+    """(a manifest the tables can read, '' or what was wrong with it). A damaged one is
+    rebuilt from the folder's place (runs/<dataset>/<label>/<run-id>) and marked failed."""
+    fallback = {"dataset": run_dir.parent.parent.name, "label": run_dir.parent.name,
+                "profile": "unknown", "seed": None, "status": "failed", "protocol": {}}
+    if not isinstance(manifest, dict):
+        return fallback, f"manifest.json is a {type(manifest).__name__}, not a mapping"
+    wrong = [k for k, kind in _MANIFEST_TYPES.items()
+             if (k in manifest or k in ("dataset", "label")) and not isinstance(manifest.get(k), kind)]
+    seed = manifest.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        wrong.append("seed")
+    if not wrong:
+        return manifest, ""
+    kept = {k: v for k, v in manifest.items() if k not in wrong}
+    return ({**fallback, **kept, "status": "failed"},
+            "manifest.json: " + ", ".join(f"{k} {manifest.get(k)!r}"[:60] for k in wrong))
+
+
+def cost_problem(cost: dict) -> str:
+    """'' when cost.json's measures are numbers (or null); else which is not."""
+    bad = [k for k, v in cost.items() if k.endswith(("_s", "_mib", "_total", "_per_s", "_slice",
+                                                     "_fraction", "_input", "_epoch", "_size"))
+           and v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+    if isinstance(cost.get("params"), dict):
+        bad += [f"params.{k}" for k, v in cost["params"].items() if not isinstance(v, int)]
+    elif "params" in cost:
+        bad.append("params")
+    return f"cost.json: {', '.join(bad)} not a number" if bad else ""
 
 
 def _damaged(rec: dict, why: str) -> dict:

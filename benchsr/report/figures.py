@@ -7,6 +7,7 @@ backend is touched.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -155,12 +156,25 @@ def published_sample(path: Path) -> dict:
     return {**arrays, "group": group, "box": box, "scale": scale}
 
 
+def _primary_samples(folder: Path) -> set[str]:
+    """The samples of the primary evaluation set that can be read: a damaged .npz is left out
+    of the grid (its run's numbers come from metrics.csv, not from it)."""
+    found = set()
+    for path in folder.glob("*.npz"):
+        try:
+            with np.load(path) as arrays:
+                if str(arrays["group"]) == "" and {"lr", "sr"} <= set(arrays.files):
+                    found.add(path.stem)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            continue
+    return found
+
+
 def dataset_grid(runs: list[dict], png: Path, title: str) -> bool:
     """The grid for one leaderboard group, on the first sample image every complete run
     published, in its published crop (runs whose crop of it differs are left out)."""
     done = [r for r in runs if r["manifest"].get("status") == "complete"]
-    names = [{p.stem for p in (r["dir"] / "samples").glob("*.npz") if str(np.load(p)["group"]) == ""}
-             for r in done]   # the primary evaluation set only
+    names = [_primary_samples(r["dir"] / "samples") for r in done]
     common = sorted(set.intersection(*names)) if names else []
     if not common:
         return False

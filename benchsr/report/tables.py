@@ -277,7 +277,7 @@ def cost_table(recs: list[dict]) -> Table:
                "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
         for title, (key, fmt, _) in COST_NUMBERS.items():
             row[title] = fmt.format(c[key]) if c.get(key) else ("n/a" if c.get("not_measured") else "-")
-        row["Device"] = f"{m['provenance'].get('device_name', '?')} ({c.get('device', '?')})"
+        row["Device"] = f"{(m.get('provenance') or {}).get('device_name', '?')} ({c.get('device', '?')})"
         row["Precision"] = m.get("precision", "?")
         rows.append(row)
         numbers.append({"label": m["label"], "params": c.get("params_total"), "flops": flops,
@@ -381,7 +381,8 @@ def _provenance_row(label, rec, m, p, commit, status) -> dict:
     return {"Method": label, "Run": run_id(rec["dir"]), "Status": status,
             "Commit": commit, "Device": p.get("device", "?"),
             "Precision": m.get("precision", "?"), "Profile": m["profile"],
-            "Seed": m.get("seed"), "Protocol": protocol_key(m.get("protocol", {})),
+            "Seed": "-" if m.get("seed") is None else m["seed"],
+            "Protocol": protocol_key(m.get("protocol", {})),
             "Finished": m.get("finished", "?")}
 
 
