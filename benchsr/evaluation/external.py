@@ -6,6 +6,9 @@ runner scores them into an ordinary run folder, `external:NAME`, beside the buil
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +28,26 @@ def eval_inputs(data, cfg: dict) -> list[EvalImage]:
 
 
 def export_inputs(data, cfg: dict, out: Path) -> dict:
-    """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json."""
-    if out.exists() and any(out.iterdir()):
-        raise BenchError(f"{out}: exists and is not empty")
-    out.mkdir(parents=True, exist_ok=True)
+    """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json.
+    Written into a hidden folder beside OUT, then renamed: a full disk, an error or a kill
+    leaves no half-written OUT, and a retry starts clean."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BenchError(f"{out}: exists and is not an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        manifest = _write_inputs(data, cfg, partial)
+        os.chmod(partial, 0o755)              # mkdtemp makes it private: the inputs are to share
+        os.replace(partial, out)              # an empty OUT is replaced too
+    except OSError as exc:
+        raise BenchError(f"{out}: cannot write the inputs ({exc.strerror or exc}); nothing "
+                         f"was written") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return manifest
+
+
+def _write_inputs(data, cfg: dict, out: Path) -> dict:
     k, p = data.scale, data.protocol
     entries = []
     for img in eval_inputs(data, cfg):

@@ -167,3 +167,26 @@ def test_nifti_predictions_score_as_saved_whatever_the_writer(exported, tmp_path
     assert scores["sitk"][2] == pytest.approx(scores["npy"][2], abs=1e-4)
     code, err, _ = scores["ambiguous"]
     assert code == 2 and "ambiguous" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_inputs_on_a_full_disk_leaves_nothing_and_a_retry_works(tmp_path, capsys,
+                                                                       monkeypatch):
+    import errno
+    real, calls = np.save, []
+
+    def save_until_full(path, arr, *a, **k):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, arr, *a, **k)
+    out = tmp_path / "inputs"
+    monkeypatch.setattr(np, "save", save_until_full)
+    code, _, err = _main(["export-inputs", out, "--profile", "smoke"], capsys, monkeypatch)
+    assert code == 2 and "No space left on device" in err and "nothing was written" in err, err
+    assert list(tmp_path.iterdir()) == []                  # no OUT, no hidden partial folder
+    monkeypatch.setattr(np, "save", real)
+    code, _, err = _main(["export-inputs", out, "--profile", "smoke"], capsys, monkeypatch)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", *(e["file"] for e in manifest["inputs"])])
