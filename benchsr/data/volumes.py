@@ -7,6 +7,10 @@ GetSpacing gives it; SimpleITK images are in LPS physical space.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ import numpy as np
 from benchsr.errors import BenchError
 from benchsr.optional import OptionalModule
 
+log = logging.getLogger("benchsr")
 # SimpleITK when a scan is read or written (or a mask is made from one); ITK's own warnings go
 # to stderr in several lines, and our errors say what matters in one
 sitk = OptionalModule("SimpleITK", "reading or writing a scan",
@@ -61,15 +66,43 @@ def _file_reader(path: Path) -> sitk.ImageFileReader:
 
 
 @contextlib.contextmanager
+def _native_stderr():
+    """What C++ code (ITK's MetaIO, say) writes to the process's stderr while inside, captured
+    instead of printed: yields a list that holds its lines afterwards."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said += [line.strip() for line in sink.read().decode(errors="replace").splitlines()
+                     if line.strip()]
+
+
+@contextlib.contextmanager
 def _read_errors(path: Path):
-    """ITK's RuntimeErrors as one-line BenchErrors naming the file."""
-    try:
-        yield
-    except RuntimeError as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+    """ITK's RuntimeErrors as one-line BenchErrors naming the file, with what its readers
+    printed (a truncated .mha: 'data not read completely') in place of ITK's last line, which
+    then often says 'No such file or directory' about a file that is there."""
+    with _native_stderr() as said:
+        try:
+            yield
+        except RuntimeError as exc:
+            raised = exc
+        else:
+            raised = None
+    for line in said if raised is None else ():
+        log.warning("%s: %s", path, line)            # a reader's warning: shown, not fatal
+    if raised is not None:
+        msg = str(raised).strip().splitlines()[-1] if str(raised).strip() else "unreadable"
         if "spacing" in msg.lower():   # ITK refuses zero spacing while reading the header
             raise BenchError(f"{path}: absurd voxel spacing ({msg})") from None
-        raise BenchError(f"{path}: cannot read image ({msg})") from None
+        raise BenchError(f"{path}: cannot read image ({said[0] if said else msg})") from None
 
 
 def _dicom_header(name: str) -> sitk.ImageFileReader | None:

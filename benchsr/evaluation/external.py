@@ -84,6 +84,10 @@ NIFTI_RULE = ("NIfTI predictions: the (h, w) array as saved. A file from SimpleI
 def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
     try:
         if path.suffix == ".npy":
+            with open(path, "rb") as fh:
+                head = fh.read(6)           # np.load calls anything else pickled data
+                if head != b"\x93NUMPY" and not head.startswith(b"PK"):   # PK: an .npz, below
+                    raise BenchError(f"{path}: not a .npy file (no NumPy header)")
             arr = np.load(path, allow_pickle=False)
         else:
             img = nib.load(str(path))
@@ -151,14 +155,23 @@ def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str
     return {name: _checked(files[name], img, scale, units, hr_window) for name, img in wanted.items()}
 
 
+def _shape_hint(arr: np.ndarray, img: EvalImage, scale: int) -> str:
+    """Why a prediction may have the wrong shape, only where the shape says it for sure."""
+    h, w = img.lr.shape
+    if arr.size == 0:
+        return " (an empty array)"
+    ratios = {arr.shape[0] / h, arr.shape[1] / w} if arr.ndim == 2 else set()
+    if len(ratios) == 1 and (r := ratios.pop()) >= 1 and r.is_integer():
+        return (f" ({int(r)}x the {h}x{w} input exported for it; this dataset is x{scale}: "
+                f"expected_shape in export-inputs' manifest.json)")
+    return " (export-inputs' manifest.json gives each input's expected_shape)"
+
+
 def _checked(path: Path, img: EvalImage, scale: int, units: str, hr_window) -> np.ndarray:
     want = (img.lr.shape[0] * scale, img.lr.shape[1] * scale)
     arr = _load(path, want)
     if arr.shape != want:
-        hint = ""
-        if arr.ndim == 2 and arr.shape[0] % img.lr.shape[0] == 0 and arr.shape[0] // img.lr.shape[0] != scale:
-            hint = f" (x{arr.shape[0] // img.lr.shape[0]} of the input; this dataset is x{scale})"
-        raise BenchError(f"{path}: shape {arr.shape}, expected {want}{hint}")
+        raise BenchError(f"{path}: shape {arr.shape}, expected {want}{_shape_hint(arr, img, scale)}")
     bad = int((~np.isfinite(arr)).sum())
     if bad:
         raise BenchError(f"{path}: {bad} non-finite values (NaN/Inf)")

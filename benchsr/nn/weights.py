@@ -16,6 +16,30 @@ from benchsr.results import atomic_write_bytes
 EXPORT_FORMAT = "benchsr-weights-1"
 
 
+def load_weights_only(path: Path, device="cpu", what: str = ""):
+    """torch.load(weights_only=True), or a one-line BenchError naming the file and the cause in
+    our words: pickled code refused, or a damaged file (never torch's advice to load it with
+    weights_only=False)."""
+    name = f"{what} {path}".strip()
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        # torch says "Weights only load failed" for both: only an unsupported global (a class
+        # or function the pickle names) means code; anything else is a damaged file
+        if "Unsupported global" in text or "GLOBAL" in text:
+            raise BenchError(f"{name}: refused: it carries pickled objects beyond tensors "
+                             f"(possibly code); only weights are loaded") from None
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        cause = detail[0].strip() if len(detail) and "WeightsUnpickler" in text else "bad pickle"
+        raise BenchError(f"{name}: corrupt, not a readable torch file ({cause})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        # a text file read as a pickle ends in any of these, depending on its first bytes
+        said = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
+        raise BenchError(f"{name}: corrupt or truncated, not a torch file "
+                         f"({type(exc).__name__}{': ' + said[:100] if said else ''})") from None
+
+
 def export(method: Method, cfg: dict, out: Path) -> list[str]:
     """The inference networks' tensors as `<net>.<name>`, config and scale in the metadata."""
     from safetensors.torch import save
@@ -56,12 +80,7 @@ def _read(path: Path, key: str) -> tuple[dict, dict | None, str]:
             return tensors, {n: {k[len(n) + 1:]: v for k, v in tensors.items() if k.startswith(n + ".")}
                              for n in nets}, "a benchsr export"
         return tensors, None, "safetensors"
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError,
-            KeyError, TypeError) as exc:
-        raise BenchError(f"init.from {path}: not a weights-only torch file "
-                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    obj = load_weights_only(path, "cpu", "init.from")
     if isinstance(obj, dict) and isinstance(obj.get("method"), dict) and "nets" in obj["method"]:
         return {}, obj["method"]["nets"], "a benchsr checkpoint"
     entry = "the whole file"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from pathlib import Path
 
 import torch
 
 from benchsr.errors import BenchError
+from benchsr.nn.weights import load_weights_only
 from benchsr.results import atomic_write_bytes
 
 NAMES = ("last.pt", "prev.pt")   # newest first
@@ -36,20 +36,7 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
     """One checkpoint file, or a one-line BenchError saying why not."""
     if not path.is_file():
         raise BenchError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        # torch says "Weights only load failed" for both: only an unsupported global (a class
-        # or function the pickle names) means code; anything else is a damaged file
-        if "Unsupported global" in text or "GLOBAL" in text:
-            raise BenchError(f"{path}: refused: the checkpoint carries pickled objects beyond "
-                             "tensors (possibly code); only weights are loaded") from None
-        raise BenchError(f"{path}: corrupt checkpoint, not a readable torch file "
-                         f"({_first_line(exc).removeprefix('Weights only load failed. ')[:120]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        # a text file read as a pickle ends in any of these, depending on its first bytes
-        raise BenchError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
+    ckpt = load_weights_only(path, device, "checkpoint")
     if not isinstance(ckpt, dict) or "method" not in ckpt:
         raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")
     return ckpt
@@ -68,8 +55,3 @@ def load_latest(folder: Path, device) -> tuple[dict, Path, list[str]] | None:
         except BenchError as exc:
             skipped.append(str(exc))
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -67,6 +67,9 @@ def _read_run(run_dir: Path) -> tuple[dict, dict, Path, Path]:
     for key in ("method", "preset"):
         if not isinstance(cfg.get(key), str):
             raise BenchError(f"{cfg_path}: '{key}' missing or not a string")
+    if cfg["method"].startswith("external:"):
+        raise BenchError(f"{run_dir}: the scores of an outside model's predictions "
+                         f"({cfg['method']}): it has no network to run or export")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("protocol", {}), dict):
         raise BenchError(f"{manifest_path}: not a run manifest (no protocol mapping)")
     for key, kind in (("label", str), ("status", str)):
@@ -76,14 +79,16 @@ def _read_run(run_dir: Path) -> tuple[dict, dict, Path, Path]:
 
 
 def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
-                 precision: str, allow_unfinished: bool = False) -> Trained:
+                 precision: str, allow_unfinished: bool | None = None) -> Trained:
     """The method of a run folder (its config.yaml and manifest.json) with its weights. A run
-    that did not complete is refused unless `allow_unfinished`."""
+    that did not complete is refused unless `allow_unfinished` (None: the caller offers no
+    such option, and the refusal names none)."""
     cfg, manifest, cfg_path, manifest_path = _read_run(run_dir)
     if manifest["status"] != "complete" and not allow_unfinished:
+        offer = ("; --allow-unfinished uses its last checkpoint anyway"
+                 if allow_unfinished is not None else "")
         raise BenchError(f"{run_dir}: the run is {manifest['status']}, not complete "
-                         f"({manifest.get('reason', 'no result yet')}); --allow-unfinished "
-                         f"uses its last checkpoint anyway")
+                         f"({manifest.get('reason', 'no result yet')}){offer}")
     protocol = manifest.get("protocol", {})
     try:
         scale = int(manifest.get("scale") or protocol.get("scale") or 0)

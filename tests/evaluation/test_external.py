@@ -107,7 +107,7 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
     (lambda d: np.save(d / "stranger.npy", np.zeros((4, 4))), "no evaluation input is called"),
     (lambda d: np.save(next(d.glob("*.npy")), np.zeros((8, 8))), "expected"),
     (lambda d: [np.save(p, zoom(np.load(p), 0.5, order=0)) for p in list(d.glob("*.npy"))[:1]],
-     "(x2 of the input; this dataset is x4)"),
+     "2x the 32x32 input exported for it; this dataset is x4"),
     (lambda d: [np.save(p, np.load(p) * np.nan) for p in list(d.glob("*.npy"))[:1]], "non-finite"),
     (lambda d: [np.save(p, np.load(p) * 1500 - 1000) for p in list(d.glob("*.npy"))[:1]],
      "need --units hu"),
@@ -126,6 +126,14 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
                 for p in list(d.glob("*.npy"))[:1]], "an .npz archive, not one .npy array"),
     (lambda d: [np.save(p, np.load(p) > 0.5) for p in list(d.glob("*.npy"))[:1]],
      "holds bool values"),
+    # misleading words (issue 28, item 17): a text file was "pickled data", an empty array
+    # "x0 of the input", and a prediction of another input's size "x8 of the input"
+    (lambda d: [p.write_text("root:x:0:0:root:/root:/bin/bash\n") for p in list(d.glob("*.npy"))[:1]],
+     "not a .npy file (no NumPy header)"),
+    (lambda d: [np.save(p, np.zeros((0, 0), np.float32)) for p in list(d.glob("*.npy"))[:1]],
+     "(an empty array)"),
+    (lambda d: [np.save(p, np.zeros((8 * 32, 8 * 32), np.float32))
+                for p in list(d.glob("*.npy"))[:1]], "8x the 32x32 input exported for it"),
 ])
 def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
                                                          monkeypatch):
@@ -190,3 +198,19 @@ def test_export_inputs_on_a_full_disk_leaves_nothing_and_a_retry_works(tmp_path,
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", *(e["file"] for e in manifest["inputs"])])
+
+
+def test_infer_and_export_weights_on_an_outside_models_run_say_what_it_is(exported, tmp_path,
+                                                                          capsys, monkeypatch):
+    """Both said "unknown method 'external:...'"."""
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: np.clip(zoom(lr, m["scale"], order=1), 0, 1))
+    code, _, err = _main(["evaluate", pred, "--name", "mine", "--profile", "smoke", "--out",
+                          tmp_path / "res"], capsys, monkeypatch)
+    assert code == 0, err
+    run = next((tmp_path / "res" / "runs" / "lung-ct").glob("external*/*"))
+    for args in (["infer", run, tmp_path / "in.nii.gz", tmp_path / "o.nii.gz"],
+                 ["export-weights", run, tmp_path / "w.safetensors"]):
+        code, _, err = _main(args, capsys, monkeypatch)
+        assert code == 2 and "outside model's predictions (external:mine)" in err, err
+        assert "unknown method" not in err

@@ -208,9 +208,9 @@ CORPUS = [
     ("checkpoint of another architecture", lambda t, r: (_checkpoint(t, r, _config(ngf=16)), _write(t / "v.nii.gz", _ct())),
      "does not fit srcyclegan"),
     ("checkpoint with pickled code", lambda t, r: (_checkpoint(t, r, _evil), _write(t / "v.nii.gz", _ct())),
-     "refused: the checkpoint carries pickled objects"),
+     "refused: it carries pickled objects beyond tensors"),
     ("truncated checkpoint", lambda t, r: (_checkpoint(t, r, lambda run: _truncate(run / "checkpoints" / "last.pt")), _write(t / "v.nii.gz", _ct())),
-     "corrupt or truncated checkpoint"),
+     "corrupt or truncated, not a torch file"),
     ("unsafe YAML in the run", lambda t, r: (_checkpoint(t, r, lambda run: (run / "config.yaml").write_text("method: !!python/object/apply:os.system ['echo owned']\n")), _write(t / "v.nii.gz", _ct())),
      "invalid YAML"),
     ("not a run folder", lambda t, r: (t, _write(t / "v.nii.gz", _ct())), "not a run folder"),
@@ -278,3 +278,31 @@ def test_a_run_made_before_a_plugin_key_existed_still_loads(tmp_path, lung_smoke
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     trained = load_trained(run, None, torch.device("cpu"), "fp32")
     assert trained.method.cfg["model"]["residual"] == "none"
+
+
+def test_a_truncated_mha_is_one_line_with_the_readers_words(trained, tmp_path, capfd, monkeypatch):
+    """ITK's MetaIO printed 2 lines of its own to the process's stderr, and the error then said
+    'No such file or directory' about a file that is there."""
+    src = _truncate(_write(tmp_path / "t.mha", _ct()))
+    monkeypatch.setattr(sys, "argv", ["benchsr", "infer", str(trained["nearest"]), str(src),
+                                      str(tmp_path / "sr.nii.gz")])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    err = capfd.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "t.mha: cannot read image" in err and "No such file" not in err, err
+
+
+def test_an_unfinished_run_named_by_export_weights_offers_no_option_it_lacks(trained, tmp_path,
+                                                                            capsys, monkeypatch):
+    import json
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained["srcyclegan"], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "reason": "x"}))
+    code, _, err = _main(["export-weights", run, tmp_path / "w.safetensors"], capsys, monkeypatch)
+    assert code == 2 and "not complete" in err and "--allow-unfinished" not in err, err
+    code, _, err = _main(["infer", run, _write(tmp_path / "v.nii.gz", _ct()), tmp_path / "o.nii"],
+                         capsys, monkeypatch)
+    assert code == 2 and "--allow-unfinished" in err, err        # infer has the option

@@ -85,9 +85,11 @@ def test_a_text_file_as_last_checkpoint_falls_back_too(text, tmp_path):
     (tmp_path / "last.pt").write_bytes(text)
     ckpt, path, skipped = checkpoints.load_latest(tmp_path, "cpu")
     assert path.name == "prev.pt" and ckpt["epoch"] == 0 and len(skipped) == 1
+    # the note says what is wrong in one line, never torch's advice to load with weights_only=False
+    assert "weights_only" not in skipped[0] and "\n" not in skipped[0], skipped
     from benchsr.nn.weights import init_from
     from benchsr.api import create_method
-    with pytest.raises(BenchError, match="not a weights-only torch file"):
+    with pytest.raises(BenchError, match="not a (readable )?torch file"):
         init_from(create_method("nearest"), {"from": str(tmp_path / "last.pt"), "key": "",
                                              "network": "", "strict": True})
 
@@ -100,7 +102,7 @@ class _Payload:
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"method": {}, "payload": _Payload()}, path)
-    with pytest.raises(BenchError, match="refused: the checkpoint carries pickled objects"):
+    with pytest.raises(BenchError, match="refused: it carries pickled objects beyond tensors"):
         checkpoints.load(path)
 
 
