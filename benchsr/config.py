@@ -147,9 +147,13 @@ def presets_in_all(cls) -> list[str]:
     return ["default", *[n for n, p in presets.items() if n != "default" and (p or {}).get("in_all")]]
 
 
+# the sections of a plugin's presets.yaml that are not config keys
+PLUGIN_SECTIONS = ("profiles", "presets", "upgrades", "limits")
+
+
 def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
     doc = plugin_presets(cls)
-    base = {k: v for k, v in doc.items() if k not in ("profiles", "presets", "upgrades")}
+    base = {k: v for k, v in doc.items() if k not in PLUGIN_SECTIONS}
     layers = [base, *((doc.get("profiles") or {}).get(p) or {} for p in profile_chain(profile))]
     if preset is not None:
         presets = doc.get("presets") or {"default": {}}
@@ -209,7 +213,7 @@ def _check_known(overrides: dict, cfg: dict, prefix: str = "") -> None:
 # Harness keys with a range: (minimum, maximum or None, whether the maximum is excluded).
 # Plugin keys are checked by the type of their default; lambda_* >= 0 and *_fraction in [0, 1].
 RANGES = {
-    "seed": (0, None, False), "time_limit_s": (0, None, False),
+    "seed": (0, 2 ** 32 - 1, False), "time_limit_s": (0, None, False),   # seeds numpy takes
     "train.epochs": (0, None, False), "train.steps_per_epoch": (1, None, False),
     "train.batch_size": (1, None, False), "train.lr_patch": (4, None, False),
     "eval.max_images": (0, None, False), "eval.crop": (0, None, False),
@@ -380,5 +384,30 @@ def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[
     extra = parse_set(overrides)
     _check_known(extra, cfg)
     cfg = deep_merge(cfg, _check_types(extra, cfg))
+    for cls in (dataset_cls, method_cls):
+        check_limits(cfg, plugin_presets(cls).get("limits") or {}, cls.name)
     cfg.update(method=method_cls.name, preset=preset, dataset=dataset_cls.name, profile=profile)
     return cfg
+
+
+def check_limits(cfg: dict, limits: dict, owner: str) -> None:
+    """A plugin's `limits:` (presets.yaml) on the resolved config, before any data is read:
+    a list is the key's choices; {min, max} bound it, {above, below} bound it strictly."""
+    flat = flatten(cfg)
+    for key, rule in limits.items():
+        if key not in flat:
+            raise BenchError(f"{owner}'s presets.yaml limits '{key}', which it does not have")
+        value = flat[key]
+        if isinstance(rule, list):
+            if value not in rule:
+                raise BenchError(f"{key}={value!r}: expected one of {', '.join(map(str, rule))} "
+                                 f"({owner})")
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue                                     # the type check has spoken
+        for bound, fails, says in (("min", lambda v, b: v < b, ">="), ("max", lambda v, b: v > b, "<="),
+                                   ("above", lambda v, b: v <= b, ">"),
+                                   ("below", lambda v, b: v >= b, "<")):
+            if bound in rule and fails(value, rule[bound]):
+                raise BenchError(f"{key}={value!r}: out of range (must be {says} {rule[bound]}; "
+                                 f"{owner})")

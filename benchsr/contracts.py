@@ -9,7 +9,7 @@ Conventions shared by every plugin (the harness relies on them):
   recorded (x, y, z) in mm, as SimpleITK's GetSpacing gives it.
 
 A Method plugin subclasses `Method`, sets the class attributes, and implements `build`,
-`train_step` and `super_resolve`. Its defaults, profiles and presets live in a `presets.yaml`
+`train_step` and `super_resolve`. Its defaults, profiles, presets and key limits live in a `presets.yaml`
 beside its module (see methods/srcyclegan/presets.yaml). The runner owns data, device, precision,
 epochs, checkpoints, timing and evaluation; the method owns its networks, losses and optimisers.
 What the harness relies on, and checks (`benchsr check NAME`; the tests run it on every plugin):

@@ -175,6 +175,9 @@ def _checked(path: Path, img: EvalImage, scale: int, units: str, hr_window) -> n
     bad = int((~np.isfinite(arr)).sum())
     if bad:
         raise BenchError(f"{path}: {bad} non-finite values (NaN/Inf)")
+    if float(arr.std()) < 1e-6 and float(np.std(img.lr)) > 1e-3:   # as the runner's check_not_flat
+        raise BenchError(f"{path}: constant ({float(arr.mean()):.4g} everywhere) for an input "
+                         f"that is not: a degenerate output, not a prediction")
     _check_units(path, arr, units)
     if units == "hu":
         lo, hi = hr_window

@@ -30,6 +30,15 @@ BAD_ARGS = [
     (["run", "--methods", "bi[/red]cubic"], "unknown method 'bi[/red]cubic'"),
     (["run", "--methods", "[bold]x"], "unknown method '[bold]x'"),
     (["run", "--methods", "bicubic", "--device", "cuda:-1:"], "cuda:-1:"),
+    # a FAILED run with exit 1 before a plugin could declare its keys' limits (issue 28, 19)
+    (["run", "--methods", "srcyclegan", "--set", "model.gan_loss=nonsense"],
+     "model.gan_loss='nonsense': expected one of vanilla, lsgan (srcyclegan)"),
+    (["run", "--methods", "srcyclegan", "--set", "model.ngf=0"], "must be >= 1; srcyclegan"),
+    (["run", "--methods", "srcyclegan", "--set", "model.lr=-1"], "must be > 0; srcyclegan"),
+    (["run", "--methods", "srcyclegan", "--set", "model.recon_loss=l3"],   # silently ran L1
+     "expected one of l1, l2"),
+    (["run", "--methods", "bicubic", "--set", "seed=100000000000000000000"],
+     "must be [0, 4294967295]"),
 ]
 
 

@@ -134,6 +134,9 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
      "(an empty array)"),
     (lambda d: [np.save(p, np.zeros((8 * 32, 8 * 32), np.float32))
                 for p in list(d.glob("*.npy"))[:1]], "8x the 32x32 input exported for it"),
+    # was a FAILED run in a written leaderboard, exit 0 (item 19)
+    (lambda d: [np.save(p, np.full(np.load(p).shape, 0.5, np.float32))
+                for p in list(d.glob("*.npy"))[:1]], "constant (0.5 everywhere)"),
 ])
 def test_bad_predictions_are_one_line_and_write_nothing(spoil, words, exported, tmp_path, capsys,
                                                          monkeypatch):

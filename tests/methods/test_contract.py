@@ -41,3 +41,24 @@ def test_create_method_refuses_a_scale_its_dataset_does_not_have():
     with pytest.raises(BenchError, match="lung-ct is a 4x dataset"):
         create_method("srcyclegan", scale=8, dataset="lung-ct")
     assert create_method("srcyclegan", scale=8, dataset="ct-uct").ctx.scale == 8
+
+
+def test_every_preset_resolves_within_its_plugins_limits():
+    """presets.yaml's `limits:` name keys the plugin has, and no preset, profile or scale
+    breaks them (config.check_limits runs in every resolve)."""
+    from benchsr import config
+    for name in METHODS:
+        cls = registry.get("methods", name)
+        for preset in config.preset_names(cls):
+            for dataset in ("lung-ct", "ct-uct"):
+                for profile in config.PROFILES:
+                    config.resolve(cls, preset, registry.get("datasets", dataset), profile, [])
+
+
+def test_a_limit_on_a_key_the_plugin_lacks_is_the_plugins_error():
+    from benchsr import config
+    from benchsr.contracts import BenchError
+    with pytest.raises(BenchError, match="limits 'model.nope', which it does not have"):
+        config.check_limits({"model": {"lr": 1.0}}, {"model.nope": {"min": 0}}, "toy")
+    with pytest.raises(BenchError, match=r"must be < 1; toy"):
+        config.check_limits({"model": {"beta": 1.0}}, {"model.beta": {"below": 1}}, "toy")
