@@ -42,9 +42,10 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
     return ckpt
 
 
-def load_latest(folder: Path, device) -> tuple[dict, Path, list[str]] | None:
+def load_latest(folder: Path, device) -> tuple[dict | None, Path | None, list[str]]:
     """The newest complete checkpoint in `folder` (last.pt, else prev.pt), with what was
-    skipped and why; None when there is none."""
+    skipped and why; (None, None, skipped) when none could be loaded (skipped is empty when
+    there was none to load)."""
     skipped = []
     for name in NAMES:
         path = folder / name
@@ -54,4 +55,4 @@ def load_latest(folder: Path, device) -> tuple[dict, Path, list[str]] | None:
             return load(path, device), path, skipped
         except BenchError as exc:
             skipped.append(str(exc))
-    return None
+    return None, None, skipped

@@ -65,11 +65,13 @@ class Batches:
 def resume_state(method, run_dir: Path, manifest: dict, device) -> tuple[int, list, list]:
     """(first epoch, loss log, validation curve) from the newest good checkpoint, or (0, [], []).
     losses.csv and curve.csv are rebuilt from it: a kill between the writes leaves nothing stale."""
-    found = checkpoints.load_latest(run_dir / "checkpoints", device)
-    if found is None:
-        return 0, [], []
-    ckpt, path, skipped = found
+    ckpt, path, skipped = checkpoints.load_latest(run_dir / "checkpoints", device)
     manifest["notes"] += [f"resume skipped {s}" for s in skipped]
+    if ckpt is None:
+        if skipped:        # every checkpoint torn: the run starts over, and says so
+            manifest["notes"].append("resume: no checkpoint could be loaded, so training "
+                                     "restarted from epoch 0")
+        return 0, [], []
     method.load_state_dict(ckpt["method"])
     manifest["resumed_from_epoch"] = ckpt["epoch"] + 1
     manifest["last_checkpoint"] = f"{path.relative_to(run_dir)} (epoch {ckpt['epoch']})"

@@ -76,6 +76,21 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous(tmp_path):
     assert len(skipped) == 1 and "corrupt or truncated" in skipped[0]
 
 
+def test_two_torn_checkpoints_restart_from_epoch_0_and_say_so(tmp_path):
+    """Both torn: the run restarted from epoch 0 without a word (issue 28, item 20)."""
+    from benchsr.run.training import resume_state
+    folder = tmp_path / "checkpoints"
+    for epoch in (0, 1):
+        checkpoints.save(folder, {"method": {"w": torch.ones(3)}, "epoch": epoch})
+    for name in ("last.pt", "prev.pt"):
+        (folder / name).write_bytes((folder / name).read_bytes()[:40])
+    manifest = {"notes": []}
+    assert resume_state(None, tmp_path, manifest, "cpu") == (0, [], [])
+    assert sum("resume skipped" in n for n in manifest["notes"]) == 2
+    assert "restarted from epoch 0" in manifest["notes"][-1]
+    assert resume_state(None, tmp_path / "fresh", {"notes": []}, "cpu") == (0, [], [])
+
+
 @pytest.mark.parametrize("text", [b"abc\n" * 50, b"hello", b"model: x\n"])
 def test_a_text_file_as_last_checkpoint_falls_back_too(text, tmp_path):
     """Text overwriting last.pt raised an uncaught IndexError (b'abc\\n' * 50): every --resume
