@@ -175,6 +175,14 @@ def write_volume(path, array, spacing=(0.7, 0.8, 2.5), origin=(-10.0, 20.0, 5.0)
     return path
 
 
+def _one_line_exit_2(code, err, *words):
+    """A refusal as the CLI must make one: exit 2, one line on stderr, no traceback."""
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+
+
 def _main(args, capsys, monkeypatch):
     """The real entry point in-process: exit code, stdout, stderr."""
     monkeypatch.delenv("BENCHSR_DEBUG", raising=False)

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from benchsr.evaluation import metrics
 from benchsr.report import publish, tables
 from benchsr.results import finished_runs
 

@@ -1,4 +1,4 @@
-"""`benchsr leaderboard` over damaged run folders (issue 28's corpus): each damaged folder is a
+"""`benchsr leaderboard` under hostile input: over damaged run folders each damaged folder is a
 FAILED row with its reason, the other runs are built and ranked, and nothing raises."""
 import json
 import os
@@ -80,3 +80,9 @@ def test_a_corrupt_sample_leaves_the_grid_and_nothing_else(two_runs, tmp_path):
     publish.build([root / "runs"], root)
     board = (root / "leaderboard.md").read_text()
     assert "FAILED" not in board and "| bicubic" in board
+
+
+def test_notes_saved_as_one_string_are_one_note(tmp_path):
+    """A hand-edited manifest whose notes are a string printed as 'n; o; t; e'."""
+    from benchsr.report.tables import _notes
+    assert _notes({"manifest": {"notes": "a hand note"}}) == "a hand note"

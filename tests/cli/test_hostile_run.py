@@ -1,0 +1,115 @@
+"""`benchsr run` under hostile input: bad windows, sizes, numbers, config text, data folders
+and out folders are one line before any run folder; a result that is not one fails the run.
+More one-line cases: tests/cli/test_cli_errors.py and tests/cli/test_experiment_files.py."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchsr import registry
+from benchsr.run.runner import Runner
+
+from conftest import _ct, _main, _one_line_exit_2, smoke_config, write_volume as _write
+
+
+@pytest.mark.parametrize("item, words", [("data.window=[500,-1000]", "low < high"),
+                                         ("data.window=[0,0]", "low < high"),
+                                         ("data.window=5", "expected a list")])
+def test_reversed_or_degenerate_window_is_refused_before_loading(item, words, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["benchsr", "run", "--methods", "bicubic", "--profile", "smoke",
+                                      "--set", item, "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as stop:
+        from benchsr import cli
+        cli.main()
+    _one_line_exit_2(stop.value.code, capsys.readouterr().err, words)
+    assert not (tmp_path / "o").exists()
+
+def test_an_infinite_metric_is_a_failed_run(tmp_path, lung_smoke):
+    import dataclasses
+    hr_only = [dataclasses.replace(i, lr=i.hr[::4, ::4]) for i in lung_smoke.eval_images[:2]]
+    data = dataclasses.replace(lung_smoke, eval_images=[
+        dataclasses.replace(i, hr=np.kron(i.lr, np.ones((4, 4), np.float32))) for i in hr_only])
+    out = Runner(data, tmp_path).run(registry.get("methods", "nearest"), smoke_config("nearest"))
+    assert out.status == "failed" and "psnr is inf" in out.reason
+
+def test_resume_rebuilds_losses_from_the_checkpoint(tmp_path, lung_smoke):
+    method = registry.get("methods", "srcyclegan")
+    out = Runner(lung_smoke, tmp_path).run(method, smoke_config("srcyclegan"))
+    full = (out.run_dir / "losses.csv").read_text()
+    (out.run_dir / "losses.csv").write_text("epoch,step,total_g\n0,0,99\n")   # stale
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    manifest["status"] = "running"                              # as if killed after the checkpoint
+    (out.run_dir / "manifest.json").write_text(json.dumps(manifest))
+    again = Runner(lung_smoke, tmp_path).run(method, smoke_config("srcyclegan"), resume=True)
+    assert again.run_dir == out.run_dir and again.status == "complete"
+    assert (out.run_dir / "losses.csv").read_text() == full
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    assert summary["training"]["total_g_first_epoch"] != 99
+
+@pytest.mark.parametrize("text, words", [("volumes: [a.mha]\n", "'volumes' must map"),
+                                         ("volumes: {a.mha: 3}\n", "must be a mapping")])
+def test_ct_uct_manifest_schema(text, words, tmp_path):
+    from benchsr.contracts import BenchError
+    from benchsr.datasets.ct_uct import read_manifest
+    (tmp_path / "manifest.yaml").write_text(text)
+    with pytest.raises(BenchError, match=words):
+        read_manifest(tmp_path)
+
+def test_ct_uct_link_out_of_its_folder_is_refused(tmp_path):
+    from benchsr.contracts import BenchError
+    from benchsr.datasets.ct_uct import CTuCT
+    outside = _write(tmp_path / "elsewhere.mha", _ct())
+    (tmp_path / "uct").mkdir()
+    (tmp_path / "uct" / "scan.mha").symlink_to(outside)
+    with pytest.raises(BenchError, match="outside"):
+        CTuCT._entries(tmp_path / "uct")
+
+def test_bad_out_folder(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    res = subprocess.run([sys.executable, "-m", "benchsr.cli", "run", "--methods", "bicubic",
+                          "--profile", "smoke", "--out", str(tmp_path / "afile")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "is a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+@pytest.mark.parametrize("item, words", [
+    ("train.lr_patch=1000", "smaller than its 1000x1000 patch"),        # was a FAILED run, exit 1
+    ("eval.border_crop=100", "leaves nothing of a 128-pixel evaluation image"),   # likewise
+    ("model.lambda_cycle=1e400", "must be >= 0"),
+    ("model.lr=1e400", "must be a finite number"),                     # said "must be >= None"
+])
+def test_sizes_and_numbers_the_run_cannot_take_are_one_line_before_any_folder(
+        item, words, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "res"
+    code, _, err = _main(["run", "--methods", "srcyclegan", "--profile", "smoke", "--set", item,
+                          "--out", out], capsys, monkeypatch)
+    _one_line_exit_2(code, err, words)
+    assert not out.exists()
+
+def test_slurm_without_srun_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))           # no srun anywhere
+    code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher", "slurm",
+                          "--slurm-partition", "gpu", "--out", tmp_path / "res"], capsys, monkeypatch)
+    _one_line_exit_2(code, err, "no srun on PATH")
+
+@pytest.mark.parametrize("content, args, words", [
+    (bytes(range(200, 256)) * 4, [], "not UTF-8 text"),
+    ("method: bicubic\nvariant: caf\u00e9\n".encode("latin-1"), [], "not UTF-8 text"),
+    (("x: " + "[" * 5000 + "]" * 5000).encode(), [], "nested too deeply"),
+    (None, ["--set", "seed=" + "[" * 5000 + "]" * 5000], "nested too deeply"),
+    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[a,b]"], "two whole slice numbers"),
+    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[1,2,3]"], "expected [first, stop]"),
+])
+def test_config_text_that_gave_a_traceback_is_one_line(content, args, words, tmp_path, capsys,
+                                                       monkeypatch):
+    """Binary junk, Latin-1, a 5000-deep list (RecursionError) and malformed slice ranges."""
+    source = ["--methods", "bicubic"]
+    if content is not None:
+        (tmp_path / "c.yaml").write_bytes(content)
+        source = ["--config", tmp_path / "c.yaml"]
+    code, _, err = _main(["run", *source, "--profile", "smoke", *args, "--out", tmp_path / "res"],
+                         capsys, monkeypatch)
+    _one_line_exit_2(code, err, words)
+    assert not (tmp_path / "res").exists()
