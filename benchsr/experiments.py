@@ -30,7 +30,7 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict:
         raise BenchError(f"--config {path}: _base_ includes itself ("
                          + " -> ".join(p.name for p in (*chain, where)) + ")")
     if not path.is_file():
-        what = "not a file" if path.exists() else "no such file"
+        what = "not a regular file (a folder, pipe or device)" if path.exists() else "no such file"
         raise BenchError(f"--config {path}: {what}" + (f" (a _base_ of {chain[-1]})" if chain else ""))
     doc = config.read_yaml(path)
     bases = doc.pop(BASE_KEY, None) or []

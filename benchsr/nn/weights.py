@@ -66,7 +66,8 @@ def _read(path: Path, key: str) -> tuple[dict, dict | None, str]:
     """(tensors, {net: state} when the file says which nets, which entry was read) from any
     supported file."""
     if not path.is_file():
-        raise BenchError(f"init.from {path}: no such file")
+        raise BenchError(f"init.from {path}: " + ("not a regular file (a folder, pipe or device)"
+                                                 if path.exists() else "no such file"))
     if path.name.endswith(".safetensors"):
         from safetensors import safe_open
         try:

@@ -35,7 +35,8 @@ def save(folder: Path, state: dict, before_write=None) -> Path:
 def load(path: Path, device: torch.device | str = "cpu") -> dict:
     """One checkpoint file, or a one-line BenchError saying why not."""
     if not path.is_file():
-        raise BenchError(f"{path}: no such checkpoint")
+        raise BenchError(f"{path}: " + ("not a regular file (a folder, pipe or device)"
+                                        if path.exists() else "no such checkpoint"))
     ckpt = load_weights_only(path, device, "checkpoint")
     if not isinstance(ckpt, dict) or "method" not in ckpt:
         raise BenchError(f"{path}: not a benchsr checkpoint (no 'method' state)")

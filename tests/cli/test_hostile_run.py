@@ -113,3 +113,16 @@ def test_config_text_that_gave_a_traceback_is_one_line(content, args, words, tmp
                          capsys, monkeypatch)
     _one_line_exit_2(code, err, words)
     assert not (tmp_path / "res").exists()
+
+
+def test_a_pipe_where_a_file_is_read_is_one_line_and_never_waited_on(tmp_path, capsys,
+                                                                     monkeypatch):
+    """--config and init.from named a FIFO: 'no such file' about a file that is there."""
+    import os
+    pipe = tmp_path / "pipe.yaml"
+    os.mkfifo(pipe)
+    for args in (["--config", pipe], ["--methods", "srcyclegan", "--profile", "smoke", "--set",
+                                      f"init.from={pipe}"]):
+        code, _, err = _main(["run", *args, "--out", tmp_path / "res"], capsys, monkeypatch)
+        _one_line_exit_2(code, err, "not a regular file")
+        assert not (tmp_path / "res").exists()
