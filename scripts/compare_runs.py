@@ -60,19 +60,23 @@ def main(argv=None) -> int:
     old, new = _runs(args.old), _runs(args.new)
     lines = ["| dataset | run | seed | images | columns compared | largest difference |",
              "|---|---|---|---|---|---|"]
-    same = set(old) == set(new)
+    identical, differ, alone = 0, 0, 0
     for key in sorted(set(old) | set(new), key=str):
         if key not in old or key not in new:
+            alone += 1
             lines.append(f"| {key[0]} | {key[1]} | {key[2]} | – | – | only in "
                          f"{'new' if key in new else 'old'} |")
             continue
         cols, gaps = _compare(old[key], new[key])
         worst = max(gaps.values(), default=0.0)
-        same &= worst == 0.0
+        identical, differ = identical + (worst == 0.0), differ + (worst != 0.0)
         n = len(pd.read_csv(new[key] / "metrics.csv"))
         shown = "identical" if worst == 0.0 else ", ".join(f"{c} {g:.3g}" for c, g in gaps.items() if g)
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {n} | {len(cols)} | {shown} |")
-    text = "\n".join(lines) + f"\n\n{'every value identical' if same else 'DIFFERENCES'}\n"
+    verdict = (f"{identical} runs in both identical, {differ} differ; {alone} in one root only "
+               f"(nothing to compare)")
+    text = "\n".join(lines) + f"\n\n{verdict}\n"
+    same = differ == 0 and alone == 0
     print(text)
     if args.report:
         args.report.write_text(text)
