@@ -35,6 +35,15 @@ What the harness relies on, and checks (`benchsr check NAME`; the tests run it o
   at most one into its first tenth (tests/methods/test_reference_fixes.py checks every plugin).
 - `deterministic = True` only for a method whose output no seed can change (interpolation): the
   statistics then give it no seed variance. Any trained method needs 2+ seeds to be compared.
+- `planes` names the tracks a method runs on: "axial" (in-plane SR: `super_resolve`) and/or
+  "through" (thick slices to thin: `super_resolve_z`, (n, H, W) thick slices in [0, 1] -> (n*k,
+  H, W) thin ones, k = ctx.scale = the protocol's z_factor, at the positions
+  `benchsr.data.thin_positions(n*k, k, ctx.degradation)` gives). A method asked for a plane it
+  does not list is refused before any run folder.
+
+A through-plane protocol (`protocol["plane"] == "through"`) gives `eval_volumes` (slabs of thin
+slices and the thick ones made from them by `protocol["degradation"]`: mean or pick) instead of
+`eval_images`, and its scale is the z_factor.
 
 A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its
 protocol must hold `scale`, `degradation` (how LR is made from HR: evaluation and training pairs
@@ -134,6 +143,7 @@ class Method:
     # time and memory are no method's cost; the cost table says n/a
     measured_cost: ClassVar[bool] = True
     scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
+    planes: ClassVar[tuple[str, ...]] = ("axial",)   # "axial" (super_resolve), "through" (super_resolve_z)
     inference_network: ClassVar[str | None] = None  # key in self.nets: the SR network (costs)
     inference_networks: ClassVar[tuple[str, ...]] = ()  # all nets super_resolve runs, if several
     contiguous_nets: ClassVar[tuple[str, ...]] = ()  # nets kept out of channels_last (.view inside)
@@ -156,6 +166,11 @@ class Method:
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) in [0, 1] -> (B, C, k*h, k*w) in [0, 1]. Called under torch.no_grad()."""
         raise NotImplementedError
+
+    def super_resolve_z(self, thick: torch.Tensor) -> torch.Tensor:
+        """Through-plane methods (planes has "through"): (n, H, W) thick slices in [0, 1] ->
+        (n*k, H, W) thin ones. Called under torch.no_grad()."""
+        raise NotImplementedError(f"{self.name} has no through-plane super-resolution")
 
     # -- optional hooks ------------------------------------------------------------------------
     def schedule_points(self) -> dict[str, list[int]]:
@@ -241,6 +256,19 @@ class EvalImage:
 
 
 @dataclass
+class EvalVolume:
+    """One through-plane evaluation slab: `thin` (n*k, H, W) real slices in [0, 1], `thick`
+    (n, H, W) made from them by the protocol's slice profile, the thin slices' body `mask`, and
+    the patient it comes from (`volume`)."""
+    name: str
+    thick: np.ndarray
+    thin: np.ndarray
+    source: str
+    volume: str | None = None
+    mask: np.ndarray | None = None
+
+
+@dataclass
 class PreparedData:
     """Everything a dataset adapter yields; the runner needs nothing else."""
     scale: int
@@ -252,6 +280,7 @@ class PreparedData:
     lr_only: list[EvalImage] = field(default_factory=list)  # real LR modality, no reference
     paired: bool = False
     simulated: bool = False       # any simulated content: labels every table and picture
+    eval_volumes: list[EvalVolume] = field(default_factory=list)   # the through-plane track
 
 
 class Dataset:

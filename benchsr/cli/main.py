@@ -27,7 +27,7 @@ __all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "in
 
 def _plugin_table(kind: str) -> Table:
     t = Table(title=kind)
-    cols = (["name", "presets", "data", "scales", "description", "origin"] if kind == "methods"
+    cols = (["name", "presets", "data", "scales", "planes", "description", "origin"] if kind == "methods"
             else ["name", "scale", "description", "origin"])
     for col in cols:
         t.add_column(col, overflow="fold")
@@ -42,7 +42,7 @@ def _plugin_table(kind: str) -> Table:
         c = entry.cls
         if kind == "methods":
             t.add_row(name, ", ".join(config.preset_names(c)), c.data,
-                      ",".join(map(str, c.scales)), c.description, entry.origin)
+                      ",".join(map(str, c.scales)), ",".join(c.planes), c.description, entry.origin)
         else:
             label = c.description + (" [SIMULATED]" if c.simulated else "")
             t.add_row(name, f"{c.scale}x", label, entry.origin)
@@ -148,6 +148,8 @@ def run(
     jobs = [(cls, config.resolve(cls, preset, ds_cls, profile,
                                  from_file[cls, preset] + _extra(set_, device, precision, s)))
             for cls, preset in chosen for s in seed_list]    # every config checked here, first
+    jobs = _for_the_plane(jobs, methods, dataset)
+    chosen = [pair for pair in chosen if any(cls is pair[0] for cls, _ in jobs)]
     if launcher is not None:
         from benchsr.cli.models import launch_sweep
         specs = [(f"{cls.name}:{preset}", from_file[cls, preset] + _extra(set_, device, precision, s))
@@ -180,6 +182,26 @@ def _named(methods, dataset, profile, doc: dict, path) -> tuple[str, str, str]:
                              f"disagree: give it once")
     return (methods or "all", dataset or given.get("dataset", "lung-ct"),
             profile or given.get("profile", "quick"))
+
+
+def _for_the_plane(jobs: list, spec: str, dataset: str) -> list:
+    """The jobs whose method runs the dataset's track (data.plane): `all` means every method
+    for it; a method named that cannot is refused before anything is written."""
+    plane = jobs[0][1]["data"].get("plane", "axial")
+    named = {item.strip().partition(":")[0] for item in spec.split(",")} - {"all"}
+    kept = []
+    for cls, cfg in jobs:
+        if plane in cls.planes:
+            kept.append((cls, cfg))
+        elif cls.name in named:
+            fits = sorted(n for n, e in registry.discover("methods").items()
+                          if not e.broken and plane in e.cls.planes)
+            raise BenchError(f"{cls.name} runs the {'/'.join(cls.planes)} track only, not "
+                             f"{dataset}'s {plane} track (data.plane={plane}); methods for it: "
+                             f"{', '.join(fits) or 'none'}")
+    if not kept:
+        raise BenchError(f"no method of --methods {spec} runs the {plane} track")
+    return kept
 
 
 def _parse_seeds(seeds: str | None, seed: int | None) -> list[int | None]:
@@ -217,7 +239,7 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
         data = ds_cls(jobs[0][1], data_dir).load()
     from benchsr.run.build import check_fits, check_init
     for cls, cfg in jobs:               # every job's sizes and init.from before the first folder
-        check_fits(cfg, data)
+        check_fits(cfg, data, cls)
         check_init(cls, cfg, data)
     outcomes = []
     with progress_bars() if show else contextlib.nullcontext() as progress:

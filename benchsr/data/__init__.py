@@ -1,5 +1,6 @@
 """Volumes and patches: reading, windowing and degrading CT (volumes), the on-disk slice cache
-(cache), patch sampling (patches), and the embedded chest CT (embedded). Dataset plugins import
+(cache), patch sampling (patches), the embedded chest CT (embedded), and the through-plane
+track's thick slices and their geometry (through_plane). Dataset plugins import
 from here: `from benchsr.data import read_volume, window, degrade, cached`, and `sitk`, SimpleITK
 imported when first used (benchsr/optional.py)."""
 from benchsr.data.cache import StackedSlices, cached
@@ -7,3 +8,5 @@ from benchsr.data.embedded import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
 from benchsr.data.volumes import (body_mask, check_hu, degrade, enlarge_bicubic, read_volume,
                                   resample, sitk, stream_distance, window)
 from benchsr.data.prepared import PREPARED, prepared_names, read_scan, source_of, write_scan
+from benchsr.data.through_plane import (Z_DEGRADATIONS, interpolate_z, missing, thicken,
+                                        thin_positions)

@@ -25,8 +25,10 @@ def flops_per_input(method: Method, lr_shape: tuple[int, ...], device) -> int | 
         return None
     counter = FlopCounterMode(display=False)
     method.train(False)
-    with counter:
-        method.super_resolve(torch.zeros(lr_shape, device=device))
+    # (B, C, h, w): an in-plane input; (n, H, W): a through-plane stack of thick slices
+    run = method.super_resolve if len(lr_shape) == 4 else method.super_resolve_z
+    with counter, torch.no_grad():
+        run(torch.zeros(lr_shape, device=device))
     method.train(True)
     return int(counter.get_total_flops())
 

@@ -64,7 +64,9 @@ class Group:
     @property
     def title(self) -> str:
         best = " (BEST-ON-VALIDATION checkpoints)" if self.checkpoint == "best" else ""
-        return (self.dataset + (" (SIMULATED)" if self.simulated else "")
+        through = (f" through-plane x{self.protocol.get('z_factor')} along z"
+                   if self.protocol.get("plane") == "through" else "")
+        return (self.dataset + through + (" (SIMULATED)" if self.simulated else "")
                 + (f", {self.profile}" if self.profile else "") + best)
 
     @property

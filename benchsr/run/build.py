@@ -24,10 +24,14 @@ def build_method(method_cls, cfg: dict, device, data: PreparedData, notes: list)
     return method
 
 
-def check_fits(cfg: dict, data: PreparedData) -> None:
-    """Sizes that only the data can check, before any run folder exists (else a FAILED run):
-    the training patch must fit the streams' images, and the border the scores leave out must
-    leave something of the evaluation images."""
+def check_fits(cfg: dict, data: PreparedData, method_cls=None) -> None:
+    """What only the data can check, before any run folder exists (else a FAILED run): the
+    method runs the data's track (plane), the training patch fits the streams' images, and
+    the border the scores leave out leaves something of the evaluation images."""
+    plane = data.protocol.get("plane", "axial")
+    if method_cls is not None and plane not in method_cls.planes:
+        raise BenchError(f"{method_cls.name} runs the {'/'.join(method_cls.planes)} track only, "
+                         f"not the {plane} track of {cfg['dataset']} (data.plane)")
     k, p = data.scale, int(cfg["train"]["lr_patch"])
     for what, stack, size in (("LR", data.train_lr, p), ("HR", data.train_hr, p * k)):
         h, w = stack.images.shape[1:]

@@ -106,13 +106,32 @@ def _output(method: Method) -> str:
     return f"(1, {c}, 12, 16) -> {tuple(out.shape)}, values in [{lo:.3f}, {hi:.3f}]"
 
 
+def _output_z(method: Method) -> str:
+    k = method.ctx.scale
+    method.train(False)
+    with torch.no_grad():
+        out = method.super_resolve_z(torch.rand(4, 16, 12))
+    assert tuple(out.shape) == (4 * k, 16, 12), f"shape {tuple(out.shape)}"
+    assert bool(torch.isfinite(out).all()), "NaN or Inf in the output"
+    lo, hi = float(out.min()), float(out.max())
+    assert 0 <= lo and hi <= 1, f"values in [{lo:.3g}, {hi:.3g}], not [0, 1]"
+    return f"(4, 16, 12) thick -> {tuple(out.shape)} thin, values in [{lo:.3f}, {hi:.3f}]"
+
+
+def _infer(method: Method):
+    """The method's inference on a small input of its first plane."""
+    if "axial" in method.planes:
+        return method.super_resolve(torch.rand(1, method.ctx.channels, 12, 12,
+                                               generator=torch.Generator().manual_seed(1)))
+    return method.super_resolve_z(torch.rand(4, 16, 12, generator=torch.Generator().manual_seed(1)))
+
+
 def _round_trip(method: Method, name: str, preset: str) -> str:
     twin = build_method(name, preset, method.ctx.scale)
     twin.load_state_dict(method.state_dict())
     twin.train(False)
-    lr = torch.rand(1, method.ctx.channels, 12, 12)
     with torch.no_grad():
-        assert torch.equal(twin.super_resolve(lr), method.super_resolve(lr)), \
+        assert torch.equal(_infer(twin), _infer(method)), \
             "a twin loaded from state_dict() gives another output"
     return f"{len(method.nets)} nets, {len(method.optimizers)} optimisers"
 
@@ -147,10 +166,21 @@ def check_method(name: str, preset: str = "default") -> list[Finding]:
     if method.data != "none":
         checks.run("one training step through ctx.optimize", _one_step, method)
         checks.run("schedules scale with the run's length", _schedule, method)
-    checks.run("output shape and range", _output, method)
+    checks.run("declares its planes", _planes, method)
+    if "axial" in method.planes:
+        checks.run("output shape and range", _output, method)
+    if "through" in method.planes:
+        checks.run("through-plane output shape and range", _output_z, method)
     checks.run("state_dict round trip", _round_trip, method, name, preset)
-    checks.run("tiles in one batch come out as alone", _tiles, method)
+    if "axial" in method.planes:
+        checks.run("tiles in one batch come out as alone", _tiles, method)
     return checks.findings
+
+
+def _planes(method: Method) -> str:
+    planes = tuple(method.planes)
+    assert planes and set(planes) <= {"axial", "through"}, f"planes = {planes!r}"
+    return ", ".join(planes)
 
 
 # ---- datasets -------------------------------------------------------------------------------
@@ -179,7 +209,9 @@ def _eval_images(data) -> str:
 
 def _fits_every_method(cls, data) -> str:
     from benchsr.run.build import check_fits
-    names = sorted(n for n, e in registry.discover("methods").items() if not e.broken)
+    plane = data.protocol.get("plane", "axial")
+    names = sorted(n for n, e in registry.discover("methods").items()
+                   if not e.broken and plane in e.cls.planes)
     for name in names:
         method_cls = registry.get("methods", name)
         for preset in config.plugin_presets(method_cls).get("presets") or {"default": {}}:

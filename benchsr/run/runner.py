@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from benchsr.config import total_steps
 from benchsr.contracts import BenchError, PreparedData
 from benchsr.evaluation import clinical, cost, metrics
 from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evaluate_run
+from benchsr.evaluation.through_plane import evaluate_volumes
 from benchsr.run import best, fastpaths, reporting
 from benchsr.run.build import build_method, check_fits, check_init
 from benchsr.run.manifest import new_manifest, plugins_used, record_failure
@@ -56,7 +58,7 @@ class Runner:
         check_precision(cfg["precision"], device)
         precision, why = resolve_precision(cfg["precision"], device)
         runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
-        check_fits(cfg, self.data)   # sizes the data cannot take: one line, no run folder
+        check_fits(cfg, self.data, method_cls)   # sizes the data cannot take: one line, no run folder
         if cfg["init"]["from"]:      # a file that does not fit: one line, no run folder
             check_init(method_cls, cfg, self.data)
             # its content is part of the config: two files at one path are never seeds of one row
@@ -122,13 +124,15 @@ class Runner:
                 timing = fit(method, self.data, cfg, method.ctx, run_dir, manifest, stage, bar, log,
                              validator(method, self.data, cfg, device))
         lp, lpips_note = self._lpips_for(cfg, device, manifest["notes"])
-        images = choose_images(self.data, cfg)
-        protocol = self.data.protocol
+        protocol, through = self.data.protocol, self.data.protocol.get("plane") == "through"
+        images = [] if through else choose_images(self.data, cfg)
         measures = clinical.Context(lpips=lp, hr_window=protocol.get("hr_window"),
                                     hr_units=protocol.get("hr_units", "HU"))
-        with stage("evaluation"), shown(self.progress, f"eval  {manifest['label']}", len(images)) as bar:
-            rows, kept, ms, volume_rows = evaluate_run(method, images, cfg, device, measures,
-                                                       stage, bar)
+        score = partial(evaluate_volumes, method, self.data.eval_volumes) if through else \
+            partial(evaluate_run, method, images)
+        units = len(self.data.eval_volumes if through else images)
+        with stage("evaluation"), shown(self.progress, f"eval  {manifest['label']}", units) as bar:
+            rows, kept, ms, volume_rows = score(cfg, device, measures, stage, bar)
         with stage("reporting"):
             reporting.write_results(run_dir, rows, kept, cfg, manifest, self.data.scale, lpips_note,
                                     volume_rows)
@@ -136,8 +140,9 @@ class Runner:
             log.info("evaluated " + ", ".join(
                 f"{m} {np.nanmean([r[m] for r in rows if r.get(m) is not None]):.4g}"
                 for m in ("psnr", "ssim") if any(r.get(m) is not None for r in rows)))
-            reporting.write_cost(run_dir, method, cfg, device, timing, ms, kept,
-                                 (1, 1, *self.data.eval_images[0].lr.shape), memory)
+            one_input = (tuple(self.data.eval_volumes[0].thick.shape) if through   # thick slices
+                         else (1, 1, *self.data.eval_images[0].lr.shape))
+            reporting.write_cost(run_dir, method, cfg, device, timing, ms, kept, one_input, memory)
         with stage("scoring the best-on-validation checkpoint"):
             best.score(method, cfg, device, run_dir, manifest, self.data, images, measures,
                        lpips_note, (rows, kept, volume_rows), stage, self.progress)

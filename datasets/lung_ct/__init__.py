@@ -9,6 +9,10 @@ LR, HR, gap, evaluation, gap: both streams cover the whole chest, and no stream 
 evaluation slice. `data.split: ranges` keeps the first published split (lower chest to LR,
 upper chest to HR, `data.lr_slices` / `eval_slices` / `hr_slices`), whose streams differ in
 anatomy. The protocol records the streams' body-masked intensity distance.
+`data.plane: through` is the through-plane track instead: the 5 mm slices are the thin ones,
+`data.z_factor` of them make a thick slice (`data.z_degradation`: their mean, the slice profile,
+or every k-th), and methods reconstruct the thin slices of held-out slabs from the thick ones
+(interleaved: training slab, gap, evaluation slab, gap, each `data.z_slab` slices).
 `--data-dir` may name another DICOM series folder to run the same protocol on.
 """
 from __future__ import annotations
@@ -17,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
+from benchsr.contracts import BenchError, Dataset, EvalImage, EvalVolume, PreparedData, SliceStack
 from benchsr.data import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
 from benchsr.data import cached, degrade, stream_distance, window
-from benchsr.data import prepared_names, read_scan, source_of, write_scan
+from benchsr.data import prepared_names, read_scan, source_of, thicken, write_scan
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
@@ -96,6 +100,8 @@ class LungCT(Dataset):
         d, k = self.cfg["data"], self.scale
         folder = self.data_dir or chest_ct_folder()
         vol = self._volume(folder)
+        if d["plane"] == "through":
+            return self._through(vol, self._names(folder))
         norm, body, lr = vol["hr"], vol["body"], vol["lr"]
         lo, hi = d["window"]
         spacing = [float(v) for v in vol["spacing"]]
@@ -136,6 +142,60 @@ class LungCT(Dataset):
                       "direction": [float(v) for v in vol["direction"]],
                       "splits": {"lr": lr_z, "hr": hr_z, "eval": ev_z}},
         )
+
+
+    def _through(self, vol: dict, names: dict) -> PreparedData:
+        """The through-plane track: training slabs give in-plane patches (thin slices, and the
+        thick ones made from them as the LR stream), evaluation slabs their thick slices to
+        reconstruct and the thin ones to score against."""
+        d = self.cfg["data"]
+        k, how, slab, gap = int(d["z_factor"]), d["z_degradation"], int(d["z_slab"]), int(d["split_gap"])
+        if slab % k:
+            raise BenchError(f"lung-ct: data.z_slab={slab} is not a multiple of data.z_factor={k}")
+        norm, body = vol["hr"], vol["body"]
+        train, evals = interleaved_slabs(norm.shape[0], slab, gap)
+        if not train or not evals:
+            raise BenchError(f"lung-ct: {norm.shape[0]} slices hold no training and evaluation "
+                             f"slab of data.z_slab={slab}")
+        src = lambda z: f"{names['series']}/slice{z:02d}"  # noqa: E731
+        thin_z = [z for run in train for z in run]
+        thick = np.concatenate([thicken(norm[run], k, how) for run in train])
+        volumes = [EvalVolume(name=f"slab{run[0]:02d}-{run[-1]:02d}",
+                              thick=thicken(norm[run], k, how), thin=np.array(norm[run]),
+                              source=f"{src(run[0])}..{run[-1]:02d}", volume=names["patient"],
+                              mask=np.array(body[run])) for run in evals]
+        lo, hi = d["window"]
+        dz = float(vol["spacing"][2])
+        return PreparedData(
+            scale=k, eval_images=[], eval_volumes=volumes,
+            train_hr=SliceStack(np.array(norm[thin_z]), [src(z) for z in thin_z], np.array(body[thin_z])),
+            train_lr=SliceStack(thick, [f"{src(run[0])} thick {i}" for run in train
+                                        for i in range(len(run) // k)]),
+            protocol={"window_hu": [lo, hi], "range": [0, 1], "degradation": how, "scale": k,
+                      "hr_window": [lo, hi], "hr_units": "HU", "plane": "through", "z_factor": k,
+                      "z_degradation": how, "thin_mm": dz, "thick_mm": dz * k,
+                      "eval": f"slabs of {slab} thin slices, thickened ({how} of {k}), "
+                              f"reconstructed along z, scored on the slices the thick ones lack",
+                      "split": f"interleaved slabs of {slab} (training, gap {gap}, evaluation, "
+                               f"gap {gap})"},
+            metadata={"spacing_mm": [float(v) for v in vol["spacing"]], "units": "HU",
+                      "source": CREDIT, "origin": [float(v) for v in vol["origin"]],
+                      "direction": [float(v) for v in vol["direction"]],
+                      "splits": {"train": train, "eval": evals}},
+        )
+
+
+def interleaved_slabs(n: int, slab: int, gap: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Whole slabs of `slab` contiguous slices in the cycle training, gap, evaluation, gap;
+    a slab the volume cuts short is dropped."""
+    train, evals, z = [], [], 0
+    while z + slab <= n:
+        train.append(list(range(z, z + slab)))
+        z += slab + gap
+        if z + slab <= n:
+            evals.append(list(range(z, z + slab)))
+        z += slab + gap
+    return train, evals
 
 
 PLUGINS = [LungCT]

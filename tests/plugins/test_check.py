@@ -57,7 +57,7 @@ def test_a_plugin_that_breaks_the_contract_is_named_with_what_failed(rule_breake
     assert "not [0, 1]" in lines["FAIL  output shape and range"]
     assert lines["ok    state_dict round trip"]
     said = " ".join(res.output.split())                 # the console may wrap the line
-    assert "2 of 8 checks failed: one training step through ctx.optimize; output shape and " \
+    assert "2 of 9 checks failed: one training step through ctx.optimize; output shape and " \
         "range" in said
 
 
@@ -69,7 +69,7 @@ def test_a_broken_plugin_fails_its_import_check(rule_breaker):
 def test_builtins_pass_and_say_what_was_checked():
     res = _check("srcyclegan", "--preset", "official")
     assert res.exit_code == 0, res.output
-    assert "unpaired batch" in res.output and "all 8 checks passed" in res.output
+    assert "unpaired batch" in res.output and "all 9 checks passed" in res.output
     res = _check("lung-ct")
     assert res.exit_code == 0 and "x4, degradation" in res.output, res.output
 

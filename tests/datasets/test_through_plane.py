@@ -1,0 +1,87 @@
+"""The through-plane track (issue 29): the slice profile against a hand computation, where the
+thin slices lie, the lung-ct slabs, the refusal of methods for the other track, and a run whose
+rows never share a table with the axial ones."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchsr import api
+from benchsr.data import interpolate_z, missing, thicken, thin_positions
+from benchsr.report import publish
+
+from conftest import _main, _one_line_exit_2
+
+THROUGH = ("data.plane=through",)
+
+
+def test_the_slice_profile_by_hand():
+    thin = np.array([[[1.0]], [[3.0]], [[4.0]], [[8.0]], [[0.0]], [[2.0]], [[9.0]]], np.float32)
+    # mean of 2: (1+3)/2, (4+8)/2, (0+2)/2; the 7th slice makes no whole thick slice
+    assert thicken(thin, 2, "mean")[:, 0, 0].tolist() == [2.0, 6.0, 1.0]
+    assert thicken(thin, 3, "mean")[:, 0, 0].tolist() == pytest.approx([8 / 3, 10 / 3])
+    assert thicken(thin, 2, "pick")[:, 0, 0].tolist() == [1.0, 4.0, 0.0]
+    # thick slice i (of k=2) is centred between thin 2i and 2i+1; picked, it is thin 2i
+    assert thin_positions(4, 2, "mean").tolist() == [-0.25, 0.25, 0.75, 1.25]
+    assert thin_positions(4, 2, "pick").tolist() == [0.0, 0.5, 1.0, 1.5]
+    assert missing(6, 2, "mean").tolist() == [0, 1, 2, 3, 4, 5]
+    assert missing(6, 2, "pick").tolist() == [1, 3, 5]
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_interpolation_along_z_is_exact_on_a_ramp_and_holds_the_ends(order):
+    thin = np.arange(12, dtype=np.float32)[:, None, None] * np.ones((1, 3, 2), np.float32)
+    est = interpolate_z(thicken(thin, 2), 2, "mean", order)
+    assert est.shape == thin.shape
+    assert np.allclose(est[1:-1], thin[1:-1], atol=1e-5)          # inside: exact on a ramp
+    assert np.allclose(est[[0, -1], 0, 0], [0.5, 10.5])           # beyond: the outer thick slice
+
+
+@pytest.fixture(scope="module")
+def through():
+    return api.load_dataset("lung-ct", "smoke", overrides=THROUGH)
+
+
+def test_lung_ct_through_plane_slabs(through):
+    splits = through.metadata["splits"]
+    train = {z for run in splits["train"] for z in run}
+    assert through.scale == 2 and not through.eval_images and len(through.eval_volumes) == 3
+    for run, vol in zip(splits["eval"], through.eval_volumes):
+        assert len(run) == 8 and run == list(range(run[0], run[0] + 8))      # contiguous slabs
+        assert not {run[0] - 1, *run, run[-1] + 1} & train                   # a gap each side
+        assert vol.thick.shape == (4, 512, 512) and vol.thin.shape == (8, 512, 512)
+        assert np.allclose(vol.thick[1], (vol.thin[2] + vol.thin[3]) / 2)     # the profile
+    p = through.protocol
+    assert (p["plane"], p["z_factor"], p["z_degradation"], p["thin_mm"], p["thick_mm"]) == \
+        ("through", 2, "mean", 5.0, 10.0)
+
+
+def test_a_method_of_the_other_track_is_one_line_before_anything(tmp_path, capsys, monkeypatch):
+    for args, words in ((["--methods", "srcyclegan", "--set", "data.plane=through"],
+                         "srcyclegan runs the axial track only"),
+                        (["--methods", "spline-z"], "spline-z runs the through track only")):
+        code, _, err = _main(["run", *args, "--profile", "smoke", "--out", tmp_path / "res"],
+                             capsys, monkeypatch)
+        _one_line_exit_2(code, err, words, "methods for it:")
+        assert not (tmp_path / "res").exists()
+
+
+def test_a_through_plane_run_scores_the_missing_slices_in_a_table_of_its_own(tmp_path, capsys,
+                                                                            monkeypatch):
+    out = tmp_path / "res"
+    for args in (["--methods", "all", "--set", "data.plane=through"], ["--methods", "bicubic"]):
+        code, _, err = _main(["run", *args, "--profile", "smoke", "--out", out], capsys, monkeypatch)
+        assert code == 0, err
+    labels = sorted(p.parent.parent.name for p in out.glob("runs/lung-ct/*/*/manifest.json"))
+    assert labels == ["bicubic", "linear-z", "spline-z"]             # `all`: the track's methods
+    run = next((out / "runs" / "lung-ct" / "linear-z").iterdir())
+    df = pd.read_csv(run / "metrics.csv")
+    assert len(df) == 24 and df["image"].str.match(r"slab\d\d-\d\d-z0[0-7]").all()
+    assert df["psnr"].between(15, 45).all() and (df["input_r"] > 0.999).all()   # its own guide
+    assert json.loads((run / "manifest.json").read_text())["protocol"]["plane"] == "through"
+    titles = [g.title for g in publish.build([out / "runs"], out)]
+    assert sorted(titles) == ["lung-ct through-plane x2 along z, smoke", "lung-ct, smoke"]
+    board = (out / "leaderboard.md").read_text()
+    axial = board.split("## lung-ct, smoke")[1]
+    assert "| bicubic" in axial and "linear-z" not in axial.split("## ")[0]
