@@ -39,15 +39,22 @@ class _Checks:
 
 # ---- methods --------------------------------------------------------------------------------
 def _scale_for(cls) -> int:
+    if "axial" not in cls.planes:             # the through-plane track's z_factor
+        return 2 if 2 in cls.scales else cls.scales[0]
     return 4 if 4 in cls.scales else cls.scales[0]
 
 
 def build_method(name: str, preset: str = "default", scale: int | None = None) -> Method:
-    """The method at smoke size on the CPU, configured against the embedded default dataset."""
+    """The method at smoke size on the CPU, configured against the embedded default dataset
+    (its through-plane track for a through-plane-only method)."""
     cls = registry.get("methods", name)
-    cfg = config.resolve(cls, preset, registry.get("datasets", "lung-ct"), "smoke", [])
+    through = "axial" not in cls.planes
+    cfg = config.resolve(cls, preset, registry.get("datasets", "lung-ct"), "smoke",
+                         ["data.plane=through"] if through else [])
+    degradation = cfg["data"]["z_degradation"] if through else cfg["data"].get("degradation", "bicubic")
     ctx = RunContext(torch.device("cpu"), scale=scale or _scale_for(cls),
-                     epochs=int(cfg["train"]["epochs"]), total_steps=config.total_steps(cfg))
+                     epochs=int(cfg["train"]["epochs"]), total_steps=config.total_steps(cfg),
+                     degradation=degradation)
     method = cls(cfg, ctx)
     torch.manual_seed(0)
     method.build()
@@ -69,6 +76,8 @@ def training_batch(method: Method) -> TrainBatch:
     hr = torch.rand(2, method.ctx.channels, p * k, p * k, generator=g)
     if method.data == "paired":
         return TrainBatch(method.ctx.degrade(hr), hr, paired=True)
+    if "axial" not in method.planes:         # the through-plane track's LR stream: thick
+        return TrainBatch(torch.rand(2, method.ctx.channels, p, p, generator=g), hr)   # slices
     other = torch.rand(2, method.ctx.channels, p * k, p * k, generator=g)
     return TrainBatch(method.ctx.degrade(other), hr, paired=False)
 

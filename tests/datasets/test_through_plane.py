@@ -70,11 +70,12 @@ def test_a_method_of_the_other_track_is_one_line_before_anything(tmp_path, capsy
 def test_a_through_plane_run_scores_the_missing_slices_in_a_table_of_its_own(tmp_path, capsys,
                                                                             monkeypatch):
     out = tmp_path / "res"
-    for args in (["--methods", "all", "--set", "data.plane=through"], ["--methods", "bicubic"]):
+    for args in (["--methods", "linear-z,spline-z", "--set", "data.plane=through"],
+                 ["--methods", "bicubic"]):
         code, _, err = _main(["run", *args, "--profile", "smoke", "--out", out], capsys, monkeypatch)
         assert code == 0, err
     labels = sorted(p.parent.parent.name for p in out.glob("runs/lung-ct/*/*/manifest.json"))
-    assert labels == ["bicubic", "linear-z", "spline-z"]             # `all`: the track's methods
+    assert labels == ["bicubic", "linear-z", "spline-z"]
     run = next((out / "runs" / "lung-ct" / "linear-z").iterdir())
     df = pd.read_csv(run / "metrics.csv")
     assert len(df) == 24 and df["image"].str.match(r"slab\d\d-\d\d-z0[0-7]").all()
@@ -85,3 +86,14 @@ def test_a_through_plane_run_scores_the_missing_slices_in_a_table_of_its_own(tmp
     board = (out / "leaderboard.md").read_text()
     axial = board.split("## lung-ct, smoke")[1]
     assert "| bicubic" in axial and "linear-z" not in axial.split("## ")[0]
+
+
+def test_all_means_every_method_of_the_datasets_track():
+    from benchsr import config, registry
+    from benchsr.cli.main import _for_the_plane, _parse_methods
+    lung = registry.get("datasets", "lung-ct")
+    for extra, want in ((list(THROUGH), {"linear-z", "spline-z", "smore"}),
+                        ([], {"bicubic", "nearest", "srcyclegan", "cincgan", "esrgan", "pseudosr"})):
+        jobs = [(cls, config.resolve(cls, preset, lung, "smoke", extra))
+                for cls, preset in _parse_methods("all")]
+        assert {cls.name for cls, _ in _for_the_plane(jobs, "all", "lung-ct")} == want
