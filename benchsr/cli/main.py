@@ -346,7 +346,7 @@ def infer(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Super-resolve a whole CT volume with a trained run; writes NIfTI that overlays the input
-    (spacing / k in-plane, origin and direction kept)."""
+    (spacing / k in-plane, or along z for a through-plane run; direction kept)."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
     from benchsr.run.infer import check_request, load_trained, super_resolve_volume
@@ -360,8 +360,13 @@ def infer(
     if trained.weights:
         console.print(f"weights: {trained.weights}")
     with progress_bars() as progress:
-        done = super_resolve_volume(trained, input_path, output, slices, roi, tiling,
-                                    progress, overwrite, series)
+        if trained.plane == "through":     # thick slices to thin: tiles are not used
+            from benchsr.run.infer_z import super_resolve_volume_z
+            done = super_resolve_volume_z(trained, input_path, output, slices, roi, progress,
+                                          overwrite, series)
+        else:
+            done = super_resolve_volume(trained, input_path, output, slices, roi, tiling,
+                                        progress, overwrite, series)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
                   f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
                   f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g}); "

@@ -43,6 +43,7 @@ class Trained:
     out_window: tuple[float, float]    # the SR output's window: the HR domain's
     out_units: str                     # what the output's values are (HU, µCT scanner units)
     weights: str = ""                  # which checkpoint and epoch, or "" (no network)
+    plane: str = "axial"               # the run's track: axial (x k in-plane) or through (along z)
 
 
 def _window(value, path: Path, key: str) -> tuple[float, float]:
@@ -100,7 +101,8 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     out_window = _window(protocol.get("hr_window") or list(window), manifest_path, "hr_window")
     cls = registry.get("methods", cfg["method"])
     try:
-        method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1))
+        method = cls(cfg, RunContext(device=device, precision=precision, scale=scale, channels=1,
+                                     degradation=protocol.get("degradation", "bicubic")))
         method.build()
     except (KeyError, TypeError, ValueError) as exc:
         raise BenchError(f"{cfg_path}: does not configure {cfg['method']} "
@@ -127,7 +129,7 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     # the SR output belongs to the HR domain (ct-uct: µCT units); runs that record no HR window
     # had an HR domain in the input's HU window
     return Trained(method, manifest["label"], scale, window, out_window,
-                   str(protocol.get("hr_units", "HU")), weights)
+                   str(protocol.get("hr_units", "HU")), weights, str(protocol.get("plane", "axial")))
 
 
 def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
@@ -267,9 +269,20 @@ def _finish(tmp: str, output: Path) -> None:
 
 
 def _write_volume(trained, volume, output: Path, header, box, plan, tiling, progress, task):
-    """The NIfTI written into a temp file beside `output`, renamed over it when whole; the temp
-    is removed on any failure or signal."""
+    """The SR slices of the box, slab by slab, into `output` (write_nifti)."""
     z0, z1, y0, y1, x0, x1 = box
+
+    def slices():
+        for zs in range(z0, z1, SLAB):
+            for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
+                yield _sr_slice(trained, raw, plan, tiling)
+    write_nifti(output, header, slices(), progress, task)
+
+
+def write_nifti(output: Path, header, slices, progress=None, task=None) -> None:
+    """The NIfTI (`header`, then each slice's int16 bytes as `slices` yields them) written into
+    a temp file beside `output`, renamed over it when whole; the temp is removed on any failure
+    or signal."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f"{_temp_prefix(output)}{os.getpid()}.",
@@ -279,11 +292,10 @@ def _write_volume(trained, volume, output: Path, header, box, plan, tiling, prog
         with opener(tmp, "wb") as fh:
             fh.write(header.binaryblock)
             fh.write(b"\0" * (352 - len(header.binaryblock)))   # no extensions
-            for zs in range(z0, z1, SLAB):
-                for raw in volume.region(zs, min(zs + SLAB, z1), y0, y1, x0, x1):
-                    fh.write(_sr_slice(trained, raw, plan, tiling))
-                    if task is not None:
-                        progress.advance(task)
+            for block in slices:
+                fh.write(block)
+                if task is not None:
+                    progress.advance(task)
         _finish(tmp, output)
     except OSError as exc:
         if tmp:
