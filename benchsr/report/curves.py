@@ -25,7 +25,12 @@ def seed_curves(row: dict, metric: str = "psnr") -> list[pd.Series]:
     for run in row.get("seed_runs", [row]):
         path = run["dir"] / "curve.csv"
         if path.is_file():
-            df = pd.read_csv(path)
+            try:
+                df = pd.read_csv(path)
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError):   # empty or damaged
+                continue
+            if not {"metric", "step", "value"} <= set(df.columns):
+                continue
             part = df[df["metric"] == metric]
             if not part.empty:
                 out.append(part.set_index("step")["value"])

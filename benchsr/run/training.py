@@ -147,7 +147,8 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
                 with stage(f"validation after step {step}"):
                     curve += validate(step + 1)
                     best.keep_if_best(method, _meta(cfg, ctx), run_dir, curve, step + 1)
-                results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
+                if curve:        # an empty frame would be a 1-byte file no reader can parse
+                    results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
         method.end_epoch(epoch)
         timing.epoch_s.append(time.perf_counter() - t_epoch)
         timing.data_s.append(t_data)

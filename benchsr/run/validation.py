@@ -14,7 +14,13 @@ from benchsr.runtime import distributed
 
 def validator(method, data: PreparedData, cfg: dict, device):
     """validate(step) -> curve rows: the mean PSNR / SSIM of the eval.every_images validation
-    images, on rank 0, leaving every random state as it found it."""
+    images, on rank 0, leaving every random state as it found it. None on the through-plane
+    track, which has no images to spare: every slab is scored."""
+    if data.protocol.get("plane") == "through":
+        if cfg["eval"]["every"]:
+            method.ctx.notes.append("no validation curve: the through-plane track scores every "
+                                    "evaluation slab and has none to spare")
+        return None
     images, overlap = validation_images(data, cfg)
     if overlap and cfg["eval"]["every"]:
         method.ctx.notes.append("validation curve on scored images: the dataset leaves no "

@@ -97,3 +97,20 @@ def test_all_means_every_method_of_the_datasets_track():
         jobs = [(cls, config.resolve(cls, preset, lung, "smoke", extra))
                 for cls, preset in _parse_methods("all")]
         assert {cls.name for cls, _ in _for_the_plane(jobs, "all", "lung-ct")} == want
+
+
+def test_smore_on_the_track_writes_no_empty_curve_and_says_why(through, tmp_path):
+    """With eval.every on the through-plane track, training wrote a 1-byte curve.csv (an empty
+    frame) that crashed the leaderboard."""
+    from benchsr import registry
+    from benchsr.run.runner import Runner
+    from conftest import smoke_config
+    run = Runner(through, tmp_path).run(registry.get("methods", "smore"),
+                                        smoke_config("smore", extra=[*THROUGH, "eval.every=2"]))
+    assert run.status == "complete", run.reason
+    assert not (run.run_dir / "curve.csv").exists()
+    notes = json.loads((run.run_dir / "manifest.json").read_text())["notes"]
+    assert any("no validation curve" in n for n in notes)
+    (run.run_dir / "curve.csv").write_text("\n")             # as the old code wrote it
+    publish.build([tmp_path / "runs"], tmp_path)
+    assert "| smore" in (tmp_path / "leaderboard.md").read_text()
