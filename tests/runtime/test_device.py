@@ -18,7 +18,9 @@ DEVICE = os.environ.get("BENCHSR_TEST_DEVICE") or ("cuda" if torch.cuda.is_avail
 PROFILE = "paper" if DEVICE == "cuda" else "smoke"
 pytestmark = pytest.mark.skipif(not DEVICE, reason="no GPU (scripts/device_check.sh runs these on one)")
 LEARNED = [name for name, e in sorted(registry.discover("methods").items())
-           if not e.broken and e.cls.inference_network]
+           if not e.broken and e.cls.inference_network and "axial" in e.cls.planes]
+LEARNED_Z = [name for name, e in sorted(registry.discover("methods").items())
+             if not e.broken and e.cls.inference_network and "through" in e.cls.planes]
 
 
 def _resolve(method: str, *sets: str) -> dict:
@@ -73,4 +75,14 @@ def test_tiling_auto_plans_from_the_device(lung):
 @pytest.mark.parametrize("method", LEARNED)
 def test_a_step_of_every_method_at_the_profile_size(method, lung, tmp_path):
     out = Runner(lung, tmp_path).run(registry.get("methods", method), _resolve(method))
+    assert _complete(out)["psnr"].notna().all()
+
+
+@pytest.mark.parametrize("method", LEARNED_Z)
+def test_a_step_of_every_through_plane_method_at_the_profile_size(method, tmp_path):
+    data_dir = os.environ.get("BENCHSR_TEST_DATA_DIR")
+    ds = registry.get("datasets", "lung-ct")
+    through = ds(_resolve("nearest", "data.plane=through"), Path(data_dir) if data_dir else None).load()
+    out = Runner(through, tmp_path).run(registry.get("methods", method),
+                                        _resolve(method, "data.plane=through"))
     assert _complete(out)["psnr"].notna().all()
