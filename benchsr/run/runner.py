@@ -1,8 +1,9 @@
 """The run-folder lifecycle every method shares. `Runner.run` makes (or resumes) the folder and
 its manifest, then hands each room what it needs, in order: build (build.py), training
-(training.py, with validation.py and best.py), evaluation (evaluation/evaluate.py), reporting
-(reporting.py), the best checkpoint's scores (best.py) and the output check (a degenerate
-output fails the run, its scores kept on disk but never ranked). A failure in any of them is
+(training.py, with validation.py and best.py), evaluation (evaluation/evaluate.py, or
+evaluation/through_plane.py on the through-plane track), reporting (reporting.py), the best
+checkpoint's scores (best.py) and the output check (a degenerate output fails the run, its
+scores kept on disk but never ranked). A failure in any of them is
 recorded with the stage it happened in; no room calls back into the runner."""
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class Runner:
         check_precision(cfg["precision"], device)
         precision, why = resolve_precision(cfg["precision"], device)
         runtime, fast_why = fastpaths.resolve(cfg["runtime"], device)
-        check_fits(cfg, self.data, method_cls)   # sizes the data cannot take: one line, no run folder
+        check_fits(cfg, self.data, method_cls)   # track and sizes: one line, no run folder
         if cfg["init"]["from"]:      # a file that does not fit: one line, no run folder
             check_init(method_cls, cfg, self.data)
             # its content is part of the config: two files at one path are never seeds of one row
@@ -128,11 +129,11 @@ class Runner:
         images = [] if through else choose_images(self.data, cfg)
         measures = clinical.Context(lpips=lp, hr_window=protocol.get("hr_window"),
                                     hr_units=protocol.get("hr_units", "HU"))
-        score = partial(evaluate_volumes, method, self.data.eval_volumes) if through else \
+        evaluate_all = partial(evaluate_volumes, method, self.data.eval_volumes) if through else \
             partial(evaluate_run, method, images)
         units = len(self.data.eval_volumes if through else images)
         with stage("evaluation"), shown(self.progress, f"eval  {manifest['label']}", units) as bar:
-            rows, kept, ms, volume_rows = score(cfg, device, measures, stage, bar)
+            rows, kept, ms, volume_rows = evaluate_all(cfg, device, measures, stage, bar)
         with stage("reporting"):
             reporting.write_results(run_dir, rows, kept, cfg, manifest, self.data.scale, lpips_note,
                                     volume_rows)
