@@ -33,3 +33,14 @@ def test_the_metric_functions():
     assert api.ssim_windowed(ref, ref) == pytest.approx(1.0)
     assert api.ssim_global(ref, ref) == pytest.approx(1.0)
     assert 0 < api.ssim_windowed(ref, test) < api.ssim_windowed(ref, (ref + test) / 2) < 1
+
+
+def test_create_method_on_the_through_plane_track_gets_its_factor_and_profile():
+    """It built smore with scale 4 and the 'bicubic' degradation, whose thin positions are
+    pick's: a silently wrong geometry."""
+    m = api.create_method("smore", scale=2, overrides=("data.plane=through",))
+    assert (m.ctx.scale, m.ctx.degradation) == (2, "mean")
+    with pytest.raises(BenchError, match="lung-ct is a 2x along z"):
+        api.create_method("smore", scale=4, overrides=("data.plane=through",))
+    with pytest.raises(BenchError, match="smore runs the through track only"):
+        api.create_method("smore")

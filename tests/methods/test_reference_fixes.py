@@ -201,7 +201,9 @@ def test_every_schedule_follows_the_runs_length(profile):
             entry.cls, "default", registry.get("datasets", "lung-ct"), "smoke", [])["model"]).items()
             if isinstance(v, int) and not isinstance(v, bool) and ("feat" in k or "blocks" in k
                                                                     or k in ("ndf", "nf", "ngf"))]
-        method = api.create_method(name, profile=profile, overrides=tuple(small))
+        through = "axial" not in entry.cls.planes      # built on its own track
+        method = api.create_method(name, scale=2 if through else 4, profile=profile,
+                                   overrides=tuple(small) + (("data.plane=through",) if through else ()))
         total = int(cfg["train"]["epochs"]) * int(cfg["train"]["steps_per_epoch"])
         assert method.ctx.total_steps == total
         points = [p for pts in method.schedule_points().values() for p in pts]
