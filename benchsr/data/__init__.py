@@ -8,5 +8,5 @@ from benchsr.data.embedded import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
 from benchsr.data.volumes import (body_mask, check_hu, degrade, enlarge_bicubic, read_volume,
                                   resample, sitk, stream_distance, window)
 from benchsr.data.prepared import PREPARED, prepared_names, read_scan, source_of, write_scan
-from benchsr.data.through_plane import (Z_DEGRADATIONS, interpolate_z, missing, thicken,
-                                        thin_positions)
+from benchsr.data.through_plane import (Z_DEGRADATIONS, eval_slab, interpolate_z, missing,
+                                        thicken, thin_positions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchsr.contracts import EvalVolume
 from benchsr.errors import BenchError
 
 Z_DEGRADATIONS = ("mean", "pick")
@@ -28,6 +29,14 @@ def thicken(thin: np.ndarray, k: int, how: str = "mean") -> np.ndarray:
     if how == "pick":
         return whole[::k].copy()
     return whole.reshape(n, k, *whole.shape[1:]).mean(axis=1)
+
+
+def eval_slab(name: str, thin: np.ndarray, mask, k: int, how: str, source: str,
+              patient: str | None) -> EvalVolume:
+    """One evaluation slab: its real thin slices, the thick ones made from them by the
+    protocol, and the thin slices' body mask."""
+    return EvalVolume(name=name, thick=thicken(thin, k, how), thin=np.array(thin), source=source,
+                      volume=patient, mask=None if mask is None else np.array(mask))
 
 
 def thin_positions(n_thin: int, k: int, how: str = "mean") -> np.ndarray:

@@ -10,6 +10,9 @@ Protocol: HU window [-1000, 500] -> [0, 1]; axial slices; MATLAB-style bicubic x
 cases are split into two disjoint halves (alternating in name order): one feeds the LR stream
 (degraded), the other the HR stream. Evaluation: whole Validation slices, degraded, then
 super-resolved (tiled when eval.tile is set), scored per slice and averaged per volume.
+`data.plane: through` is the through-plane track: the Train cases give in-plane patches, and
+each Validation volume is cut into slabs of `data.z_slab` thin slices whose thick slices
+(`data.z_factor`, `data.z_degradation`) are reconstructed and scored against them.
 Preprocessed volumes are cached (benchsr.cache), so a second run memory-maps them.
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from benchsr.data import StackedSlices, cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import sitk
-from benchsr.data import body_mask, check_hu, degrade, read_volume, resample, window
+from benchsr.data import body_mask, check_hu, degrade, eval_slab, read_volume, resample, window
 
 ENV = "BENCHSR_COVID19_DIR"
 CT_NAME = re.compile(r"^volume-covid19-A-\d{4}(_[A-Za-z0-9]+)*_ct\.nii(\.gz)?$")
@@ -111,6 +114,8 @@ class Covid19(Dataset):
                               [f"{p.name}#z{z}" for p in cases for z in range(len(vols[p][img_key]))],
                               StackedSlices([vols[p][mask_key] for p in cases]))
 
+        if d["plane"] == "through":
+            return self._through(root, lr_cases + hr_cases, val, vols, stack)
         evals = []
         for p in val:
             hr, lr = vols[p]["hr"], vols[p]["lr"]
@@ -135,6 +140,42 @@ class Covid19(Dataset):
                       "lr_cases": [p.name for p in lr_cases], "hr_cases": [p.name for p in hr_cases],
                       "eval_volumes": [p.name for p in val],
                       "train_cases_without_seg": missing_seg,
+                      "source": "COVID-19-20 challenge (user's copy)"},
+        )
+
+
+    def _through(self, root: Path, train: list, val: list, vols: dict, stack) -> PreparedData:
+        """Every Train case's thin axial slices as the HR stream (and, unused by the
+        through-plane methods, as the LR stream); slabs of each Validation volume to score."""
+        d = self.cfg["data"]
+        k, how, slab = int(d["z_factor"]), d["z_degradation"], int(d["z_slab"])
+        if slab % k:
+            raise BenchError(f"covid19: data.z_slab={slab} is not a multiple of data.z_factor={k}")
+        volumes = []
+        for p in val:
+            starts = list(range(0, len(vols[p]["hr"]) - slab + 1, slab))
+            if d["z_slabs_per_volume"] and starts:
+                picks = np.linspace(0, len(starts) - 1, int(d["z_slabs_per_volume"])).round()
+                starts = [starts[int(i)] for i in sorted(set(picks))]
+            volumes += [eval_slab(f"{case_id(p)}_z{z:03d}-{z + slab - 1:03d}",
+                                  vols[p]["hr"][z:z + slab], vols[p]["body"][z:z + slab], k, how,
+                                  f"{p.name}#z{z}..{z + slab - 1}", case_id(p)) for z in starts]
+        if not volumes:
+            raise BenchError(f"covid19: no Validation volume holds a slab of data.z_slab={slab} slices")
+        thin_mm = sorted({round(float(vols[p]["spacing"][2]), 3) for p in val})
+        hr = stack(train, "hr", "body")
+        return PreparedData(
+            scale=k, train_lr=hr, train_hr=hr, eval_images=[], eval_volumes=volumes,
+            protocol={"window_hu": list(d["window"]), "range": [0, 1],
+                      "hr_window": list(d["window"]), "hr_units": "HU", "degradation": how,
+                      "scale": k, "plane": "through", "z_factor": k, "z_degradation": how,
+                      "resample_mm": d["spacing"], "thin_mm": thin_mm,
+                      "split": "Train cases give in-plane patches; Validation volumes are scored",
+                      "eval": f"slabs of {slab} thin slices of each Validation volume, thickened "
+                              f"({how} of {k}), reconstructed along z, scored on the slices "
+                              f"the thick ones lack"},
+            metadata={"root": str(root), "units": "HU", "train_cases": [p.name for p in train],
+                      "eval_volumes": [p.name for p in val],
                       "source": "COVID-19-20 challenge (user's copy)"},
         )
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchsr.contracts import BenchError, Dataset, EvalImage, EvalVolume, PreparedData, SliceStack
+from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import CREDIT, DISTRIBUTION, PATIENT, chest_ct_folder
 from benchsr.data import cached, degrade, stream_distance, window
-from benchsr.data import prepared_names, read_scan, source_of, thicken, write_scan
+from benchsr.data import eval_slab, prepared_names, read_scan, source_of, thicken, write_scan
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
@@ -160,10 +160,8 @@ class LungCT(Dataset):
         src = lambda z: f"{names['series']}/slice{z:02d}"  # noqa: E731
         thin_z = [z for run in train for z in run]
         thick = np.concatenate([thicken(norm[run], k, how) for run in train])
-        volumes = [EvalVolume(name=f"slab{run[0]:02d}-{run[-1]:02d}",
-                              thick=thicken(norm[run], k, how), thin=np.array(norm[run]),
-                              source=f"{src(run[0])}..{run[-1]:02d}", volume=names["patient"],
-                              mask=np.array(body[run])) for run in evals]
+        volumes = [eval_slab(f"slab{run[0]:02d}-{run[-1]:02d}", norm[run], body[run], k, how,
+                             f"{src(run[0])}..{run[-1]:02d}", names["patient"]) for run in evals]
         lo, hi = d["window"]
         dz = float(vol["spacing"][2])
         return PreparedData(

@@ -171,3 +171,19 @@ def test_optional_resampling_keeps_geometry(covid_tree):
     assert geo["spacing"] == pytest.approx([1.684, 1.684, 5.0])
     assert len(geo["direction"]) == 9 and len(geo["origin"]) == 3
     assert data.eval_images[0].hr.shape == (128, 128)           # 256 px at 0.842 mm -> 128
+
+
+def test_the_through_plane_track_on_the_real_layout(covid_tree, tmp_path):
+    data = _load(covid_tree.parent, ["data.plane=through"])
+    assert data.scale == 2 and not data.eval_images and data.protocol["plane"] == "through"
+    assert [v.volume for v in data.eval_volumes] == list(VALID)       # one slab per patient
+    for vol in data.eval_volumes:
+        assert vol.thin.shape == (8, 256, 256) and vol.thick.shape == (4, 256, 256)
+        assert np.allclose(vol.thick[0], vol.thin[:2].mean(0))
+    out = _cli(["--methods", "linear-z", "--set", "data.plane=through", "--data-dir",
+                str(covid_tree)], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = next((tmp_path / "o" / "runs" / "covid19" / "linear-z").iterdir())
+    df = pd.read_csv(run / "metrics.csv")
+    assert len(df) == 16 and set(df["volume"]) == set(VALID) and df["psnr"].between(15, 60).all()
+    assert "through-plane x2 along z" in (tmp_path / "o" / "leaderboard.md").read_text()
