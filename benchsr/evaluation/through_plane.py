@@ -41,7 +41,7 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
     k, how = method.ctx.scale, method.ctx.degradation
     border = 0 if cfg["eval"]["border_crop"] is None else int(cfg["eval"]["border_crop"])
     method.train(False)
-    rows, times, stacks = [], [], clinical.VolumeStacks()
+    rows, times, stacks, kept = [], [], clinical.VolumeStacks(), []
     for i, vol in enumerate(volumes):
         where = stage(f"evaluation of slab {i + 1} ({vol.name})") if stage else contextlib.nullcontext()
         with where:
@@ -49,6 +49,8 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
             sr = thin_estimate(method, vol.thick, device)
             scored = missing(len(vol.thin), k, how)
             times.append((time.perf_counter() - t0) / max(1, len(scored)))
+            if len(kept) < int(cfg["eval"]["samples"]):   # its coronal and sagittal views
+                kept.append((vol, sr))
             guide = interpolate_z(vol.thick, k, how, order=1, n_thin=len(vol.thin))
             for j in scored:
                 img = EvalImage(name=f"{vol.name}-z{j:02d}", lr=guide[j], hr=vol.thin[j],
@@ -67,4 +69,4 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
     check_finite_metrics(rows)
     volume_rows = stacks.finish()
     check_finite_metrics(volume_rows)
-    return rows, [], per_image_ms(times), volume_rows
+    return rows, kept, per_image_ms(times), volume_rows

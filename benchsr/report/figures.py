@@ -22,7 +22,7 @@ from benchsr.results import atomic_write_bytes
 from benchsr.data.volumes import enlarge_bicubic
 
 
-def _save(fig: Figure, path: Path, palette: bool = False) -> None:
+def save_png(fig: Figure, path: Path, palette: bool = False) -> None:
     """PNG without alpha; `palette`: 256 colours, a third of the bytes, for line plots (never
     for images, whose grey levels it would merge). Published pictures must travel (issue 30)."""
     buf = io.BytesIO()
@@ -56,7 +56,7 @@ def loss_plot(losses_csv: Path, png: Path, title: str) -> bool:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, ncol=max(1, len(cols) // 8), loc="upper right")
     ax.grid(alpha=0.3)
-    _save(fig, png, palette=True)
+    save_png(fig, png, palette=True)
     return True
 
 
@@ -139,7 +139,7 @@ def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[s
     for spine in axes[1, 0].spines.values():
         spine.set_edgecolor("red")
     fig.suptitle(title, fontsize=9)
-    _save(fig, png)
+    save_png(fig, png)
 
 
 def published_sample(path: Path) -> dict:
@@ -211,5 +211,5 @@ def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside
     ax.grid(alpha=0.3)
-    _save(fig, png, palette=True)
+    save_png(fig, png, palette=True)
     return True

@@ -20,7 +20,7 @@ import pandas as pd
 
 from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
 from benchsr.evaluation.metrics import METRICS
-from benchsr.report import figures
+from benchsr.report import figures, planes
 from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
 from benchsr.report.tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
@@ -106,7 +106,9 @@ def _grid(group: Group, folder: Path) -> Path | None:
     order = {label: i for i, label in enumerate(group.quality.cells["Method"])}
     runs = sorted(group.runs, key=lambda r: order.get(r["manifest"]["label"], len(order)))
     png = folder / f"{group.stem}-grid.png"
-    return png if figures.dataset_grid(runs, png, group.title) else None
+    draw = planes.leaderboard_grid if group.protocol.get("plane") == "through" else \
+        figures.dataset_grid
+    return png if draw(runs, png, group.title) else None
 
 
 def _tables(group: Group) -> list[tuple[str, Table]]:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from benchsr.evaluation import clinical, cost, metrics
-from benchsr.report import figures
+from benchsr.contracts import EvalVolume
+from benchsr.report import figures, planes
 from benchsr import results
 from benchsr.evaluation.uncertainty import UNNAMED
 
@@ -110,7 +111,18 @@ def write_results(run_dir: Path, rows: list[dict], kept, cfg: dict, manifest: di
         figures.loss_plot(run_dir / "losses.csv", run_dir / "losses.png",
                           f"{manifest['label']} on {cfg['dataset']} ({cfg['profile']})")
     results.write_json(run_dir / "summary.json", summary)
-    save_samples(run_dir, kept, scale, manifest["label"])
+    if kept and isinstance(kept[0][0], EvalVolume):     # the through-plane track: its views
+        planes.save_samples(run_dir, kept, scale, manifest["label"], planes.aspect_of(manifest))
+    else:
+        save_samples(run_dir, kept, scale, manifest["label"])
+
+
+def _input_shape(kept) -> list | None:
+    """What one evaluation input looked like: (1, 1, h, w) LR, or (n, H, W) thick slices."""
+    if not kept:
+        return None
+    first = kept[0][0]
+    return list(first.thick.shape) if isinstance(first, EvalVolume) else [1, 1, *first.lr.shape]
 
 
 def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | None, kept,
@@ -131,7 +143,7 @@ def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | Non
         "data_fraction": (float(np.sum(timing.data_s) / np.sum(timing.epoch_s))
                           if timing.epoch_s else None),
         "ms_per_slice": ms if measured else None,
-        "eval_input_shape": [1, 1, *kept[0][0].lr.shape] if kept else None,
+        "eval_input_shape": _input_shape(kept),
         "peak_memory_mib": memory.read_mib() if measured else None, "peak_memory_kind": memory.kind,
         "not_measured": None if measured else "outside predictions: their time and memory are "
                                               "the evaluator's, not the model's",

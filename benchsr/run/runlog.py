@@ -40,6 +40,8 @@ class RunLog:
         if self.writer is None:
             return
         for img, sr in kept:
+            if getattr(img, "lr", None) is None:      # a through-plane slab: its views are in samples/
+                continue
             panels = [np.kron(img.lr, np.ones((sr.shape[0] // img.lr.shape[0],) * 2)), sr]
             panels += [img.hr] if img.hr is not None else []
             self.writer.add_image(f"samples/{img.name}", np.concatenate(panels, 1)[None], step)

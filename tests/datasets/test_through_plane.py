@@ -83,6 +83,13 @@ def test_a_through_plane_run_scores_the_missing_slices_in_a_table_of_its_own(tmp
     assert json.loads((run / "manifest.json").read_text())["protocol"]["plane"] == "through"
     titles = [g.title for g in publish.build([out / "runs"], out)]
     assert sorted(titles) == ["lung-ct through-plane x2 along z, smoke", "lung-ct, smoke"]
+    # its pictures: coronal and sagittal views of the first slab, thick, estimated and real
+    with np.load(run / "samples" / "slab09-16.npz") as views:
+        assert views["coronal_thick"].shape == (4, 192) and views["sagittal_sr"].shape == (8, 192)
+        assert np.allclose(views["coronal_thin"][2:4].mean(0), views["coronal_thick"][1], atol=2e-3)
+    assert (run / "samples" / "slab09-16.png").is_file()
+    grids = sorted((out / "leaderboard").glob("*-grid.png"))      # the axial and the through one
+    assert len(grids) == 2 and all(g.stat().st_size > 1000 for g in grids)
     board = (out / "leaderboard.md").read_text()
     axial = board.split("## lung-ct, smoke")[1]
     assert "| bicubic" in axial and "linear-z" not in axial.split("## ")[0]

@@ -1,0 +1,103 @@
+"""The through-plane track's pictures. A run keeps, for its first `eval.samples` slabs, the
+coronal and sagittal planes through the slab's centre: a WIDTH-pixel-wide crop of the thick
+input, of the method's thin slices and of the real thin slices. The leaderboard's grid puts
+them side by side, one row per view, z drawn at its true scale against the in-plane pixels."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from benchsr.report.figures import save_png
+from benchsr.results import atomic_write_bytes
+
+WIDTH = 192                      # in-plane pixels of a view
+VIEWS = {"coronal": lambda a: a[:, a.shape[1] // 2, :],     # (z, x) through the middle row
+         "sagittal": lambda a: a[:, :, a.shape[2] // 2]}    # (z, y) through the middle column
+
+
+def slab_views(thick: np.ndarray, sr: np.ndarray, thin: np.ndarray) -> dict[str, np.ndarray]:
+    """{view_thick, view_sr, view_thin} for each view, cropped to WIDTH around the centre."""
+    out = {}
+    for view, take in VIEWS.items():
+        planes = [take(a) for a in (thick, sr, thin)]
+        a = max(0, (planes[0].shape[1] - WIDTH) // 2)
+        for part, plane in zip(("thick", "sr", "thin"), planes):
+            out[f"{view}_{part}"] = np.asarray(plane[:, a:a + WIDTH], np.float32)
+    return out
+
+
+def aspect_of(manifest: dict) -> float:
+    """Thin z spacing over in-plane spacing: how tall a thin row is drawn (1 when unknown)."""
+    thin = manifest.get("protocol", {}).get("thin_mm")
+    thin = thin[0] if isinstance(thin, list) and thin else thin
+    inplane = (manifest.get("data_metadata") or {}).get("spacing_mm") or [None]
+    try:
+        return float(thin) / float(inplane[0])
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 1.0
+
+
+def save_samples(run_dir: Path, kept, k: int, label: str, aspect: float) -> None:
+    """samples/<slab>.npz (float16 views) and a labelled PNG per kept (slab, thin estimate)."""
+    (run_dir / "samples").mkdir(exist_ok=True)
+    for vol, sr in kept:
+        views = slab_views(vol.thick, sr, vol.thin)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, group=np.array(""), plane=np.array("through"), k=np.array(k),
+                            **{key: v.astype(np.float16) for key, v in views.items()})
+        atomic_write_bytes(run_dir / "samples" / f"{vol.name}.npz", buf.getvalue())
+        _grid([(f"input (x{k} thicker)", "thick"), (label, "sr"), ("thin (real)", "thin")],
+              {"": views}, k, aspect, run_dir / "samples" / f"{vol.name}.png", vol.name)
+
+
+def _readable(path: Path) -> dict | None:
+    try:
+        with np.load(path) as z:
+            if str(z.get("plane", "")) != "through":
+                return None
+            return {key: z[key].astype(np.float32) for key in z.files
+                    if key.split("_")[0] in VIEWS} | {"k": int(z["k"])}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def leaderboard_grid(runs: list[dict], png: Path, title: str) -> bool:
+    """The group's grid on the first slab every complete run kept: the thick input, each
+    method and the real thin slices, coronal above sagittal. False when there is none."""
+    done = [r for r in runs if r["manifest"].get("status") == "complete"]
+    kept = [{p.stem: p for p in (r["dir"] / "samples").glob("*.npz")} for r in done]
+    common = sorted(set.intersection(*(set(k) for k in kept))) if kept else []
+    samples = [_readable(k[common[0]]) for k in kept] if common else []
+    if not samples or any(s is None for s in samples):
+        return False
+    views = {r["manifest"]["label"]: s for r, s in zip(done, samples)}
+    first = samples[0]
+    columns = [("input (thick)", "thick"), *[(label, "sr") for label in views], ("thin (real)", "thin")]
+    per_column = {"": first, **views}
+    _grid(columns, per_column, first["k"], aspect_of(done[0]["manifest"]), png,
+          f"{title}: {common[0]}")
+    return True
+
+
+def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str) -> None:
+    """Rows: the views; columns: (title, part) drawn from arrays[title] (or arrays[""])."""
+    rows, width = arrays[""][f"{next(iter(VIEWS))}_thin"].shape
+    panel = max(0.3, 2.3 * rows * aspect / width)        # a panel's height, z at its scale
+    fig = Figure(figsize=(2.3 * len(columns), 0.9 + (panel + 0.35) * len(VIEWS)), dpi=110)
+    axes = fig.subplots(len(VIEWS), len(columns), squeeze=False)
+    for row, view in enumerate(VIEWS):
+        for col, (name, part) in enumerate(columns):
+            source = arrays.get(name, arrays[""])
+            ax = axes[row, col]
+            ax.imshow(source[f"{view}_{part}"], cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest", aspect=aspect * (k if part == "thick" else 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=7)
+        axes[row, 0].set_ylabel(view, fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    save_png(fig, png)
