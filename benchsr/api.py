@@ -24,23 +24,19 @@ def create_method(spec: str, scale: int = 4, profile: str = "smoke", dataset: st
     cls = registry.get("methods", name)
     ds = registry.get("datasets", dataset)
     cfg = config.resolve(cls, preset or "default", ds, profile, list(overrides))
-    data = cfg["data"]
-    plane = data.get("plane", "axial")
-    if plane not in cls.planes:
-        raise BenchError(f"{name} runs the {'/'.join(cls.planes)} track only, not {dataset}'s "
-                         f"{plane} track (data.plane={plane} in overrides chooses it)")
-    through = plane == "through"                    # the scale is the z_factor there
-    want = int(data["z_factor"]) if through else getattr(ds, "scale", scale)
+    plane, want, degradation = config.track(cfg, ds)
+    why = config.wrong_track(cls, plane, dataset)
+    if why:
+        raise BenchError(f"{why}: data.plane in overrides chooses the track")
     if want != scale:
-        what = "along z (data.z_factor)" if through else "dataset (its presets and patches are " \
-                                                           "sized for that)"
+        what = "along z (data.z_factor)" if plane == "through" else \
+            "dataset (its presets and patches are sized for that)"
         raise BenchError(f"scale={scale}: {dataset} is a {want}x {what}; pass scale={want} or "
                          f"another dataset")
     if scale not in cls.scales:
         raise BenchError(f"{name} does not support scale {scale} (it supports {cls.scales})")
     ctx = RunContext(torch.device(device), scale=scale, epochs=int(cfg["train"]["epochs"]),
-                     total_steps=config.total_steps(cfg),
-                     degradation=data["z_degradation"] if through else data.get("degradation", "bicubic"))
+                     total_steps=config.total_steps(cfg), degradation=degradation)
     method = cls(cfg, ctx)
     method.build()
     return method

@@ -390,6 +390,23 @@ def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[
     return cfg
 
 
+def track(cfg: dict, dataset_cls) -> tuple[str, int, str]:
+    """(plane, scale, degradation) a resolved config runs: on the through-plane track the
+    scale is data.z_factor and the degradation data.z_degradation (the slice profile)."""
+    data = cfg["data"]
+    if data.get("plane") == "through":
+        return "through", int(data["z_factor"]), data["z_degradation"]
+    return "axial", int(data.get("scale", dataset_cls.scale)), data.get("degradation", "bicubic")
+
+
+def wrong_track(method_cls, plane: str, dataset: str) -> str:
+    """'' when the method runs the plane's track, else why not (one line)."""
+    if plane in method_cls.planes:
+        return ""
+    return (f"{method_cls.name} runs the {'/'.join(method_cls.planes)} track only, not "
+            f"{dataset}'s {plane} track (data.plane={plane})")
+
+
 def check_limits(cfg: dict, limits: dict, owner: str) -> None:
     """A plugin's `limits:` (presets.yaml) on the resolved config, before any data is read:
     a list is the key's choices; {min, max} bound it, {above, below} bound it strictly."""

@@ -191,14 +191,13 @@ def _for_the_plane(jobs: list, spec: str, dataset: str) -> list:
     named = {item.strip().partition(":")[0] for item in spec.split(",")} - {"all"}
     kept = []
     for cls, cfg in jobs:
-        if plane in cls.planes:
+        why = config.wrong_track(cls, plane, dataset)
+        if not why:
             kept.append((cls, cfg))
         elif cls.name in named:
             fits = sorted(n for n, e in registry.discover("methods").items()
                           if not e.broken and plane in e.cls.planes)
-            raise BenchError(f"{cls.name} runs the {'/'.join(cls.planes)} track only, not "
-                             f"{dataset}'s {plane} track (data.plane={plane}); methods for it: "
-                             f"{', '.join(fits) or 'none'}")
+            raise BenchError(f"{why}; methods for it: {', '.join(fits) or 'none'}")
     if not kept:
         raise BenchError(f"no method of --methods {spec} runs the {plane} track")
     return kept

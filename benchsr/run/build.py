@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchsr.config import total_steps
+from benchsr.config import total_steps, wrong_track
 from benchsr.contracts import BenchError, PreparedData, RunContext
 from benchsr.nn import weights
 from benchsr.run.training import seed_epoch
@@ -29,9 +29,9 @@ def check_fits(cfg: dict, data: PreparedData, method_cls=None) -> None:
     method runs the data's track (plane), the training patch fits the streams' images, and
     the border the scores leave out leaves something of the evaluation images."""
     plane = data.protocol.get("plane", "axial")
-    if method_cls is not None and plane not in method_cls.planes:
-        raise BenchError(f"{method_cls.name} runs the {'/'.join(method_cls.planes)} track only, "
-                         f"not the {plane} track of {cfg['dataset']} (data.plane)")
+    why = wrong_track(method_cls, plane, cfg["dataset"]) if method_cls is not None else ""
+    if why:
+        raise BenchError(why)
     k, p = data.scale, int(cfg["train"]["lr_patch"])
     for what, stack, size in (("LR", data.train_lr, p), ("HR", data.train_hr, p * k)):
         h, w = stack.images.shape[1:]

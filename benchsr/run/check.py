@@ -49,9 +49,9 @@ def build_method(name: str, preset: str = "default", scale: int | None = None) -
     (its through-plane track for a through-plane-only method)."""
     cls = registry.get("methods", name)
     through = "axial" not in cls.planes
-    cfg = config.resolve(cls, preset, registry.get("datasets", "lung-ct"), "smoke",
-                         ["data.plane=through"] if through else [])
-    degradation = cfg["data"]["z_degradation"] if through else cfg["data"].get("degradation", "bicubic")
+    lung = registry.get("datasets", "lung-ct")
+    cfg = config.resolve(cls, preset, lung, "smoke", ["data.plane=through"] if through else [])
+    _, _, degradation = config.track(cfg, lung)
     ctx = RunContext(torch.device("cpu"), scale=scale or _scale_for(cls),
                      epochs=int(cfg["train"]["epochs"]), total_steps=config.total_steps(cfg),
                      degradation=degradation)
@@ -109,10 +109,15 @@ def _output(method: Method) -> str:
     with torch.no_grad():
         out = method.super_resolve(torch.rand(1, c, 12, 16))
     assert tuple(out.shape) == (1, c, 12 * k, 16 * k), f"shape {tuple(out.shape)}"
+    return f"(1, {c}, 12, 16) -> {tuple(out.shape)}, {_in_unit_range(out)}"
+
+
+def _in_unit_range(out: torch.Tensor) -> str:
+    """'values in [lo, hi]' for a finite output in [0, 1], else an AssertionError saying why."""
     assert bool(torch.isfinite(out).all()), "NaN or Inf in the output"
     lo, hi = float(out.min()), float(out.max())
     assert 0 <= lo and hi <= 1, f"values in [{lo:.3g}, {hi:.3g}], not [0, 1]"
-    return f"(1, {c}, 12, 16) -> {tuple(out.shape)}, values in [{lo:.3f}, {hi:.3f}]"
+    return f"values in [{lo:.3f}, {hi:.3f}]"
 
 
 def _output_z(method: Method) -> str:
@@ -121,10 +126,7 @@ def _output_z(method: Method) -> str:
     with torch.no_grad():
         out = method.super_resolve_z(torch.rand(4, 16, 12))
     assert tuple(out.shape) == (4 * k, 16, 12), f"shape {tuple(out.shape)}"
-    assert bool(torch.isfinite(out).all()), "NaN or Inf in the output"
-    lo, hi = float(out.min()), float(out.max())
-    assert 0 <= lo and hi <= 1, f"values in [{lo:.3g}, {hi:.3g}], not [0, 1]"
-    return f"(4, 16, 12) thick -> {tuple(out.shape)} thin, values in [{lo:.3f}, {hi:.3f}]"
+    return f"(4, 16, 12) thick -> {tuple(out.shape)} thin, {_in_unit_range(out)}"
 
 
 def _infer(method: Method):
@@ -195,7 +197,7 @@ def _planes(method: Method) -> str:
 # ---- datasets -------------------------------------------------------------------------------
 def _dataset_data(cls, data_dir):
     cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, "smoke", [])
-    return cls(cfg, data_dir).load(), cfg
+    return cls(cfg, data_dir).load()
 
 
 def _protocol(cls, data) -> str:
@@ -239,7 +241,7 @@ def check_dataset(name: str, data_dir=None) -> list[Finding]:
         raise BenchError(f"{name} needs --data-dir: its data is not embedded")
     if not checks.run("loads at smoke size", lambda: loaded.append(_dataset_data(cls, data_dir))):
         return checks.findings
-    data, _ = loaded[0]
+    data = loaded[0]
     checks.run("protocol: scale, degradation, infer's windows", _protocol, cls, data)
     checks.run("evaluation pairs: HR = k x LR", _eval_images, data)
     checks.run("every method's smoke patch fits", _fits_every_method, cls, data)
