@@ -43,7 +43,8 @@ What the harness relies on, and checks (`benchsr check NAME`; the tests run it o
 
 A through-plane protocol (`protocol["plane"] == "through"`) gives `eval_volumes` (slabs of thin
 slices and the thick ones made from them by `protocol["degradation"]`: mean or pick) instead of
-`eval_images`, and its scale is the z_factor.
+`eval_images`, and its scale is the z_factor. Its `val_volumes`, if any, are slabs of the same
+kind that no method trains on and the evaluation does not score: the learning curve's.
 
 A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its
 protocol must hold `scale`, `degradation` (how LR is made from HR: evaluation and training pairs
@@ -281,6 +282,7 @@ class PreparedData:
     paired: bool = False
     simulated: bool = False       # any simulated content: labels every table and picture
     eval_volumes: list[EvalVolume] = field(default_factory=list)   # the through-plane track
+    val_volumes: list[EvalVolume] = field(default_factory=list)    # its curve's: never scored
 
 
 class Dataset:

@@ -20,12 +20,11 @@ import torch.nn.functional as F
 from benchsr.evaluation import clinical
 
 @functools.lru_cache(maxsize=8)
-def _gaussian_window(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
     # built once per (size, sigma, device, dtype): SSIM is called every training step
     ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(ax ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).to(device=device, dtype=dtype)[None, None]
+    return (g / g.sum()).to(device=device, dtype=dtype)
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win: int = 11,
@@ -40,16 +39,23 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, win: int
 
 def _ssim_map(a, b, data_range, win, sigma, k1, k2, padding) -> torch.Tensor:
     """Windowed SSIM map per channel, a, b: (B, C, H, W). padding 'valid': only where the window
-    fits (the metric); 'zero': zero-padded to the input size (pytorch_ssim, a training loss)."""
+    fits (the metric); 'zero': zero-padded to the input size (pytorch_ssim, a training loss).
+    The Gaussian window is separable: a pass along x, then along y, is the 2D window's sum
+    (with zeros outside the image for 'zero') at 2*win instead of win² products per pixel; the
+    five local means go through it together."""
     c = a.shape[1]
-    w = _gaussian_window(win, sigma, str(a.device), a.dtype).expand(c, 1, win, win)
+    g = _gaussian_1d(win, sigma, str(a.device), a.dtype)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     pad = {"valid": 0, "zero": win // 2}[padding]
-    conv = lambda t: F.conv2d(t, w, padding=pad, groups=c)   # noqa: E731
-    mu_a, mu_b = conv(a), conv(b)
-    var_a = conv(a * a) - mu_a ** 2
-    var_b = conv(b * b) - mu_b ** 2
-    cov = conv(a * b) - mu_a * mu_b
+    stack = torch.cat([a, b, a * a, b * b, a * b], dim=1)              # (B, 5C, H, W)
+    along_x = F.conv2d(stack, g.view(1, 1, 1, win).expand(5 * c, 1, 1, win), padding=(0, pad),
+                       groups=5 * c)
+    means = F.conv2d(along_x, g.view(1, 1, win, 1).expand(5 * c, 1, win, 1), padding=(pad, 0),
+                     groups=5 * c)
+    mu_a, mu_b, e_aa, e_bb, e_ab = means.split(c, dim=1)
+    var_a = e_aa - mu_a ** 2
+    var_b = e_bb - mu_b ** 2
+    cov = e_ab - mu_a * mu_b
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 

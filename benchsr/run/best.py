@@ -5,7 +5,7 @@ checkpoints/best.pt. After the last checkpoint has been scored, the best one is 
 same images into the run folder's `best/` subfolder, which is a complete run folder of its own:
 its manifest names the checkpoint (`checkpoint.kind = best`, the step, the validation PSNR). Its
 rows are labelled `[best-val]` and form a table of their own (tables.groups), because choosing
-a checkpoint on validation images is a different protocol from BasicSR's last checkpoint, which
+a checkpoint on validation images (or slabs) is a different protocol from BasicSR's last checkpoint, which
 the leaderboard ranks. The two are never merged.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ import torch
 
 from benchsr import results
 from benchsr.config import total_steps
-from benchsr.evaluation.evaluate import degenerate_reason, evaluate_run, validation_images
+from benchsr.evaluation.evaluate import degenerate_reason
 from benchsr.run import checkpoints, reporting
+from benchsr.run.validation import validation_set
 from benchsr.run.stages import shown
 from benchsr.runtime import distributed
 
@@ -69,12 +70,12 @@ def weights_path(run_dir: Path, manifest: dict) -> Path:
 def manifest_for(manifest: dict, state: dict, total_steps: int, validation: list,
                  on_scored: bool) -> dict:
     """The best folder's manifest: the run's own, naming the checkpoint it scores and how it
-    was chosen (`on_scored`: the validation images are scored ones, evaluation.py)."""
+    was chosen (`validation`: its images or slabs; `on_scored`: they are scored ones)."""
     out = copy.deepcopy(manifest)
     out["checkpoint"] = {"kind": "best", "step": int(state["step"]),
                          "of_steps": int(total_steps),
                          "validation_psnr": float(state["validation_psnr"]),
-                         "validation_images": [img.name for img in validation],
+                         "validation_images": [unit.name for unit in validation],
                          "chosen_on": "scored images" if on_scored else
                                       "validation images the evaluation does not score"}
     if on_scored:
@@ -100,19 +101,20 @@ def write_folder(run_dir: Path, manifest: dict, score) -> Path:
     return folder
 
 
-def score(method, cfg: dict, device, run_dir: Path, manifest: dict, data, images, measures,
-          lpips_note, last: tuple, stage, progress=None) -> None:
-    """best/: the best-on-validation weights scored on the last checkpoint's images, or the last
+def score(method, cfg: dict, device, run_dir: Path, manifest: dict, data, evaluate_all,
+          units: int, measures, lpips_note, last: tuple, stage, progress=None) -> None:
+    """best/: the best-on-validation weights scored as the last checkpoint was
+    (`evaluate_all(cfg, device, measures, stage, bar)` over `units` images or slabs), or the last
     checkpoint's scores (`last`: rows, kept samples, volume rows) when it is the best."""
     world = distributed.world()
     state = distributed.broadcast(load(run_dir, device) if world.is_main else None)
     if state is None:
         return
-    out = manifest_for(manifest, state, total_steps(cfg), *validation_images(data, cfg))
+    out = manifest_for(manifest, state, total_steps(cfg), *validation_set(data, cfg))
     if int(state["step"]) != total_steps(cfg):
         method.load_state_dict(state["method"])
-        with shown(progress, f"eval  {manifest['label']} [{results.BEST_TAG}]", len(images)) as bar:
-            rows, kept, _, volumes = evaluate_run(method, images, cfg, device, measures, stage, bar)
+        with shown(progress, f"eval  {manifest['label']} [{results.BEST_TAG}]", units) as bar:
+            rows, kept, _, volumes = evaluate_all(cfg, device, measures, stage, bar)
         last = rows, kept, volumes
     rows, kept, volumes = last
     reason = degenerate_reason(rows, float(cfg["eval"]["min_input_r"]))

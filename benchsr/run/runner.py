@@ -145,8 +145,8 @@ class Runner:
                          else (1, 1, *self.data.eval_images[0].lr.shape))
             reporting.write_cost(run_dir, method, cfg, device, timing, ms, kept, one_input, memory)
         with stage("scoring the best-on-validation checkpoint"):
-            best.score(method, cfg, device, run_dir, manifest, self.data, images, measures,
-                       lpips_note, (rows, kept, volume_rows), stage, self.progress)
+            best.score(method, cfg, device, run_dir, manifest, self.data, evaluate_all, units,
+                       measures, lpips_note, (rows, kept, volume_rows), stage, self.progress)
         with stage("the output check"):     # after both are written: the numbers stay on disk
             floor = float(cfg["eval"]["min_input_r"])
             if floor <= 0:

@@ -1,5 +1,6 @@
-"""The learning curve's validation points (eval.every): a few primary images the final
-evaluation does not score, scored on rank 0 without touching any random state."""
+"""The learning curve's validation points (eval.every): a few primary images, or on the
+through-plane track a few slabs, that the final evaluation does not score, scored on rank 0
+without touching any random state."""
 from __future__ import annotations
 
 import random
@@ -8,30 +9,46 @@ import numpy as np
 import torch
 
 from benchsr.contracts import PreparedData
+from benchsr.evaluation.clinical import Context
 from benchsr.evaluation.evaluate import evaluate, validation_images
+from benchsr.evaluation.through_plane import evaluate_volumes
 from benchsr.runtime import distributed
 
 
-def validator(method, data: PreparedData, cfg: dict, device):
-    """validate(step) -> curve rows: the mean PSNR / SSIM of the eval.every_images validation
-    images, on rank 0, leaving every random state as it found it. None on the through-plane
-    track, which has no images to spare: every slab is scored."""
+def validation_set(data: PreparedData, cfg: dict) -> tuple[list, bool]:
+    """(the curve's images, or its slabs on the through-plane track; True when they are scored
+    ones: the dataset left none spare)."""
     if data.protocol.get("plane") == "through":
+        return list(data.val_volumes), False
+    return validation_images(data, cfg)
+
+
+def validator(method, data: PreparedData, cfg: dict, device):
+    """validate(step) -> curve rows: the mean PSNR / SSIM over the validation set's scored
+    slices, on rank 0, leaving every random state as it found it. None when the through-plane
+    track has no validation slab."""
+    units, overlap = validation_set(data, cfg)
+    through = data.protocol.get("plane") == "through"
+    if through and not units:
         if cfg["eval"]["every"]:
-            method.ctx.notes.append("no validation curve: the through-plane track scores every "
-                                    "evaluation slab and has none to spare")
+            method.ctx.notes.append("no validation curve: the dataset gives the through-plane "
+                                    "track no slab that is neither trained on nor scored")
         return None
-    images, overlap = validation_images(data, cfg)
     if overlap and cfg["eval"]["every"]:
         method.ctx.notes.append("validation curve on scored images: the dataset leaves no "
                                 "evaluation slice unscored (eval.max_images)")
     quiet = {**cfg, "eval": {**cfg["eval"], "samples": 0, "lpips": False}}
 
+    def scored_rows() -> list[dict]:
+        if through:
+            return evaluate_volumes(method, units, quiet, device, Context())[0]
+        return evaluate(method, units, quiet, device)[0]
+
     def validate(step: int) -> list[dict]:
-        if not distributed.world().is_main or not images:
+        if not distributed.world().is_main or not units:
             return []
         states = torch.get_rng_state(), random.getstate(), np.random.get_state()
-        rows, _, _ = evaluate(method, images, quiet, device)
+        rows = scored_rows()
         torch.set_rng_state(states[0])
         random.setstate(states[1])
         np.random.set_state(states[2])

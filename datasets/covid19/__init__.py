@@ -12,7 +12,9 @@ cases are split into two disjoint halves (alternating in name order): one feeds 
 super-resolved (tiled when eval.tile is set), scored per slice and averaged per volume.
 `data.plane: through` is the through-plane track: the Train cases give in-plane patches, and
 each Validation volume is cut into slabs of `data.z_slab` thin slices whose thick slices
-(`data.z_factor`, `data.z_degradation`) are reconstructed and scored against them.
+(`data.z_factor`, `data.z_degradation`) are reconstructed and scored against them. When
+`data.z_slabs_per_volume` leaves slabs unscored, `data.z_val_slabs` of them (evenly spaced) are
+the learning curve's: same patients as the scored slabs, never the same slices.
 Preprocessed volumes are cached (benchsr.cache), so a second run memory-maps them.
 """
 from __future__ import annotations
@@ -151,21 +153,26 @@ class Covid19(Dataset):
         k, how, slab = int(d["z_factor"]), d["z_degradation"], int(d["z_slab"])
         if slab % k:
             raise BenchError(f"covid19: data.z_slab={slab} is not a multiple of data.z_factor={k}")
-        volumes = []
+        volumes, spare = [], []
         for p in val:
             starts = list(range(0, len(vols[p]["hr"]) - slab + 1, slab))
             if d["z_slabs_per_volume"] and starts:
                 picks = np.linspace(0, len(starts) - 1, int(d["z_slabs_per_volume"])).round()
-                starts = [starts[int(i)] for i in sorted(set(picks))]
-            volumes += [eval_slab(f"{case_id(p)}_z{z:03d}-{z + slab - 1:03d}",
-                                  vols[p]["hr"][z:z + slab], vols[p]["body"][z:z + slab], k, how,
-                                  f"{p.name}#z{z}..{z + slab - 1}", case_id(p)) for z in starts]
+                scored = [starts[int(i)] for i in sorted(set(picks))]
+                spare += [(p, z) for z in starts if z not in scored]
+                starts = scored
+            volumes += [self._slab(vols, p, z, slab) for z in starts]
+        # the curve's slabs: evenly spaced among the unscored ones
+        n_val = min(int(d["z_val_slabs"]), len(spare))
+        val_slabs = [self._slab(vols, *spare[int(i)], slab)
+                     for i in sorted(set(np.linspace(0, len(spare) - 1, n_val).round()))] if n_val else []
         if not volumes:
             raise BenchError(f"covid19: no Validation volume holds a slab of data.z_slab={slab} slices")
         thin_mm = sorted({round(float(vols[p]["spacing"][2]), 3) for p in val})
         hr = stack(train, "hr", "body")
         return PreparedData(
             scale=k, train_lr=hr, train_hr=hr, eval_images=[], eval_volumes=volumes,
+            val_volumes=val_slabs,
             protocol={"window_hu": list(d["window"]), "range": [0, 1],
                       "hr_window": list(d["window"]), "hr_units": "HU", "degradation": how,
                       "scale": k, "plane": "through", "z_factor": k, "z_degradation": how,
@@ -176,8 +183,15 @@ class Covid19(Dataset):
                               f"the thick ones lack"},
             metadata={"root": str(root), "units": "HU", "train_cases": [p.name for p in train],
                       "eval_volumes": [p.name for p in val],
+                      "validation_slabs": [v.name for v in val_slabs],
                       "source": "COVID-19-20 challenge (user's copy)"},
         )
+
+    def _slab(self, vols: dict, p: Path, z: int, slab: int):
+        d = self.cfg["data"]
+        return eval_slab(f"{case_id(p)}_z{z:03d}-{z + slab - 1:03d}", vols[p]["hr"][z:z + slab],
+                         vols[p]["body"][z:z + slab], int(d["z_factor"]), d["z_degradation"],
+                         f"{p.name}#z{z}..{z + slab - 1}", case_id(p))
 
 
 PLUGINS = [Covid19]

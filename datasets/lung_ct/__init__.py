@@ -12,7 +12,8 @@ anatomy. The protocol records the streams' body-masked intensity distance.
 `data.plane: through` is the through-plane track instead: the 5 mm slices are the thin ones,
 `data.z_factor` of them make a thick slice (`data.z_degradation`: their mean, the slice profile,
 or every k-th), and methods reconstruct the thin slices of held-out slabs from the thick ones
-(interleaved: training slab, gap, evaluation slab, gap, each `data.z_slab` slices).
+(interleaved: training slab, gap, evaluation slab, gap, each `data.z_slab` slices). The last
+`data.z_val_slabs` training slabs are held out of training for the learning curve, unscored.
 `--data-dir` may name another DICOM series folder to run the same protocol on.
 """
 from __future__ import annotations
@@ -154,18 +155,23 @@ class LungCT(Dataset):
             raise BenchError(f"lung-ct: data.z_slab={slab} is not a multiple of data.z_factor={k}")
         norm, body = vol["hr"], vol["body"]
         train, evals = interleaved_slabs(norm.shape[0], slab, gap)
+        n_val = int(d["z_val_slabs"])
+        # the curve's slabs: the last training ones, taken out of training
+        cut = len(train) - n_val
+        train, val = train[:cut], train[cut:]
         if not train or not evals:
             raise BenchError(f"lung-ct: {norm.shape[0]} slices hold no training and evaluation "
-                             f"slab of data.z_slab={slab}")
+                             f"slab of data.z_slab={slab} besides data.z_val_slabs={n_val}")
         src = lambda z: f"{names['series']}/slice{z:02d}"  # noqa: E731
+        slabs = lambda runs: [eval_slab(  # noqa: E731
+            f"slab{run[0]:02d}-{run[-1]:02d}", norm[run], body[run], k, how,
+            f"{src(run[0])}..{run[-1]:02d}", names["patient"]) for run in runs]
         thin_z = [z for run in train for z in run]
         thick = np.concatenate([thicken(norm[run], k, how) for run in train])
-        volumes = [eval_slab(f"slab{run[0]:02d}-{run[-1]:02d}", norm[run], body[run], k, how,
-                             f"{src(run[0])}..{run[-1]:02d}", names["patient"]) for run in evals]
         lo, hi = d["window"]
         dz = float(vol["spacing"][2])
         return PreparedData(
-            scale=k, eval_images=[], eval_volumes=volumes,
+            scale=k, eval_images=[], eval_volumes=slabs(evals), val_volumes=slabs(val),
             train_hr=SliceStack(np.array(norm[thin_z]), [src(z) for z in thin_z], np.array(body[thin_z])),
             train_lr=SliceStack(thick, [f"{src(run[0])} thick {i}" for run in train
                                         for i in range(len(run) // k)]),
@@ -175,11 +181,12 @@ class LungCT(Dataset):
                       "eval": f"slabs of {slab} thin slices, thickened ({how} of {k}), "
                               f"reconstructed along z, scored on the slices the thick ones lack",
                       "split": f"interleaved slabs of {slab} (training, gap {gap}, evaluation, "
-                               f"gap {gap})"},
+                               f"gap {gap}); the last {n_val} training slab(s) validate, "
+                               f"untrained on and unscored"},
             metadata={"spacing_mm": [float(v) for v in vol["spacing"]], "units": "HU",
                       "source": CREDIT, "origin": [float(v) for v in vol["origin"]],
                       "direction": [float(v) for v in vol["direction"]],
-                      "splits": {"train": train, "eval": evals}},
+                      "splits": {"train": train, "validation": val, "eval": evals}},
         )
 
 

@@ -187,3 +187,16 @@ def test_the_through_plane_track_on_the_real_layout(covid_tree, tmp_path):
     df = pd.read_csv(run / "metrics.csv")
     assert len(df) == 16 and set(df["volume"]) == set(VALID) and df["psnr"].between(15, 60).all()
     assert "through-plane x2 along z" in (tmp_path / "o" / "leaderboard.md").read_text()
+
+
+def test_the_through_plane_curve_takes_unscored_slabs_only(covid_tree):
+    base = ["data.plane=through", "data.z_slab=4"]          # ten slices: two slabs per volume
+    data = _load(covid_tree.parent, base)                   # smoke: one scored slab per volume
+    a, b = VALID
+    assert [v.name for v in data.eval_volumes] == [f"{a}_z000-003", f"{b}_z000-003"]
+    assert [v.name for v in data.val_volumes] == [f"{a}_z004-007"]
+    assert data.metadata["validation_slabs"] == [f"{a}_z004-007"]
+    both = _load(covid_tree.parent, [*base, "data.z_val_slabs=2"]).val_volumes
+    assert [v.name for v in both] == [f"{a}_z004-007", f"{b}_z004-007"]
+    assert np.allclose(both[1].thick[1], both[1].thin[2:4].mean(0))
+    assert not _load(covid_tree.parent, [*base, "data.z_slabs_per_volume=0"]).val_volumes

@@ -57,6 +57,19 @@ def test_lung_ct_through_plane_slabs(through):
         ("through", 2, "mean", 5.0, 10.0)
 
 
+def test_the_curves_slab_is_neither_trained_on_nor_scored(through):
+    splits = through.metadata["splits"]
+    assert splits["validation"] == [list(range(54, 62))]          # the last training slab
+    assert [v.name for v in through.val_volumes] == ["slab54-61"]
+    assert len(splits["train"]) == 3 and all(z < 54 for run in splits["train"] for z in run)
+    assert len(through.train_hr.images) == 24 and len(through.train_lr.images) == 12
+    assert not any(54 <= z <= 61 for run in splits["eval"] for z in run)
+    vol = through.val_volumes[0]
+    assert vol.thick.shape == (4, 512, 512) and np.allclose(vol.thick[0], vol.thin[:2].mean(0))
+    none = api.load_dataset("lung-ct", "smoke", overrides=(*THROUGH, "data.z_val_slabs=0"))
+    assert not none.val_volumes and len(none.metadata["splits"]["train"]) == 4
+
+
 def test_a_method_of_the_other_track_is_one_line_before_anything(tmp_path, capsys, monkeypatch):
     for args, words in ((["--methods", "srcyclegan", "--set", "data.plane=through"],
                          "srcyclegan runs the axial track only"),
@@ -106,14 +119,17 @@ def test_all_means_every_method_of_the_datasets_track():
         assert {cls.name for cls, _ in _for_the_plane(jobs, "all", "lung-ct")} == want
 
 
-def test_smore_on_the_track_writes_no_empty_curve_and_says_why(through, tmp_path):
+def test_smore_on_the_track_without_a_validation_slab_writes_no_empty_curve_and_says_why(
+        tmp_path):
     """With eval.every on the through-plane track, training wrote a 1-byte curve.csv (an empty
     frame) that crashed the leaderboard."""
     from benchsr import registry
     from benchsr.run.runner import Runner
     from conftest import smoke_config
-    run = Runner(through, tmp_path).run(registry.get("methods", "smore"),
-                                        smoke_config("smore", extra=[*THROUGH, "eval.every=2"]))
+    extra = [*THROUGH, "data.z_val_slabs=0"]
+    data = api.load_dataset("lung-ct", "smoke", overrides=extra)
+    run = Runner(data, tmp_path).run(registry.get("methods", "smore"),
+                                     smoke_config("smore", extra=[*extra, "eval.every=2"]))
     assert run.status == "complete", run.reason
     assert not (run.run_dir / "curve.csv").exists()
     notes = json.loads((run.run_dir / "manifest.json").read_text())["notes"]
@@ -121,3 +137,29 @@ def test_smore_on_the_track_writes_no_empty_curve_and_says_why(through, tmp_path
     (run.run_dir / "curve.csv").write_text("\n")             # as the old code wrote it
     publish.build([tmp_path / "runs"], tmp_path)
     assert "| smore" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_smore_learns_along_a_curve_scored_on_the_validation_slab(through, tmp_path,
+                                                                   monkeypatch):
+    """The through-plane track had no learning curve (its validator returned None), and its
+    best-on-validation checkpoint was scored on axial images the track does not have."""
+    from benchsr import registry
+    from benchsr.run import best as best_module
+    from benchsr.run.runner import Runner
+    from conftest import smoke_config
+    # the first point stays the best, so that best/ is scored from its own weights
+    monkeypatch.setattr(best_module, "best_point", lambda curve: (2, curve[0]["value"]))
+    cfg = smoke_config("smore", extra=[*THROUGH, "eval.every=2"])
+    run = Runner(through, tmp_path).run(registry.get("methods", "smore"), cfg)
+    assert run.status == "complete", run.reason
+    curve = pd.read_csv(run.run_dir / "curve.csv")
+    psnr = curve[curve["metric"] == "psnr"]
+    assert psnr["step"].tolist() == [2, 4] and (psnr["images"] == 8).all()   # its 8 thin slices
+    assert psnr["value"].between(0, 60).all() and psnr["value"].nunique() > 1
+    best = json.loads((run.run_dir / "best" / "manifest.json").read_text())["checkpoint"]
+    assert best["validation_images"] == ["slab54-61"] and best["step"] == 2
+    scored = pd.read_csv(run.run_dir / "best" / "metrics.csv")
+    last = pd.read_csv(run.run_dir / "metrics.csv")
+    assert len(scored) == 24 and scored["image"].tolist() == last["image"].tolist()
+    assert not scored["image"].str.startswith("slab54").any()
+    assert not np.allclose(scored["psnr"], last["psnr"])             # step 2's weights, not 4's

@@ -12,7 +12,7 @@ from benchsr.contracts import RunContext, TrainBatch
 from benchsr.nn.losses import lsgan, vanilla
 from benchsr.methods.pseudosr import bicubic_down
 from benchsr.methods.srcyclegan.losses import identity_up, ssim_loss
-from benchsr.evaluation.metrics import _gaussian_window
+from benchsr.evaluation.metrics import _gaussian_1d
 
 from conftest import smoke_config
 
@@ -161,7 +161,7 @@ def test_the_supervised_reference_adds_to_bicubic_and_old_runs_read_as_before():
 def test_zero_padded_ssim_matches_a_hand_computed_value():
     # one pixel, window 11, zero padding: only the centre weight w0 of the window sees it
     p, q, c1, c2 = 0.8, 0.3, 0.01 ** 2, 0.03 ** 2
-    w0 = float(_gaussian_window(11, 1.5, "cpu", torch.float64)[0, 0, 5, 5])
+    w0 = float(_gaussian_1d(11, 1.5, "cpu", torch.float64)[5]) ** 2   # the 2D window's centre
     mu_p, mu_q = w0 * p, w0 * q
     var_p, var_q, cov = w0 * p * p - mu_p ** 2, w0 * q * q - mu_q ** 2, w0 * p * q - mu_p * mu_q
     hand = ((2 * mu_p * mu_q + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_q ** 2 + c1) * (var_p + var_q + c2))
