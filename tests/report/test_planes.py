@@ -1,0 +1,47 @@
+"""The through-plane views: where they are cut, and that a grid never mixes views cut in
+different places."""
+import numpy as np
+
+from benchsr.report import planes
+
+
+def _slab(z=8, h=300, w=260):
+    """A body (a disc) whose inside is flat in z except a structure that moves along z at rows
+    200-209, columns 40-79; the air outside the body flickers along z more than anything."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.indices((h, w))
+    body = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < 120 ** 2
+    thin = np.where(body, 0.5, 0.0)[None].repeat(z, 0).astype(np.float32)
+    thin[:, ~body] = rng.random((z, int((~body).sum()))) * 0.9          # noisy air
+    for k in range(z):
+        thin[k, 200:210, 40 + 5 * k:50 + 5 * k] = 1.0
+    return thin, np.repeat(body[None], z, 0)
+
+
+def test_views_are_cut_where_the_real_slab_changes_along_z_inside_the_body():
+    thin, body = _slab()
+    boxes = planes.view_boxes(thin, body)
+    row, start = boxes["coronal"]
+    assert 200 <= row <= 209 and start <= 40 and start + planes.WIDTH >= 90
+    col, start = boxes["sagittal"]
+    assert 40 <= col <= 89 and start <= 200 and start + planes.WIDTH >= 210
+    # without the body mask the flickering air wins: the mask is what keeps the view inside
+    assert not 200 <= planes.view_boxes(thin)["coronal"][0] <= 209
+    views = planes.slab_views(thin[::2], thin, thin, body)
+    assert views["coronal_thin"].shape == (8, 192) and views["sagittal_thick"].shape == (4, 192)
+    assert views["coronal_box"].tolist() == list(boxes["coronal"])
+    assert np.array_equal(views["coronal_thin"], thin[:, row, boxes["coronal"][1]:][:, :192])
+
+
+def test_a_grid_never_mixes_views_cut_in_different_places(tmp_path):
+    thin, body = _slab()
+    runs = []
+    for name, mask in (("a", body), ("b", None)):           # b's views lie elsewhere
+        run = tmp_path / name
+        (run / "samples").mkdir(parents=True)
+        views = planes.slab_views(thin[::2], thin, thin, mask)
+        np.savez(run / "samples" / "slab.npz", plane=np.array("through"), k=np.array(2), **views)
+        runs.append({"dir": run, "manifest": {"status": "complete", "label": name}})
+    assert not planes.leaderboard_grid(runs, tmp_path / "grid.png", "t")
+    assert planes.leaderboard_grid(runs[:1], tmp_path / "grid.png", "t")
+    assert (tmp_path / "grid.png").stat().st_size > 1000
