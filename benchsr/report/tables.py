@@ -15,6 +15,7 @@ Markdown, LaTeX and HTML renderers (publish.py) mark the best value the same way
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,6 +267,18 @@ COST_NUMBERS = {  # display title -> (cost.json key, format, lower is better)
 }
 
 
+TRAINING_TIMES = ("s_per_epoch", "samples_per_s")
+
+
+def timed_with_validation(rec: dict) -> bool:
+    """A run made before training time left out the validation points (cost.json without
+    `epoch_excludes_validation`) that did validate (it wrote curve.csv): its s / epoch and
+    samples / s count the validation too, and say so."""
+    folder = rec.get("dir")
+    return (not rec["cost"].get("epoch_excludes_validation") and folder is not None
+            and (Path(folder) / "curve.csv").is_file())
+
+
 def cost_table(recs: list[dict]) -> Table:
     rows, numbers = [], []
     for rec in recs:
@@ -279,6 +292,8 @@ def cost_table(recs: list[dict]) -> Table:
                "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
         for title, (key, fmt, _) in COST_NUMBERS.items():
             row[title] = fmt.format(c[key]) if c.get(key) else ("n/a" if c.get("not_measured") else "-")
+            if key in TRAINING_TIMES and c.get(key) and timed_with_validation(rec):
+                row[title] += " (incl. validation)"
         row["Device"] = f"{(m.get('provenance') or {}).get('device_name', '?')} ({c.get('device', '?')})"
         row["Precision"] = m.get("precision", "?")
         rows.append(row)

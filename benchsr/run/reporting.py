@@ -127,7 +127,8 @@ def _input_shape(kept) -> list | None:
 
 def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | None, kept,
                lr_shape: tuple, memory) -> None:
-    """Parameters, FLOPs of one whole LR evaluation slice, time per epoch, throughput, memory."""
+    """Parameters, FLOPs of one whole LR evaluation slice, training time per epoch (validation
+    points apart), throughput, memory."""
     tr, params = cfg["train"], cost.params_per_network(method)
     measured = type(method).measured_cost
     epoch_s = float(np.mean(timing.epoch_s)) if timing.epoch_s else None
@@ -142,6 +143,9 @@ def write_cost(run_dir: Path, method, cfg: dict, device, timing, ms: float | Non
         "samples_per_s": samples / epoch_s if epoch_s else None,
         "data_fraction": (float(np.sum(timing.data_s) / np.sum(timing.epoch_s))
                           if timing.epoch_s else None),
+        "validation_s_per_epoch": (float(np.mean(timing.validation_s))
+                                   if timing.validation_s else None),
+        "epoch_excludes_validation": True,     # runs before this key timed it into s_per_epoch
         "ms_per_slice": ms if measured else None,
         "eval_input_shape": _input_shape(kept),
         "peak_memory_mib": memory.read_mib() if measured else None, "peak_memory_kind": memory.kind,

@@ -30,8 +30,11 @@ def seed_epoch(seed: int, epoch: int) -> np.random.Generator:
 
 @dataclass
 class Timing:
+    """Per epoch: training seconds (validation left out), of which data loading, and the
+    validation points' seconds (eval.every), which are not training."""
     epoch_s: list[float] = field(default_factory=list)
     data_s: list[float] = field(default_factory=list)
+    validation_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -131,7 +134,7 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
     method.train(True)
     for epoch in range(start, int(tr["epochs"])):
         rng = seed_epoch(cfg["seed"], epoch)
-        t_epoch, t_data = time.perf_counter(), 0.0
+        t_epoch, t_data, t_val = time.perf_counter(), 0.0, 0.0
         for i in range(steps):
             t0 = time.perf_counter()
             batch = batches.next(rng)
@@ -144,14 +147,17 @@ def fit(method, data: PreparedData, cfg: dict, ctx, run_dir: Path, manifest: dic
             _report_step(bar, log, cfg, run_dir, history, step, losses)
             every = int(cfg["eval"]["every"])
             if validate is not None and every and (step + 1) % every == 0:
+                t0 = time.perf_counter()
                 with stage(f"validation after step {step}"):
                     curve += validate(step + 1)
                     best.keep_if_best(method, _meta(cfg, ctx), run_dir, curve, step + 1)
                 if curve:        # an empty frame would be a 1-byte file no reader can parse
                     results.write_text(run_dir / "curve.csv", pd.DataFrame(curve).to_csv(index=False))
+                t_val += time.perf_counter() - t0
         method.end_epoch(epoch)
-        timing.epoch_s.append(time.perf_counter() - t_epoch)
+        timing.epoch_s.append(time.perf_counter() - t_epoch - t_val)   # training alone
         timing.data_s.append(t_data)
+        timing.validation_s.append(t_val)
         with stage(f"checkpoint of epoch {epoch}"):
             _checkpoint(method, cfg, ctx, epoch, history, run_dir, manifest, curve)
         if log is not None:
