@@ -195,9 +195,33 @@ def _planes(method: Method) -> str:
 
 
 # ---- datasets -------------------------------------------------------------------------------
-def _dataset_data(cls, data_dir):
-    cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, "smoke", [])
+def _dataset_data(cls, data_dir, extra=()):
+    cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, "smoke", list(extra))
     return cls(cfg, data_dir).load()
+
+
+def has_through_plane(cls) -> bool:
+    """The dataset offers the through-plane track: its limits list `through` for data.plane."""
+    return "through" in ((config.plugin_presets(cls).get("limits") or {}).get("data.plane") or [])
+
+
+def _through_slabs(cls, data_dir) -> str:
+    """On the through-plane track: slabs of n*k thin and n thick slices, the thick ones made by
+    the declared profile; validation and evaluation slabs share no slice with each other or
+    with the training stream (compared by content)."""
+    data = _dataset_data(cls, data_dir, ["data.plane=through"])
+    p, k = data.protocol, data.scale
+    assert p.get("plane") == "through" and p.get("z_factor") == k, "the protocol lacks plane/z_factor"
+    assert data.eval_volumes, "no evaluation slab"
+    for vol in [*data.eval_volumes, *data.val_volumes]:
+        assert vol.thin.shape == (vol.thick.shape[0] * k, *vol.thick.shape[1:]), vol.name
+    seen = lambda vols: {s.tobytes() for v in vols for s in v.thin}  # noqa: E731
+    evals, vals = seen(data.eval_volumes), seen(data.val_volumes)
+    train = {s.tobytes() for s in data.train_hr.images}
+    assert not evals & vals, "a validation slab holds an evaluation slice"
+    assert not (evals | vals) & train, "the training stream holds a validation or evaluation slice"
+    return (f"x{k} along z, {len(data.eval_volumes)} evaluation and {len(data.val_volumes)} "
+            f"validation slabs, disjoint from training")
 
 
 def _protocol(cls, data) -> str:
@@ -245,6 +269,9 @@ def check_dataset(name: str, data_dir=None) -> list[Finding]:
     checks.run("protocol: scale, degradation, infer's windows", _protocol, cls, data)
     checks.run("evaluation pairs: HR = k x LR", _eval_images, data)
     checks.run("every method's smoke patch fits", _fits_every_method, cls, data)
+    if has_through_plane(cls):
+        checks.run("through-plane slabs: shapes, disjoint from training", _through_slabs, cls,
+                   data_dir)
     return checks.findings
 
 

@@ -35,7 +35,24 @@ def test_dataset_contract(name, request):
     data_dir = request.getfixturevalue("covid_tree") if cls.needs_data_dir else None
     findings = check.check_dataset(name, data_dir)
     assert not _failed(findings), _failed(findings)
-    assert "every method's smoke patch fits" in {f.check for f in findings}
+    done = {f.check for f in findings}
+    assert "every method's smoke patch fits" in done
+    assert ("through-plane slabs: shapes, disjoint from training" in done) == \
+        check.has_through_plane(cls)
+
+
+def test_the_through_plane_check_finds_a_validation_slab_that_is_scored(monkeypatch):
+    lung = registry.get("datasets", "lung-ct")
+    assert "3 evaluation and 1 validation slabs" in check._through_slabs(lung, None)
+    honest = lung._through
+
+    def leaky(self, vol, names):
+        data = honest(self, vol, names)
+        data.val_volumes = data.eval_volumes[:1]
+        return data
+    monkeypatch.setattr(lung, "_through", leaky)
+    with pytest.raises(AssertionError, match="validation slab holds an evaluation slice"):
+        check._through_slabs(lung, None)
 
 
 def test_create_method_refuses_a_scale_its_dataset_does_not_have():
