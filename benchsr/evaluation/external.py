@@ -18,6 +18,7 @@ from benchsr import results
 from benchsr.contracts import BenchError, EvalImage, Method
 from benchsr.data.volumes import PIXEL_CONVENTION, nib
 from benchsr.evaluation.evaluate import centre_crop, choose_images
+from benchsr.runtime.guards import exit_on_signals
 
 SUFFIXES = (".npy", ".nii.gz", ".nii")
 
@@ -29,21 +30,23 @@ def eval_inputs(data, cfg: dict) -> list[EvalImage]:
 
 def export_inputs(data, cfg: dict, out: Path) -> dict:
     """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json.
-    Written into a hidden folder beside OUT, then renamed: a full disk, an error or a kill
-    leaves no half-written OUT, and a retry starts clean."""
+    Written into a hidden folder beside OUT, then renamed: a full disk, an error, Ctrl-C or
+    SIGTERM leaves no half-written OUT and no hidden folder; a kill -9 may leave the hidden one,
+    never OUT."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BenchError(f"{out}: exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        manifest = _write_inputs(data, cfg, partial)
-        os.chmod(partial, 0o755)              # mkdtemp makes it private: the inputs are to share
-        os.replace(partial, out)              # an empty OUT is replaced too
-    except OSError as exc:
-        raise BenchError(f"{out}: cannot write the inputs ({exc.strerror or exc}); nothing "
-                         f"was written") from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    with exit_on_signals():        # a SIGTERM unwinds through the finally below, as Ctrl-C does
+        partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            manifest = _write_inputs(data, cfg, partial)
+            os.chmod(partial, 0o755)          # mkdtemp makes it private: the inputs are to share
+            os.replace(partial, out)          # an empty OUT is replaced too
+        except OSError as exc:
+            raise BenchError(f"{out}: cannot write the inputs ({exc.strerror or exc}); nothing "
+                             f"was written") from None
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return manifest
 
 

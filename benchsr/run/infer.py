@@ -11,12 +11,9 @@ series whole), and one output slice is in memory at a time (64 MiB at 8x of a 51
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from benchsr import config, registry
 from benchsr.contracts import BenchError, RunContext
 from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
 from benchsr.results import read_json
+from benchsr.runtime.guards import exit_on_signals
 from benchsr.data.volumes import SlabReader, nib
 
 MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
@@ -197,22 +195,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _cleanup_on_signals():
-    """SIGTERM (and SIGHUP) become SystemExit, so the temp file is removed like on Ctrl-C."""
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 def nifti_header(shape_xyz, spacing, origin, direction, description: str):
     """A NIfTI-1 header (nibabel) for int16 HU in ITK's LPS geometry converted to RAS."""
     rotation = np.asarray(direction, np.float64).reshape(3, 3)
@@ -231,7 +213,8 @@ def nifti_header(shape_xyz, spacing, origin, direction, description: str):
     return header
 
 
-def _region(volume: SlabReader, slices: str | None, roi: str | None, path: Path) -> tuple:
+def input_region(volume: SlabReader, slices: str | None, roi: str | None,
+                 path: Path) -> tuple:
     """(z0, z1, x0, x1, y0, y1) from --slices / --roi, checked against the volume."""
     nx, ny, nz = volume.size
     z0, z1 = parse_range(slices, nz, "slice range", path)
@@ -316,7 +299,7 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     remove_stale_temps(output)
     volume = SlabReader(input_path, series)      # streamed from disk where the format allows
     volume.check_hu()
-    z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)
+    z0, z1, x0, x1, y0, y1 = input_region(volume, slices, roi, input_path)
     method = trained.method
     plan = plan_for(method, tiling, (y1 - y0, x1 - x0), 1, method.ctx.device)
     k, (sx, sy, sz) = trained.scale, volume.spacing
@@ -324,7 +307,7 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
                           volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
     task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
-    with _cleanup_on_signals():     # before the temp exists: a SIGTERM never outruns its removal
+    with exit_on_signals():     # before the temp exists: a SIGTERM never outruns its removal
         _write_volume(trained, volume, output, header, (z0, z1, y0, y1, x0, x1), plan, tiling,
                       progress, task)
     return {"output": str(output), "shape_xyz": [(x1 - x0) * k, (y1 - y0) * k, z1 - z0],

@@ -23,8 +23,9 @@ import torch
 
 from benchsr.contracts import BenchError
 from benchsr.data.volumes import SlabReader
-from benchsr.run.infer import (Trained, _cleanup_on_signals, _region, check_request, nifti_header,
+from benchsr.run.infer import (Trained, check_request, input_region, nifti_header,
                                remove_stale_temps, write_nifti)
+from benchsr.runtime.guards import exit_on_signals
 
 CHUNK = 16       # input slices reconstructed at a time
 OVERLAP = 4      # input slices read beyond a chunk on each side
@@ -59,7 +60,7 @@ def super_resolve_volume_z(trained: Trained, input_path: Path, output: Path,
     remove_stale_temps(output)
     volume = SlabReader(input_path, series)
     volume.check_hu()
-    z0, z1, x0, x1, y0, y1 = _region(volume, slices, roi, input_path)
+    z0, z1, x0, x1, y0, y1 = input_region(volume, slices, roi, input_path)
     if z1 - z0 < 2:
         raise BenchError(f"{input_path}: {z1 - z0} slice: a through-plane run needs at least 2")
     k, how = trained.scale, trained.method.ctx.degradation
@@ -69,7 +70,7 @@ def super_resolve_volume_z(trained: Trained, input_path: Path, output: Path,
     header = nifti_header((x1 - x0, y1 - y0, n_out), (sx, sy, sz / k), origin, volume.direction,
                           f"benchsr {trained.label} x{k} along z in {trained.out_units}")
     task = progress.add_task(f"infer {trained.label} x{k} along z", total=n_out) if progress else None
-    with _cleanup_on_signals():
+    with exit_on_signals():
         write_nifti(output, header, _thin(trained, volume, (z0, z1, y0, y1, x0, x1), n_out),
                     progress, task)
     return {"output": str(output), "shape_xyz": [x1 - x0, y1 - y0, n_out],

@@ -1,4 +1,5 @@
-"""Guards around a run: a time limit, and fault injection for the crash tests."""
+"""Guards around a run: a time limit, signals that unwind like Ctrl-C, and fault injection for
+the crash tests."""
 from __future__ import annotations
 
 import contextlib
@@ -37,3 +38,20 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def exit_on_signals():
+    """SIGTERM and SIGHUP raise SystemExit inside the block, so that its `finally` clauses
+    remove temporary files as on Ctrl-C (a kill -9 cannot be caught). Main thread only."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -217,3 +217,25 @@ def test_infer_and_export_weights_on_an_outside_models_run_say_what_it_is(export
         code, _, err = _main(args, capsys, monkeypatch)
         assert code == 2 and "outside model's predictions (external:mine)" in err, err
         assert "unknown method" not in err
+
+
+def test_sigterm_during_export_inputs_leaves_no_hidden_folder(tmp_path):
+    """SIGTERM killed export-inputs at once: OUT was never half-written, but the hidden
+    .OUT.partial-* folder beside it stayed behind."""
+    import subprocess
+    script = (
+        "import os, signal, sys\n"
+        "import numpy as np\n"
+        "from benchsr.cli.main import app\n"
+        "real = np.save\n"
+        "def save_then_term(path, arr, *a, **k):\n"
+        "    real(path, arr, *a, **k)\n"
+        "    if '.partial-' in str(path):\n"   # not the dataset cache's own writes
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "np.save = save_then_term\n"
+        "app([\"export-inputs\", sys.argv[1], \"--profile\", \"smoke\"])\n")
+    out = tmp_path / "inputs"
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode in (143, -15), proc.stderr[-500:]
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())   # no OUT, nothing hidden
