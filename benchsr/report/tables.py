@@ -279,6 +279,19 @@ def timed_with_validation(rec: dict) -> bool:
             and (Path(folder) / "curve.csv").is_file())
 
 
+def measured_costs(rec: dict) -> dict[str, tuple[float | None, int]]:
+    """Per cost number, (the median over the row's complete seed runs that measured it, how
+    many): every seed's time counts, as every seed's score does, and one slow run (a shared
+    machine) does not speak for the row."""
+    runs = [r for r in rec.get("seed_runs", [rec])
+            if r["manifest"].get("status", "complete") == "complete"] or [rec]
+    out = {}
+    for key, _, _ in COST_NUMBERS.values():
+        values = [float(r["cost"][key]) for r in runs if (r.get("cost") or {}).get(key)]
+        out[key] = (float(np.median(values)) if values else None, len(values))
+    return out
+
+
 def cost_table(recs: list[dict]) -> Table:
     rows, numbers = [], []
     for rec in recs:
@@ -290,16 +303,20 @@ def cost_table(recs: list[dict]) -> Table:
                "Params per network": ", ".join(f"{k} {v:,}" for k, v in c.get("params", {}).items()) or "-",
                # torch's flop counter counts a multiply and an add: MACs = FLOPs / 2, as SR papers report
                "GMACs / LR input": f"{flops / 2e9:.2f} ({shape})" if flops else "n/a (no network)"}
+        measured = measured_costs(rec)
         for title, (key, fmt, _) in COST_NUMBERS.items():
-            row[title] = fmt.format(c[key]) if c.get(key) else ("n/a" if c.get("not_measured") else "-")
-            if key in TRAINING_TIMES and c.get(key) and timed_with_validation(rec):
+            value, n = measured[key]
+            row[title] = fmt.format(value) if value else ("n/a" if c.get("not_measured") else "-")
+            if value and n > 1:
+                row[title] += f" (median of {n})"
+            if key in TRAINING_TIMES and value and timed_with_validation(rec):
                 row[title] += " (incl. validation)"
         row["Device"] = f"{(m.get('provenance') or {}).get('device_name', '?')} ({c.get('device', '?')})"
         row["Precision"] = m.get("precision", "?")
         rows.append(row)
         numbers.append({"label": m["label"], "params": c.get("params_total"), "flops": flops,
                         "macs": flops / 2 if flops else None,
-                        **{key: c.get(key) for key, _, _ in COST_NUMBERS.values()}})
+                        **{key: measured[key][0] for key, _, _ in COST_NUMBERS.values()}})
     cells, nums = pd.DataFrame(rows), pd.DataFrame(numbers)
     best = pd.DataFrame(False, index=cells.index, columns=cells.columns)
     for title, (key, _, lower) in COST_NUMBERS.items():
