@@ -1,8 +1,8 @@
 """The through-plane track's pictures. A run keeps, for its first `eval.samples` slabs, a
 coronal and a sagittal plane where the real slab has the most through-plane detail (view_boxes):
-a WIDTH-pixel-wide crop of the thick input, of the method's thin slices and of the real ones. The leaderboard's grid puts
-them side by side, one row per view, z drawn at its true scale against the in-plane pixels and
-the slice index rising upwards."""
+a WIDTH-pixel-wide crop of the thick input, of the method's thin slices and of the real ones.
+The leaderboard's grid puts them side by side, one row per view, z drawn at its true scale
+against the in-plane pixels and the slice index rising upwards."""
 from __future__ import annotations
 
 import io

@@ -5,8 +5,8 @@ checkpoints/best.pt. After the last checkpoint has been scored, the best one is 
 same images into the run folder's `best/` subfolder, which is a complete run folder of its own:
 its manifest names the checkpoint (`checkpoint.kind = best`, the step, the validation PSNR). Its
 rows are labelled `[best-val]` and form a table of their own (tables.groups), because choosing
-a checkpoint on validation images (or slabs) is a different protocol from BasicSR's last checkpoint, which
-the leaderboard ranks. The two are never merged.
+a checkpoint on validation images (or slabs) is a different protocol from BasicSR's last
+checkpoint, which the leaderboard ranks. The two are never merged.
 """
 from __future__ import annotations
 

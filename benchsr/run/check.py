@@ -211,7 +211,8 @@ def _through_slabs(cls, data_dir) -> str:
     with the training stream (compared by content)."""
     data = _dataset_data(cls, data_dir, ["data.plane=through"])
     p, k = data.protocol, data.scale
-    assert p.get("plane") == "through" and p.get("z_factor") == k, "the protocol lacks plane/z_factor"
+    assert p.get("plane") == "through" and p.get("z_factor") == k, \
+        "the protocol lacks plane or z_factor"
     assert data.eval_volumes, "no evaluation slab"
     for vol in [*data.eval_volumes, *data.val_volumes]:
         assert vol.thin.shape == (vol.thick.shape[0] * k, *vol.thick.shape[1:]), vol.name

@@ -164,8 +164,8 @@ class Covid19(Dataset):
             volumes += [self._slab(vols, p, z, slab) for z in starts]
         # the curve's slabs: evenly spaced among the unscored ones
         n_val = min(int(d["z_val_slabs"]), len(spare))
-        val_slabs = [self._slab(vols, *spare[int(i)], slab)
-                     for i in sorted(set(np.linspace(0, len(spare) - 1, n_val).round()))] if n_val else []
+        chosen = sorted(set(np.linspace(0, len(spare) - 1, n_val).round())) if n_val else []
+        val_slabs = [self._slab(vols, *spare[int(i)], slab) for i in chosen]
         if not volumes:
             raise BenchError(f"covid19: no Validation volume holds a slab of data.z_slab={slab} slices")
         thin_mm = sorted({round(float(vols[p]["spacing"][2]), 3) for p in val})
