@@ -2,7 +2,7 @@
 coronal and a sagittal plane where the real slab has the most through-plane detail (view_boxes):
 a WIDTH-pixel-wide crop of the thick input, of the method's thin slices and of the real ones.
 The leaderboard's grid puts them side by side, one row per view, z drawn at its true scale
-against the in-plane pixels and the slice index rising upwards."""
+against the in-plane pixels, the head up (or, when the scan does not say, the slice index)."""
 from __future__ import annotations
 
 import io
@@ -66,8 +66,24 @@ def aspect_of(manifest: dict) -> float:
         return 1.0
 
 
-def save_samples(run_dir: Path, kept, k: int, label: str, aspect: float) -> None:
+def superior_up(manifest: dict) -> bool | None:
+    """Whether the slice index rises towards the head (LPS +z), from the scan's direction
+    (data_metadata.direction, or the first volume of eval_geometry_lps); None when unknown."""
+    meta = manifest.get("data_metadata") or {}
+    direction = meta.get("direction")
+    if direction is None:
+        geometry = next(iter((meta.get("eval_geometry_lps") or {}).values()), {})
+        direction = geometry.get("direction")
+    try:
+        zz = float(direction[8])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None if zz == 0 else zz > 0
+
+
+def save_samples(run_dir: Path, kept, k: int, manifest: dict) -> None:
     """samples/<slab>.npz (float16 views) and a labelled PNG per kept (slab, thin estimate)."""
+    label, aspect, up = manifest["label"], aspect_of(manifest), superior_up(manifest)
     (run_dir / "samples").mkdir(exist_ok=True)
     for vol, sr in kept:
         views = slab_views(vol.thick, sr, vol.thin, vol.mask)
@@ -77,7 +93,7 @@ def save_samples(run_dir: Path, kept, k: int, label: str, aspect: float) -> None
                                for key, v in views.items()})
         atomic_write_bytes(run_dir / "samples" / f"{vol.name}.npz", buf.getvalue())
         _grid([(f"input (x{k} thicker)", "thick"), (label, "sr"), ("thin (real)", "thin")],
-              {"": views}, k, aspect, run_dir / "samples" / f"{vol.name}.png", vol.name)
+              {"": views}, k, aspect, run_dir / "samples" / f"{vol.name}.png", vol.name, up)
 
 
 def _readable(path: Path) -> dict | None:
@@ -107,13 +123,16 @@ def leaderboard_grid(runs: list[dict], png: Path, title: str) -> bool:
     first = samples[0]
     columns = [("input (thick)", "thick"), *[(label, "sr") for label in views], ("thin (real)", "thin")]
     per_column = {"": first, **views}
-    _grid(columns, per_column, first["k"], aspect_of(done[0]["manifest"]), png,
-          f"{title}: {common[0]}")
+    manifest = done[0]["manifest"]
+    _grid(columns, per_column, first["k"], aspect_of(manifest), png, f"{title}: {common[0]}",
+          superior_up(manifest))
     return True
 
 
-def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str) -> None:
-    """Rows: the views; columns: (title, part) drawn from arrays[title] (or arrays[""])."""
+def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str,
+          up: bool | None = None) -> None:
+    """Rows: the views; columns: (title, part) drawn from arrays[title] (or arrays[""]). The
+    head is drawn up when the scan says where it is (`up`), else the slice index rises."""
     rows, width = arrays[""][f"{next(iter(VIEWS))}_thin"].shape
     panel = max(0.3, 2.3 * rows * aspect / width)        # a panel's height, z at its scale
     fig = Figure(figsize=(2.3 * len(columns), 0.45 + (panel + 0.15) * len(VIEWS)), dpi=110,
@@ -123,8 +142,8 @@ def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str) -
         for col, (name, part) in enumerate(columns):
             source = arrays.get(name, arrays[""])
             ax = axes[row, col]
-            # slice index upwards: superior up for scans stored inferior first (DICOM, LPS)
-            ax.imshow(source[f"{view}_{part}"], cmap="gray", vmin=0, vmax=1, origin="lower",
+            ax.imshow(source[f"{view}_{part}"], cmap="gray", vmin=0, vmax=1,
+                      origin="upper" if up is False else "lower",
                       interpolation="nearest", aspect=aspect * (k if part == "thick" else 1))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -132,6 +151,7 @@ def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str) -
                 ax.set_title(name, fontsize=7)
         box = arrays[""].get(f"{view}_box")
         where = "" if box is None else f"\n{'y' if view == 'coronal' else 'x'} {int(box[0])}"
-        axes[row, 0].set_ylabel(f"{view}{where}\nslice index ↑", fontsize=7)
+        axes[row, 0].set_ylabel(f"{view}{where}\n{'slice index' if up is None else 'superior'} ↑",
+                                fontsize=7)
     fig.suptitle(title, fontsize=8)
     save_png(fig, png)

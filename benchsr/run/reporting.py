@@ -112,7 +112,7 @@ def write_results(run_dir: Path, rows: list[dict], kept, cfg: dict, manifest: di
                           f"{manifest['label']} on {cfg['dataset']} ({cfg['profile']})")
     results.write_json(run_dir / "summary.json", summary)
     if kept and isinstance(kept[0][0], EvalVolume):     # the through-plane track: its views
-        planes.save_samples(run_dir, kept, scale, manifest["label"], planes.aspect_of(manifest))
+        planes.save_samples(run_dir, kept, scale, manifest)
     else:
         save_samples(run_dir, kept, scale, manifest["label"])
 

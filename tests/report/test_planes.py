@@ -45,3 +45,14 @@ def test_a_grid_never_mixes_views_cut_in_different_places(tmp_path):
     assert not planes.leaderboard_grid(runs, tmp_path / "grid.png", "t")
     assert planes.leaderboard_grid(runs[:1], tmp_path / "grid.png", "t")
     assert (tmp_path / "grid.png").stat().st_size > 1000
+
+
+def test_the_head_is_drawn_up_when_the_scan_says_where_it_is():
+    eye = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
+    flipped = [1.0, 0, 0, 0, 1.0, 0, 0, 0, -1.0]
+    assert planes.superior_up({"data_metadata": {"direction": eye}}) is True
+    assert planes.superior_up({"data_metadata": {"direction": flipped}}) is False
+    assert planes.superior_up({"data_metadata": {"eval_geometry_lps": {
+        "case": {"direction": flipped}}}}) is False
+    assert planes.superior_up({"data_metadata": {}}) is None      # unknown: the slice index rises
+    assert planes.superior_up({}) is None
