@@ -35,13 +35,16 @@ def thin_estimate(method: Method, thick: np.ndarray, device) -> np.ndarray:
 
 
 def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, device,
-                     measures: clinical.Context, stage=None, tick=lambda: None):
+                     measures: clinical.Context, stage=None, tick=lambda: None,
+                     per_volume: bool = True):
     """(per-slice rows, kept samples, ms per scored slice, per-volume rows), as evaluate_run
-    returns them for the axial track."""
+    returns them for the axial track; `per_volume=False` (a validation point, which reads the
+    per-slice rows only) skips the 3D measures and gives no per-volume rows."""
     k, how = method.ctx.scale, method.ctx.degradation
     border = 0 if cfg["eval"]["border_crop"] is None else int(cfg["eval"]["border_crop"])
     method.train(False)
-    rows, times, stacks, kept = [], [], clinical.VolumeStacks(), []
+    rows, times, kept = [], [], []
+    stacks = clinical.VolumeStacks() if per_volume else None
     for i, vol in enumerate(volumes):
         where = stage(f"evaluation of slab {i + 1} ({vol.name})") if stage else contextlib.nullcontext()
         with where:
@@ -58,8 +61,9 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
                                 mask=None if vol.mask is None else vol.mask[j])
                 check_not_flat(sr[j], img)
                 rows.append(score(sr[j], img, border, measures) | {"ms": times[-1] * 1e3})
-                stacks.add(vol.volume or UNNAMED, crop_border(vol.thin[j], border),
-                           crop_border(sr[j], border))
+                if stacks is not None:
+                    stacks.add(vol.volume or UNNAMED, crop_border(vol.thin[j], border),
+                               crop_border(sr[j], border))
         tick()
     method.train(True)
     if not rows:
@@ -67,6 +71,6 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
     for row in rows:
         row.setdefault("lpips", None)
     check_finite_metrics(rows)
-    volume_rows = stacks.finish()
+    volume_rows = stacks.finish() if stacks is not None else []
     check_finite_metrics(volume_rows)
     return rows, kept, per_image_ms(times), volume_rows

@@ -41,7 +41,7 @@ def validator(method, data: PreparedData, cfg: dict, device):
 
     def scored_rows() -> list[dict]:
         if through:
-            return evaluate_volumes(method, units, quiet, device, Context())[0]
+            return evaluate_volumes(method, units, quiet, device, Context(), per_volume=False)[0]
         return evaluate(method, units, quiet, device)[0]
 
     def validate(step: int) -> list[dict]:
