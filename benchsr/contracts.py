@@ -49,7 +49,11 @@ kind that no method trains on and the evaluation does not score: the learning cu
 A Dataset plugin subclasses `Dataset` and implements `load`, returning a `PreparedData`. Its
 protocol must hold `scale`, `degradation` (how LR is made from HR: evaluation and training pairs
 use it), and, for `benchsr infer`, `window_hu` (the LR input's HU window mapped to [0, 1]) and
-`hr_window` / `hr_units` (the SR output's domain, e.g. [0, 15000] µCT scanner units).
+`hr_window` / `hr_units` (the SR output's domain, e.g. [0, 15000] µCT scanner units). A design
+whose runs differ by more than the seed (leave one patient out: a fold per held-out patient)
+names those config keys in `protocol["replicate_keys"]` (e.g. ["data.fold"]): such runs are one
+leaderboard row, their protocol must not depend on the key, and each scores only its own
+volumes (uncertainty.py then treats runs as nested in volumes).
 """
 from __future__ import annotations
 
@@ -254,6 +258,9 @@ class EvalImage:
     group: str = ""
     volume: str | None = None
     mask: np.ndarray | None = None   # (k*h, k*w) bool: the body, where the HR has one
+    # (k*h, k*w) bool: inside the scanner's field of view. Padding outside it (a scan's -2048,
+    # say) is never scored: whole-image metrics take the pixels inside; None = all inside
+    fov: np.ndarray | None = None
 
 
 @dataclass
@@ -267,6 +274,7 @@ class EvalVolume:
     source: str
     volume: str | None = None
     mask: np.ndarray | None = None
+    fov: np.ndarray | None = None    # (n*k, H, W) bool: inside the field of view (EvalImage.fov)
 
 
 @dataclass

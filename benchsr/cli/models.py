@@ -46,15 +46,19 @@ def export_data(
                                help="a folder; --data-dir OUT then reads what is written"),
     dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
+    set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
 ) -> None:
-    """Write the dataset's scan in a compact form (HU, body mask, geometry; .npz) that
-    `--data-dir OUT` reads without SimpleITK or the package that ships the scan: what travels
-    to a machine that has neither."""
-    ds_cls, cfg = _dataset_and_config(dataset, "smoke", data_dir, [])
+    """Write the dataset's scans in a compact form (HU, body mask, field of view, geometry; one
+    .npz per patient) that `--data-dir OUT` reads without SimpleITK or the packages that ship
+    the scans: what travels to a machine that has neither. `--set data.patients=[...]` takes
+    fewer patients."""
+    ds_cls, cfg = _dataset_and_config(dataset, "smoke", data_dir, set_)
     check_out_folder(out)
     path = ds_cls(cfg, data_dir).export(out)
-    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): "
-                  f"--dataset {ds_cls.name} --data-dir {out} reads it")
+    files = sorted(path.glob("*.npz")) if path.is_dir() else [path]
+    size = sum(f.stat().st_size for f in files) / 2**20
+    console.print(f"wrote {len(files)} file(s) to {out} ({size:.1f} MiB): "
+                  f"--dataset {ds_cls.name} --data-dir {out} reads them")
 
 
 @app.command("evaluate")

@@ -98,16 +98,22 @@ def cached(source: Path, protocol: dict, build: Callable[[], dict[str, np.ndarra
 
 
 class StackedSlices:
-    """Several (z, H, W) arrays (memory-mapped volumes) seen as one (n, H, W) stack, without
-    copying: what PatchSampler needs (.shape and [z, ys, xs])."""
+    """Several (z, H, W) arrays (memory-mapped volumes) seen as one stack of n slices, without
+    copying: what PatchSampler needs ([z, ys, xs], `slice_shape(z)`). Volumes may differ in
+    H and W (patients from different scanners): `.shape` then gives the smallest of each,
+    the size every slice has at least."""
 
     def __init__(self, arrays: list[np.ndarray]):
-        sizes = {a.shape[1:] for a in arrays}
-        if len(sizes) != 1:
-            raise ValueError(f"slices differ in size: {sorted(sizes)}")
+        if not arrays:
+            raise ValueError("no volume to stack")
         self.arrays = arrays
         self.offsets = np.cumsum([0] + [a.shape[0] for a in arrays])
-        self.shape = (int(self.offsets[-1]), *next(iter(sizes)))
+        self.shape = (int(self.offsets[-1]), min(a.shape[1] for a in arrays),
+                      min(a.shape[2] for a in arrays))
+
+    def slice_shape(self, z: int) -> tuple[int, int]:
+        i = int(np.searchsorted(self.offsets, z, side="right") - 1)
+        return tuple(self.arrays[i].shape[1:])
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -9,8 +9,12 @@ from benchsr.contracts import BenchError, SliceStack
 class PatchSampler:
     def __init__(self, stack: SliceStack, size: int, what: str = "patch", max_tries: int = 2000):
         n, h, w = stack.images.shape
-        if size > h or size > w:
+        shape = getattr(stack.images, "slice_shape", lambda z: (h, w))
+        # a ragged stack (patients of different sizes): patches come from the slices they fit
+        self.fits = [z for z in range(n) if min(shape(z)) >= size]
+        if not self.fits:
             raise BenchError(f"{what}: images are {h}x{w}, smaller than the {size}x{size} patch")
+        self.skipped = n - len(self.fits)
         self.stack, self.size, self.what, self.max_tries = stack, size, what, max_tries
 
     def _ok(self, z: int, y: int, x: int) -> bool:
@@ -28,9 +32,11 @@ class PatchSampler:
         where = []
         for i in range(n):
             for _ in range(self.max_tries):
-                z = int(rng.integers(imgs.shape[0]))
-                y = int(rng.integers(imgs.shape[1] - s + 1))
-                x = int(rng.integers(imgs.shape[2] - s + 1))
+                z = self.fits[int(rng.integers(len(self.fits)))]
+                # slices of a ragged stack (patients of different sizes) each have their own
+                h, w = imgs.slice_shape(z) if hasattr(imgs, "slice_shape") else imgs.shape[1:]
+                y = int(rng.integers(h - s + 1))
+                x = int(rng.integers(w - s + 1))
                 if self._ok(z, y, x):
                     break
             else:

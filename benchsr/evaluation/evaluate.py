@@ -31,8 +31,9 @@ def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
     box = (slice(y0 * scale, (y0 + lr_size) * scale), slice(x0 * scale, (x0 + lr_size) * scale))
     hr = None if img.hr is None else img.hr[box]
     mask = None if img.mask is None else img.mask[box]
+    fov = None if img.fov is None else img.fov[box]
     return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]",
-                     img.group, img.volume, mask)
+                     img.group, img.volume, mask, fov)
 
 
 def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None = None) -> dict:
@@ -47,12 +48,24 @@ def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None 
     else:
         ref, test = metrics.crop_border(img.hr, border), metrics.crop_border(sr, border)
         mask = None if img.mask is None else metrics.crop_border(img.mask, border)
-        measures = dataclasses.replace(measures, mask=mask, cache={})
+        fov = scored_fov(img, border)
+        if fov is not None:   # the output's padding is never compared: no window sees it either
+            test = np.where(fov, test, ref)
+        measures = dataclasses.replace(measures, mask=mask, fov=fov, cache={})
     for m in metrics.METRICS.values():
         if m.needs_hr == (img.hr is not None) and not m.per_volume:
             row[m.name] = m.fn(ref, test, measures)
     row["input_r"] = input_r(sr, img.lr)
     return row
+
+
+def scored_fov(img: EvalImage, border: int) -> np.ndarray | None:
+    """The scanner's field of view, border-cropped, where the image has padding outside it;
+    None where every pixel is inside (then the whole image is scored)."""
+    if img.fov is None:
+        return None
+    fov = metrics.crop_border(img.fov, border)
+    return None if fov.all() else fov
 
 
 def input_r(sr: np.ndarray, lr: np.ndarray) -> float | None:
@@ -141,7 +154,7 @@ def _score_one(method, img, ev, border, device, measures, times, kept, plans, st
         kept.append((img, sr_np))
     if stacks is not None and img.hr is not None and img.group == "":
         stacks.add(img.volume or UNNAMED, metrics.crop_border(img.hr, border),
-                   metrics.crop_border(sr_np, border))
+                   metrics.crop_border(sr_np, border), scored_fov(img, border))
     return score(sr_np, img, border, measures) | {"ms": times[-1] * 1e3}
 
 
@@ -152,24 +165,43 @@ def check_not_flat(sr: np.ndarray, img: EvalImage) -> None:
                          f"everywhere) for {img.name}: a degenerate output, not a result")
 
 
+def spread(images: list[EvalImage], limit: int | None) -> list[EvalImage]:
+    """At most `limit` images (None = all), shared evenly between their volumes (patients) and
+    evenly spaced within each volume's, at least one per volume, in the given order: a limit
+    never leaves a patient out, nor scores only one end of a scan."""
+    if limit is None or len(images) <= limit:
+        return list(images)
+    volumes = list(dict.fromkeys(i.volume for i in images))
+    keep = set()
+    for v, vol in enumerate(volumes):
+        quota = max(1, limit // len(volumes) + (v < limit % len(volumes)))
+        idx = [j for j, i in enumerate(images) if i.volume == vol]
+        q = min(quota, len(idx))
+        picks = ((np.arange(q) + 0.5) * len(idx) / q).astype(int)   # centres of q equal parts
+        keep.update(idx[p] for p in picks)
+    return [i for j, i in enumerate(images) if j in keep]
+
+
 def choose_images(data, cfg: dict) -> list[EvalImage]:
-    """Every evaluation set's images, at most eval.max_images of each (0 = all)."""
+    """Every evaluation set's images, at most eval.max_images of each (0 = all), spread evenly
+    over its volumes (`spread`)."""
     limit = cfg["eval"]["max_images"] or None
     pool, images = data.eval_images + data.lr_only, []
     for group in dict.fromkeys(i.group for i in pool):
-        images += [i for i in pool if i.group == group][:limit]
+        images += spread([i for i in pool if i.group == group], limit)
     return images
 
 
 def validation_images(data, cfg: dict) -> tuple[list[EvalImage], bool]:
     """The learning curve's eval.every_images primary images, taken from those the final
-    evaluation does not score, so that validation is not test. When none are left, the first
-    scored ones, and True: the curve then sees test images, and the run says so."""
+    evaluation does not score (spread over volumes too), so that validation is not test. When
+    none are left, the first scored ones, and True: the curve then sees test images, and the
+    run says so."""
     n = int(cfg["eval"]["every_images"])
     primary = [i for i in data.eval_images if i.group == ""]
     scored = {i.name for i in choose_images(data, cfg) if i.group == ""}
     spare = [i for i in primary if i.name not in scored]
-    return (spare[:n], False) if spare else (primary[:n], True)
+    return (spread(spare, n), False) if spare else (spread(primary, n), True)
 
 
 def check_finite_metrics(rows: list[dict]) -> None:

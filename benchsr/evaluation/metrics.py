@@ -146,14 +146,29 @@ def ssim_map_once(ref, test, ctx: clinical.Context | None) -> np.ndarray:
     return cache["ssim_map"]
 
 
-def ssim_in_mask(ref, test, ctx: clinical.Context) -> float | None:
-    """The windowed SSIM map (valid windows) averaged over the windows centred in the mask."""
-    if ctx.mask is None or not ctx.mask.any():
+def ssim_in_mask(ref, test, ctx: clinical.Context, mask=None) -> float | None:
+    """The windowed SSIM map (valid windows) averaged over the windows centred in the mask
+    (the body mask unless another is given)."""
+    mask = ctx.mask if mask is None else mask
+    if mask is None or not mask.any():
         return None
     smap = ssim_map_once(ref, test, ctx)
-    r = (ctx.mask.shape[0] - smap.shape[0]) // 2
-    inside = ctx.mask[r:r + smap.shape[0], r:r + smap.shape[1]]
+    r = (mask.shape[0] - smap.shape[0]) // 2
+    inside = mask[r:r + smap.shape[0], r:r + smap.shape[1]]
     return float(smap[inside].mean()) if inside.any() else None
+
+
+def _in_fov(ref, test, ctx: clinical.Context):
+    """The pixels a whole-image metric scores: all of them, or those inside the field of view."""
+    if ctx.fov is None:
+        return ref, test
+    return np.asarray(ref)[ctx.fov], np.asarray(test)[ctx.fov]
+
+
+def _ssim_whole(ref, test, ctx: clinical.Context) -> float:
+    if ctx.fov is None:
+        return float(ssim_map_once(ref, test, ctx).mean())
+    return ssim_in_mask(ref, test, ctx, ctx.fov)
 
 
 def rmse(ref: np.ndarray, test: np.ndarray) -> float:
@@ -239,14 +254,15 @@ def _tissue(kind: str, tissue: str) -> Metric:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("psnr", "PSNR (dB)", "PSNR", "higher", 2, lambda r, t, _: psnr(r, t, 1.0),
+    # whole-image metrics score the field of view (all of an image that has no padding)
+    Metric("psnr", "PSNR (dB)", "PSNR", "higher", 2, lambda r, t, c: psnr(*_in_fov(r, t, c), 1.0),
            other_sets=True),
-    Metric("ssim", "SSIM", "SSIM", "higher", 3,
-           lambda r, t, c: float(ssim_map_once(r, t, c).mean()), other_sets=True),
+    Metric("ssim", "SSIM", "SSIM", "higher", 3, _ssim_whole, other_sets=True),
     Metric("ssim_global", "SSIM global (paper)", "global SSIM", "higher", 3,
-           lambda r, t, _: ssim_global(r, t)),
+           lambda r, t, c: ssim_global(*_in_fov(r, t, c))),
+    # LPIPS has no mask: an image with padding gets none
     Metric("lpips", "LPIPS", "LPIPS", "lower", 3,
-           lambda r, t, c: c.lpips(r, t) if c.lpips else None),
+           lambda r, t, c: c.lpips(r, t) if c.lpips and c.fov is None else None),
     # SR-CycleGAN's own training term, so a check beside the table, never a ranked score
     Metric("lr_consistency_rmse", "LR-consistency RMSE", "LR-consistency RMSE (a check, not ranked)",
            "lower", 4, lambda lr, pooled, _: rmse(lr, pooled), needs_hr=False, ranked=False,

@@ -14,7 +14,8 @@ import torch
 from benchsr.contracts import BenchError, EvalImage, EvalVolume, Method
 from benchsr.data.through_plane import interpolate_z, missing
 from benchsr.evaluation import clinical
-from benchsr.evaluation.evaluate import check_finite_metrics, check_not_flat, per_image_ms, score
+from benchsr.evaluation.evaluate import (check_finite_metrics, check_not_flat, per_image_ms, score,
+                                         scored_fov)
 from benchsr.evaluation.metrics import crop_border
 from benchsr.evaluation.uncertainty import UNNAMED
 
@@ -58,12 +59,13 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
             for j in scored:
                 img = EvalImage(name=f"{vol.name}-z{j:02d}", lr=guide[j], hr=vol.thin[j],
                                 source=f"{vol.source} thin {j}", volume=vol.volume,
-                                mask=None if vol.mask is None else vol.mask[j])
+                                mask=None if vol.mask is None else vol.mask[j],
+                                fov=None if vol.fov is None else vol.fov[j])
                 check_not_flat(sr[j], img)
                 rows.append(score(sr[j], img, border, measures) | {"ms": times[-1] * 1e3})
                 if stacks is not None:
                     stacks.add(vol.volume or UNNAMED, crop_border(vol.thin[j], border),
-                               crop_border(sr[j], border))
+                               crop_border(sr[j], border), scored_fov(img, border))
         tick()
     method.train(True)
     if not rows:

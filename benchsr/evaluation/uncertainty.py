@@ -5,10 +5,13 @@ is the reference for the run-level bootstrap and the probability of improvement.
 A row's per-image values become a runs x volumes matrix of per-volume means: slices are averaged
 within their volume first, because neighbouring slices of one CT are not independent. On it:
 - `cell`: the row's value (mean over runs of the mean over volumes), the between-run sd and a
-  95 % CI. The CI is a two-level bootstrap (volumes, then runs), never narrower than a t-interval
-  whose standard error adds the run component (sd / sqrt(R)) and the volume component, with
-  Satterthwaite's degrees of freedom: with 3 runs a percentile bootstrap alone draws only 3
-  values and is far too narrow.
+  95 % CI. The CI is a two-level bootstrap (volumes, then runs), never narrower than either t
+  floor, t(R-1) sd_run / sqrt(R) and t(V-1) sd_vol / sqrt(V): with 3 runs a percentile
+  bootstrap alone draws only 3 values and is far too narrow.
+- Leave-one-patient-out rows (`Units.nested`: each run scored its one held-out patient): the
+  cell is the mean over patients of each patient's seed mean, its CI resamples patients, then
+  seeds within them, never narrower than t(V-1) over the patient means; comparisons pair the
+  patient means (t over V-1 df).
 - `compare`: the effect A - B on the volumes both have (paired on them), its standard error,
   p-value and 95 % CI from the same construction, P(A better than B) over pairs of runs with a
   bootstrap CI, the minimum detectable effect and, where it is too few, how many seeds would do.
@@ -65,6 +68,17 @@ class Units:
     def run_scores(self) -> np.ndarray:
         """Each run's score: the mean over volumes of its per-volume means."""
         return np.nanmean(self.values, axis=1)
+
+    @property
+    def nested(self) -> bool:
+        """Leave-one-patient-out: every (fold, seed) run scored one volume, its held-out
+        patient, and the runs cover several volumes. Runs are then nested in volumes."""
+        finite = np.isfinite(self.values)
+        return (self.trained and self.n_volumes > 1 and bool((finite.sum(1) == 1).all()))
+
+    def volume_runs(self) -> list[np.ndarray]:
+        """Nested design: each volume's run values (its seeds), in volume order."""
+        return [self.values[np.isfinite(self.values[:, j]), j] for j in range(self.n_volumes)]
 
 
 def units(frames: list[pd.DataFrame], metric: str, trained: bool = True) -> Units | None:
@@ -143,6 +157,10 @@ def _t(q: float, df: float) -> float:
 # ---- one row ----------------------------------------------------------------------------------
 def covers(u: Units) -> str:
     """Which sampled units a row's CI covers, in words for the table."""
+    if u.nested:
+        seeds = sorted({len(r) for r in u.volume_runs()})
+        return (f"held-out patients ({u.n_volumes}, one per fold) and seeds within them "
+                f"({'/'.join(map(str, seeds))} per patient)")
     runs = u.trained and u.n_runs > 1
     vols = u.n_volumes > 1
     if runs and vols:
@@ -157,6 +175,8 @@ def covers(u: Units) -> str:
 
 def cell(u: Units, seed: int = 0, n_boot: int = N_BOOT) -> dict:
     """mean, between-run sd (None for one run), 95 % CI and what it covers."""
+    if u.nested:
+        return _nested_cell(u, seed, n_boot)
     rng = np.random.default_rng(seed)
     n_runs, u = u.n_runs, u.collapsed()
     x = u.run_scores()
@@ -169,15 +189,48 @@ def cell(u: Units, seed: int = 0, n_boot: int = N_BOOT) -> dict:
         return out
     per_run = _per_run_replicates(u, _volume_draws(u.n_volumes, rng, n_boot))
     reps = _replicates(u, per_run, rng, n_boot).mean(1)
-    var_runs = sd_runs ** 2 / u.n_runs if (sd_runs is not None and u.trained) else 0.0
-    var_vols = float(per_run.mean(1).var(ddof=1)) if u.n_volumes > 1 else 0.0
-    se = max(math.sqrt(var_runs + var_vols), float(np.std(reps, ddof=1)))
-    df = _satterthwaite([(var_runs, u.n_runs - 1), (var_vols, u.n_volumes - 1)])
-    h = _t(0.975, df) * se
+    # never narrower than either t floor (statistics.md): t(R-1) sd_run / sqrt(R) over the run
+    # scores, t(V-1) sd_vol / sqrt(V) over the volume means (a Satterthwaite df on the combined
+    # standard error gave narrower intervals, and under-covered)
+    h = 0.0
+    if sd_runs is not None and u.trained:
+        h = _t(0.975, u.n_runs - 1) * sd_runs / math.sqrt(u.n_runs)
+    if u.n_volumes > 1:
+        vol_means = np.nanmean(u.values, axis=0)
+        h = max(h, _t(0.975, u.n_volumes - 1) * float(np.std(vol_means, ddof=1))
+                / math.sqrt(u.n_volumes))
     lo, hi = float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
     if h > 0 or hi > lo:
         out["ci95"] = [min(lo, mean - h), max(hi, mean + h)]
     return out
+
+
+def _nested_cell(u: Units, seed: int, n_boot: int) -> dict:
+    """Leave-one-patient-out (statistics.md): a cell is the mean over patients of the mean over
+    that patient's seeds. Its CI resamples patients, then seeds within each patient, and is
+    never narrower than t(V-1) over the patient means (which carry their seeds' noise, so
+    this one floor covers both levels)."""
+    runs = u.volume_runs()
+    means = np.array([r.mean() for r in runs])
+    within = [r for r in runs if len(r) > 1]
+    # the between-seed sd: pooled within patients (seeds of one fold differ only by seed)
+    sd_runs = (float(np.sqrt(sum(((r - r.mean()) ** 2).sum() for r in within)
+                             / sum(len(r) - 1 for r in within))) if within else None)
+    rng = np.random.default_rng(seed)
+    counts = np.array([len(r) for r in runs])
+    table = np.zeros((len(runs), counts.max()))
+    for j, r in enumerate(runs):
+        table[j, :len(r)] = r
+    pick = rng.integers(0, len(runs), (n_boot, len(runs)))          # patients
+    n = counts[pick]
+    seeds = (rng.random((*pick.shape, counts.max())) * n[..., None]).astype(int)   # within
+    drawn = np.where(np.arange(counts.max()) < n[..., None], table[pick[..., None], seeds], 0.0)
+    reps = (drawn.sum(2) / n).mean(1)
+    h = _t(0.975, len(runs) - 1) * float(np.std(means, ddof=1)) / math.sqrt(len(runs))
+    mean = float(means.mean())
+    lo, hi = float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
+    return {"mean": mean, "sd_runs": sd_runs, "n_seeds": u.n_runs, "n_volumes": u.n_volumes,
+            "ci_covers": covers(u), "ci95": [min(lo, mean - h), max(hi, mean + h)]}
 
 
 # ---- two rows ---------------------------------------------------------------------------------
@@ -242,6 +295,8 @@ def _run_sigmas(a: Units, b: Units) -> list[float]:
 def compare(a: Units, b: Units, higher: bool = True, names: tuple[str, str] = ("A", "B"),
             seed: int = 0, n_boot: int = N_BOOT) -> Comparison:
     """A against B on the volumes both have: volumes drawn jointly, runs of each separately."""
+    if a.nested or b.nested:
+        return _nested_compare(a, b, higher, names)
     common = [v for v in a.volumes if v in b.volumes]
     sign = 1 if higher else -1
     a, b = a.collapsed().restrict(common), b.collapsed().restrict(common)
@@ -283,6 +338,45 @@ def compare(a: Units, b: Units, higher: bool = True, names: tuple[str, str] = ("
         out.mde = (_t(1 - ALPHA / 2, out.df) + _t(POWER, out.df)) * out.se
     if sigmas:
         out.seeds_needed = _seeds_needed(sigmas, var_vols, len(common), effect)
+    return out
+
+
+def _patient_means(u: Units, volumes: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per volume: the mean over its runs, and the runs (a nested or untrained row alike)."""
+    u = u.collapsed()
+    runs = [u.values[np.isfinite(u.values[:, u.volumes.index(v)]), u.volumes.index(v)]
+            for v in volumes]
+    return np.array([r.mean() if len(r) else np.nan for r in runs]), runs
+
+
+def _nested_compare(a: Units, b: Units, higher: bool, names: tuple[str, str]) -> Comparison:
+    """Leave-one-patient-out: the paired difference of the patients' seed means, a t-test over
+    patients (df V-1): each patient mean carries its seeds' noise. P(A better) averages the
+    pairs of runs within each patient."""
+    sign = 1 if higher else -1
+    common = [v for v in a.volumes if v in b.volumes]
+    ma, ra = _patient_means(a, common)
+    mb, rb = _patient_means(b, common)
+    ok = np.isfinite(ma) & np.isfinite(mb)
+    d = (ma - mb)[ok]
+    effect = float(d.mean()) if len(d) else math.nan
+    out = Comparison(effect, sign * effect, n_volumes=int(ok.sum()),
+                     runs=(a.n_runs if a.trained else 0, b.n_runs if b.trained else 0))
+    if len(d):
+        out.p_better = float(np.mean([_prob_better(x, y, sign)
+                                      for x, y, keep in zip(ra, rb, ok) if keep]))
+    if len(d) < 2:
+        out.untestable = "leave-one-patient-out needs at least 2 held-out patients in common"
+        return out
+    out.df = float(len(d) - 1)
+    out.se = float(np.std(d, ddof=1)) / math.sqrt(len(d))
+    if out.se == 0:
+        out.p, out.ci95, out.mde = (0.0 if effect != 0 else 1.0), [effect, effect], 0.0
+        return out
+    out.p = float(2 * stats.t.sf(abs(effect) / out.se, out.df))
+    h = _t(1 - ALPHA / 2, out.df) * out.se
+    out.ci95 = [effect - h, effect + h]
+    out.mde = (_t(1 - ALPHA / 2, out.df) + _t(POWER, out.df)) * out.se
     return out
 
 

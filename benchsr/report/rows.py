@@ -20,9 +20,22 @@ def protocol_key(protocol: dict) -> str:
     return hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def replicate_keys(rec: dict) -> tuple[str, ...]:
+    """The config keys that tell a row's runs apart: the seed, and those the protocol names as
+    replicates (a leave-one-patient-out design's fold: `replicate_keys` in contracts.py)."""
+    return ("seed", *(rec["manifest"].get("protocol") or {}).get("replicate_keys", []))
+
+
 def _row_config(rec: dict) -> dict:
-    """What makes runs one row: their whole config except the seed."""
-    return {k: v for k, v in flatten(rec["config"]).items() if k != "seed"}
+    """What makes runs one row: their whole config except the replicate keys (the seed)."""
+    skip = replicate_keys(rec)
+    return {k: v for k, v in flatten(rec["config"]).items() if k not in skip}
+
+
+def _replicate(rec: dict) -> tuple:
+    flat = flatten(rec["config"])
+    return tuple(str(rec["manifest"].get("seed") if k == "seed" else flat.get(k))
+                 for k in replicate_keys(rec))
 
 
 def _differing(configs: list[dict]) -> list[str]:
@@ -34,11 +47,11 @@ def _merge_seeds(members: list[dict], label: str) -> dict:
     """One row from the runs of one config: per seed the newest run, the others superseded."""
     by_seed: dict = {}
     for rec in members:                        # oldest first: the newest run of a seed wins
-        old = by_seed.get(rec["manifest"].get("seed"))
+        old = by_seed.get(_replicate(rec))
         if old is not None:
             rec.setdefault("supersedes", []).extend([old, *old.get("supersedes", [])])
-        by_seed[rec["manifest"].get("seed")] = rec
-    runs = sorted(by_seed.values(), key=lambda r: str(r["manifest"].get("seed")))
+        by_seed[_replicate(rec)] = rec
+    runs = sorted(by_seed.values(), key=_replicate)
     # the row speaks for its newest complete run; a failed seed is a note beside it (tables.py)
     newest = max(runs, key=lambda r: (r["manifest"].get("status") == "complete", run_id(r["dir"])))
     row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)

