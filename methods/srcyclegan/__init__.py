@@ -158,8 +158,16 @@ class SRCycleGAN(Method):
 
     # ---- inference ----------------------------------------------------------------------------
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        # down-blocks (Network1/3) halve the size twice: an LR side that is not a multiple of 4
+        # (the 1.5 mm CTA's 41 x 58) is reflect-padded to one, and the SR cropped back
+        h, w = lr.shape[-2:]
+        m = 4 if self.cfg["model"].get("down_blocks") else 1
+        pad = (0, -w % m, 0, -h % m)
+        x = torch.nn.functional.pad(lr, pad, mode="reflect") if any(pad) else lr
         with self.ctx.autocast():
-            return self._from_net(self.nets["G1"](self._to_net(lr)))
+            sr = self._from_net(self.nets["G1"](self._to_net(x)))
+        k = self.ctx.scale
+        return sr[..., :h * k, :w * k]
 
 
 PLUGINS = [SRCycleGAN]

@@ -57,3 +57,12 @@ def test_a_missing_optional_package_is_one_line_naming_what_needs_it(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(BenchError, match="halfpkg, which cannot be imported here .*no_such_dependency_y"):
         OptionalModule("halfpkg", "a feature").anything
+
+
+def test_export_data_takes_fewer_patients(tmp_path):
+    """What scripts/device_check.sh prepare runs: the 64 MiB a device run carries holds two."""
+    res = CliRunner().invoke(app, ["export-data", str(tmp_path / "dev"), "--set",
+                                   "data.patients=[totalsegmentator-cta]"])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "dev").iterdir()] == ["totalsegmentator-cta.benchsr-prepared.npz"]
+    assert "wrote 1 file(s)" in res.output

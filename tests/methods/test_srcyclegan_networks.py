@@ -76,3 +76,20 @@ def test_table7_keys_change_the_network():
     for key, value in (("n_blocks", 6), ("n_blocks", 12), ("kernel_mid", 7), ("kernel_out", 3)):
         g = G1(4, **{key: value})
         assert n_params(g) != 797_973
+
+
+def test_down_block_generators_super_resolve_any_lr_size():
+    """Network1 and Network3 (two stride-2 down-blocks) returned 176 x 240 for the CTA's
+    41 x 58 LR slices, and every run of them failed the output contract on three patients."""
+    import torch
+    from benchsr.api import create_method
+    for preset in ("network1", "network3", "default"):
+        method = create_method(f"srcyclegan:{preset}", dataset="lung-ct")
+        lr = torch.rand(1, 1, 41, 58)
+        with torch.no_grad():
+            sr = method.super_resolve(lr)
+        assert sr.shape == (1, 1, 164, 232), preset
+        if preset == "network1":   # the padding only adds context: the crop is what a
+            big = torch.nn.functional.pad(lr, (0, 2, 0, 3), mode="reflect")   # padded input gives
+            with torch.no_grad():
+                assert torch.allclose(sr, method.super_resolve(big)[..., :164, :232], atol=1e-6)
