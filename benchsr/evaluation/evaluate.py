@@ -195,8 +195,8 @@ def choose_images(data, cfg: dict) -> list[EvalImage]:
 def validation_images(data, cfg: dict) -> tuple[list[EvalImage], bool]:
     """The learning curve's eval.every_images primary images, taken from those the final
     evaluation does not score (spread over volumes too), so that validation is not test. When
-    none are left, the first scored ones, and True: the curve then sees test images, and the
-    run says so."""
+    none are left, scored ones (spread the same way), and True: the curve then sees test
+    images, and the run says so."""
     n = int(cfg["eval"]["every_images"])
     primary = [i for i in data.eval_images if i.group == ""]
     scored = {i.name for i in choose_images(data, cfg) if i.group == ""}
