@@ -6,8 +6,8 @@ imported when first used (benchsr/optional.py)."""
 from benchsr.data.cache import StackedSlices, cached
 from benchsr.data.embedded import (CREDIT, DISTRIBUTION, PATIENT, PATIENTS, chest_ct_folder,
                                    data_home)
-from benchsr.data.volumes import (body_mask, check_hu, degrade, enlarge_bicubic, read_volume,
-                                  resample, sitk, stream_distance, window)
+from benchsr.data.volumes import (body_mask, check_hu, check_hu_range, degrade, enlarge_bicubic,
+                                  read_volume, resample, sitk, stream_distance, window)
 from benchsr.data.prepared import (PREPARED, PREPARED_SUFFIX, field_of_view, prepared_names, read_scan, source_of,
                                    write_scan)
 from benchsr.data.scans import Scan, find_scans, safe_name

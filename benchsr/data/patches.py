@@ -14,7 +14,6 @@ class PatchSampler:
         self.fits = [z for z in range(n) if min(shape(z)) >= size]
         if not self.fits:
             raise BenchError(f"{what}: images are {h}x{w}, smaller than the {size}x{size} patch")
-        self.skipped = n - len(self.fits)
         self.stack, self.size, self.what, self.max_tries = stack, size, what, max_tries
 
     def _ok(self, z: int, y: int, x: int) -> bool:

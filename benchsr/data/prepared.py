@@ -47,14 +47,14 @@ def read_scan(path: Path, series: str | None = None) -> dict:
         try:
             with np.load(prepared, allow_pickle=False) as z:
                 scan = {k: z[k] for k in FIELDS}
+                fov = z["fov"] if "fov" in z.files else None   # older prepared files have none
         except (OSError, ValueError, KeyError) as exc:
             raise BenchError(f"{prepared}: not a prepared scan ({exc}); write it again with "
                              "`benchsr export-data`") from None
         unpack = lambda bits: np.unpackbits(bits, count=scan["hu"].size).reshape(  # noqa: E731
             scan["hu"].shape).astype(bool)
         scan["body"] = unpack(scan["body"])
-        with np.load(prepared, allow_pickle=False) as z:   # older prepared files have no fov
-            scan["fov"] = unpack(z["fov"]) if "fov" in z.files else field_of_view(scan["hu"])
+        scan["fov"] = field_of_view(scan["hu"]) if fov is None else unpack(fov)
         return scan
     image = read_volume(path, series)
     hu = sitk.GetArrayFromImage(image)

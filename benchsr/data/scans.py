@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchsr.data.prepared import PREPARED, PREPARED_SUFFIX, prepared_file
+from benchsr.data.prepared import PREPARED, PREPARED_SUFFIX, prepared_file, prepared_names
 from benchsr.data.volumes import sitk
 from benchsr.errors import BenchError
 
@@ -69,7 +69,6 @@ def find_scans(path: Path, series: str | None = None) -> list[Scan]:
 
 
 def _prepared_patient(file: Path, default: str) -> str:
-    from benchsr.data.prepared import prepared_names
     return prepared_names(file).get("patient") or default
 
 

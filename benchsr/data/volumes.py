@@ -306,6 +306,20 @@ def check_hu(hu: np.ndarray, path) -> None:
     check_hu_summary(path, *hu_summary(hu))
 
 
+HU_RANGE = (-1100.0, 4000.0)   # where nearly every voxel of a CT in HU lies
+HU_MOST = 0.9                  # the share of the voxels (in the field of view) that must
+
+
+def check_hu_range(hu: np.ndarray, path) -> None:
+    """A scan whose voxels (those inside its field of view) are not mostly within HU_RANGE is
+    not in HU (scanner units, no rescale): one line, never a silently windowed volume."""
+    share = float(((hu >= HU_RANGE[0]) & (hu <= HU_RANGE[1])).mean()) if hu.size else 0.0
+    if share < HU_MOST:
+        raise BenchError(f"{path}: only {share:.0%} of the voxels lie within "
+                         f"{HU_RANGE[0]:g}..{HU_RANGE[1]:g} (values {hu.min():g}.."
+                         f"{hu.max():g}): not CT in HU (no rescale to HU?)")
+
+
 def resample(image: sitk.Image, spacing_mm) -> sitk.Image:
     """Linear resampling to `spacing_mm` (x, y, z), same origin and direction; air outside."""
     old_sp, old_size = image.GetSpacing(), image.GetSize()

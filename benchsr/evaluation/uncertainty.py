@@ -343,9 +343,7 @@ def compare(a: Units, b: Units, higher: bool = True, names: tuple[str, str] = ("
 
 def _patient_means(u: Units, volumes: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Per volume: the mean over its runs, and the runs (a nested or untrained row alike)."""
-    u = u.collapsed()
-    runs = [u.values[np.isfinite(u.values[:, u.volumes.index(v)]), u.volumes.index(v)]
-            for v in volumes]
+    runs = u.collapsed().restrict(volumes).volume_runs()
     return np.array([r.mean() if len(r) else np.nan for r in runs]), runs
 
 

@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
-from benchsr.data import DISTRIBUTION, PATIENTS, StackedSlices, cached, check_hu, degrade, find_scans
+from benchsr.data import DISTRIBUTION, PATIENTS, StackedSlices, cached, check_hu, check_hu_range
+from benchsr.data import degrade, find_scans
 from benchsr.data import eval_slab, prepared_names, read_scan, safe_name, source_of
 from benchsr.data import PREPARED_SUFFIX, Scan, stream_distance, thicken, window, write_scan
 
 SPLITS = ("interleaved", "patients", "ranges")
-HU_RANGE = (-1100.0, 4000.0)   # where nearly every voxel of a CT in HU lies
-HU_MOST = 0.9                  # the share of field-of-view voxels that must lie there
 
 
 def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
@@ -65,15 +64,9 @@ def slices_for(mm: float, dz: float) -> int:
     return max(1, int(round(float(mm) / dz)))
 
 
-def check_hu_range(hu: np.ndarray, fov: np.ndarray, where) -> None:
-    """A scan whose field of view is not mostly within HU_RANGE is not in HU: one line,
-    never a silently windowed volume."""
-    inside = hu[fov]
-    share = float(((inside >= HU_RANGE[0]) & (inside <= HU_RANGE[1])).mean()) if inside.size else 0
-    if share < HU_MOST:
-        raise BenchError(f"{where}: only {share:.0%} of the voxels lie within "
-                         f"{HU_RANGE[0]:g}..{HU_RANGE[1]:g} (values {inside.min():g}.."
-                         f"{inside.max():g}): not CT in HU (no rescale to HU?)")
+def source_name(names: dict[str, str]):
+    """PATIENT/SERIES/sliceZZZ: where a slice of a patient comes from (`names`: its series)."""
+    return lambda n, z: f"{n}/{names[n]}/slice{z:03d}"
 
 
 class LungCT(Dataset):
@@ -118,8 +111,9 @@ class LungCT(Dataset):
         def build():
             raw = read_scan(path, scan.series)
             hu, fov = raw["hu"], raw["fov"]
-            check_hu(hu[fov], path)                            # air, no NaN, not constant
-            check_hu_range(hu, fov, path)
+            inside = hu[fov]
+            check_hu(inside, path)                             # air, no NaN, not constant
+            check_hu_range(inside, path)                       # mostly where CT in HU lies
             _, h, w = hu.shape
             h, w = h - h % k, w - w % k                        # whole LR pixels only
             norm = window(hu[:, :h, :w].astype(np.float32), *d["window"])
@@ -154,8 +148,7 @@ class LungCT(Dataset):
             return {name: self._ranges(vol["hr"].shape[0])}
         if float(d["split_block_mm"]) <= 0 or float(d["split_gap_mm"]) <= 0:
             raise BenchError("lung-ct: data.split_block_mm and data.split_gap_mm must be positive")
-        blocks = {n: (slices_for(d["split_block_mm"], float(v["spacing"][2])),
-                      slices_for(d["split_gap_mm"], float(v["spacing"][2]))) for n, v in vols.items()}
+        blocks = {n: self._block_gap(v) for n, v in vols.items()}
         if split == "interleaved":
             return {n: interleaved(v["hr"].shape[0], *blocks[n]) for n, v in vols.items()}
         names = list(vols)
@@ -185,13 +178,16 @@ class LungCT(Dataset):
             raise BenchError("lung-ct: data.lr_slices, hr_slices and eval_slices must be disjoint")
         return roles
 
+    def _block_gap(self, vol: dict) -> tuple[int, int]:
+        """One patient's split block and gap, in its own slices."""
+        d, dz = self.cfg["data"], float(vol["spacing"][2])
+        return slices_for(d["split_block_mm"], dz), slices_for(d["split_gap_mm"], dz)
+
     def _split_text(self, vols: dict) -> str:
         d = self.cfg["data"]
         if d["split"] == "ranges":
             return "ranges"
-        per = "; ".join(f"{n}: {slices_for(d['split_block_mm'], float(v['spacing'][2]))} / "
-                        f"{slices_for(d['split_gap_mm'], float(v['spacing'][2]))}"
-                        for n, v in vols.items())
+        per = "; ".join(f"{n}: {'{} / {}'.format(*self._block_gap(v))}" for n, v in vols.items())
         if d["split"] == "patients":   # the same for every fold: folds are one row's replicates
             return (f"leave one patient out: data.fold picks the held-out patient (in name order), "
                     f"whose slices alone are scored; the others give LR and HR blocks of about "
@@ -215,7 +211,7 @@ class LungCT(Dataset):
                 raise BenchError(f"lung-ct: the patients' slices leave the {role} role empty "
                                  f"under data.split={d['split']}")
         lo, hi = d["window"]
-        src = lambda n, z: f"{n}/{names[n]}/slice{z:03d}"  # noqa: E731
+        src = source_name(names)
         # only what each role uses is copied out of the cache's read-only memory maps
         used = [n for n in vols if roles[n]["lr"]]
         lr_stack = SliceStack(
@@ -273,15 +269,14 @@ class LungCT(Dataset):
         return body & inner(fov, int(self.cfg["train"]["lr_patch"]))
 
     def _metadata(self, vols: dict, names: dict, splits: dict) -> dict:
-        first = next(iter(vols.values()))
+        """Every patient's geometry; the first patient's also at the top (what infer reads)."""
         geometry = {n: {key: [float(x) for x in v[key]] for key in ("spacing", "origin", "direction")}
                     for n, v in vols.items()}
+        first = geometry[next(iter(vols))]
+        sx, sy, sz = first["spacing"]
         return {"units": "HU", "patients": list(vols), "series": names, "source": self.credit(vols),
-                "spacing_mm": geometry[next(iter(vols))]["spacing"],
-                "lr_spacing_mm": [float(first["spacing"][0]) * self.scale,
-                                  float(first["spacing"][1]) * self.scale, float(first["spacing"][2])],
-                "origin": geometry[next(iter(vols))]["origin"],
-                "direction": geometry[next(iter(vols))]["direction"],
+                "spacing_mm": first["spacing"], "lr_spacing_mm": [sx * self.scale, sy * self.scale, sz],
+                "origin": first["origin"], "direction": first["direction"],
                 "eval_geometry_lps": geometry, "splits": splits}
 
     def credit(self, vols) -> str:
@@ -301,8 +296,7 @@ class LungCT(Dataset):
         n_val = int(d["z_val_slabs"])
         parts, splits = {}, {}
         for n, v in vols.items():
-            gap = slices_for(d["split_gap_mm"], float(v["spacing"][2]))
-            train, evals = interleaved_slabs(v["hr"].shape[0], slab, gap)
+            train, evals = interleaved_slabs(v["hr"].shape[0], slab, self._block_gap(v)[1])
             cut = len(train) - n_val          # the curve's slabs: the last training ones
             train, val = train[:cut], train[cut:]
             if int(d["z_slabs_per_patient"]) and len(evals) > int(d["z_slabs_per_patient"]):
@@ -313,7 +307,7 @@ class LungCT(Dataset):
                                  f"training and evaluation slab of data.z_slab={slab} besides "
                                  f"data.z_val_slabs={n_val}")
             parts[n], splits[n] = (train, val, evals), {"train": train, "validation": val, "eval": evals}
-        src = lambda n, z: f"{n}/{names[n]}/slice{z:03d}"  # noqa: E731
+        src = source_name(names)
 
         def slabs(which: int):
             return [eval_slab(f"{n}_slab{run[0]:03d}-{run[-1]:03d}", v["hr"][run], v["body"][run],
@@ -346,7 +340,7 @@ class LungCT(Dataset):
                       "split": f"interleaved slabs of {slab} within every patient (training, gap "
                                f"of about {d['split_gap_mm']} mm, evaluation, gap); the last "
                                f"{n_val} training slab(s) of each validate, untrained on and unscored"},
-            metadata={**self._metadata(vols, names, splits)},
+            metadata=self._metadata(vols, names, splits),
         )
 
 
