@@ -261,6 +261,9 @@ class EvalImage:
     # (k*h, k*w) bool: inside the scanner's field of view. Padding outside it (a scan's -2048,
     # say) is never scored: whole-image metrics take the pixels inside; None = all inside
     fov: np.ndarray | None = None
+    # its block of neighbouring evaluation slices within the volume (between two gaps of the
+    # split): with one volume, the unit below the run. None: uncertainty.blocks infers it
+    block: str | None = None
 
 
 @dataclass

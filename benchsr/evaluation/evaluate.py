@@ -33,7 +33,7 @@ def centre_crop(img: EvalImage, hr_size: int, scale: int) -> EvalImage:
     mask = None if img.mask is None else img.mask[box]
     fov = None if img.fov is None else img.fov[box]
     return EvalImage(img.name, lr, hr, f"{img.source} crop[{y0 * scale}:,{x0 * scale}:]",
-                     img.group, img.volume, mask, fov)
+                     img.group, img.volume, mask, fov, img.block)
 
 
 def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None = None) -> dict:
@@ -42,7 +42,8 @@ def score(sr: np.ndarray, img: EvalImage, border: int, measures: Context | None 
     none: its LR against the k x k average-pooled SR. `measures` holds the LPIPS model and the
     HR domain's window and units (clinical.Context)."""
     measures = measures or Context()
-    row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume}
+    row = {"image": img.name, "source": img.source, "group": img.group, "volume": img.volume,
+           "block": img.block}
     if img.hr is None:
         ref, test = img.lr, degrade(sr, sr.shape[0] // img.lr.shape[0], "avgpool")
     else:

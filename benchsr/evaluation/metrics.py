@@ -175,24 +175,11 @@ def rmse(ref: np.ndarray, test: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(ref, np.float64) - np.asarray(test, np.float64)) ** 2)))
 
 
-def cluster_bootstrap_ci(v: np.ndarray, clusters: np.ndarray, seed: int,
-                         n_resamples: int = 2000) -> list[float] | None:
-    """95 % percentile CI of the mean when values come in clusters (slices of one volume):
-    whole clusters are resampled with replacement, so correlated slices count as one draw."""
-    names, idx = np.unique(clusters, return_inverse=True)
-    if len(names) < 2:
-        return None
-    sums, counts = np.bincount(idx, v), np.bincount(idx)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(names), size=(n_resamples, len(names)))
-    means = sums[pick].sum(1) / counts[pick].sum(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
-def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
-    """mean, std, n and a 95 % bootstrap CI of one run's per-image values: scipy.stats.bootstrap
-    (percentile) over images; given each image's cluster (its volume), over whole volumes, or,
-    with one volume, over blocks of neighbouring slices (uncertainty.py), never slice by slice."""
+def bootstrap_summary(values, seed: int = 0, clusters=None, kind: str = "volumes") -> dict:
+    """mean, std, n and a 95 % CI of one run's per-image values. Given each image's cluster (its
+    volume, or with one volume its block of neighbouring slices: uncertainty.unit_keys), a
+    t-interval over the cluster means, df clusters - 1, never slice by slice (one cluster: no
+    interval); without clusters, scipy.stats.bootstrap (percentile) over images."""
     values = list(values)
     keep = [i for i, x in enumerate(values) if x is not None and np.isfinite(x)]
     v = np.asarray([values[i] for i in keep], dtype=np.float64)
@@ -201,14 +188,13 @@ def bootstrap_summary(values, seed: int = 0, clusters=None) -> dict:
         return out
     out["mean"], out["std"] = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
     if clusters is not None:
-        c = np.asarray([clusters[i] for i in keep]).astype(str)
-        if len(set(c)) > 1:
-            out["ci_resampled"] = "volumes"
-            out["ci95"] = cluster_bootstrap_ci(v, c, seed) if v.std() > 0 else None
-        else:
-            from benchsr.evaluation.uncertainty import slice_block_ci   # lazy: training imports this module
-            out["ci_resampled"] = "blocks of neighbouring slices (1 volume)"
-            out["ci95"] = slice_block_ci(v, seed)
+        _, idx = np.unique(np.asarray([clusters[i] for i in keep]).astype(str), return_inverse=True)
+        means = np.bincount(idx, v) / np.bincount(idx)
+        out["ci_resampled"] = f"t over {len(means)} {kind[:-1] if len(means) == 1 else kind}"
+        if len(means) > 1 and means.std() > 0:
+            from scipy import stats
+            h = stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / np.sqrt(len(means))
+            out["ci95"] = [float(means.mean() - h), float(means.mean() + h)]
         return out
     if v.size > 1 and v.std() > 0:
         from scipy.stats import bootstrap

@@ -60,7 +60,7 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
                 img = EvalImage(name=f"{vol.name}-z{j:02d}", lr=guide[j], hr=vol.thin[j],
                                 source=f"{vol.source} thin {j}", volume=vol.volume,
                                 mask=None if vol.mask is None else vol.mask[j],
-                                fov=None if vol.fov is None else vol.fov[j])
+                                fov=None if vol.fov is None else vol.fov[j], block=vol.name)
                 check_not_flat(sr[j], img)
                 rows.append(score(sr[j], img, border, measures) | {"ms": times[-1] * 1e3})
                 if stacks is not None:

@@ -1,110 +1,259 @@
 """Uncertainty from the units the benchmark samples: training runs (seeds), then patients
-(volumes), then slices. The facts are in the specs' statistics.md; rliable (Agarwal et al. 2021)
-is the reference for the run-level bootstrap and the probability of improvement.
+(volumes), then slices in blocks. The facts are in the specs' statistics.md; rliable (Agarwal et
+al. 2021) is the reference for the run-level bootstrap and the probability of improvement.
 
-A row's per-image values become a runs x volumes matrix of per-volume means: slices are averaged
-within their volume first, because neighbouring slices of one CT are not independent. On it:
-- `cell`: the row's value (mean over runs of the mean over volumes), the between-run sd and a
-  95 % CI. The CI is a two-level bootstrap (volumes, then runs), never narrower than either t
-  floor, t(R-1) sd_run / sqrt(R) and t(V-1) sd_vol / sqrt(V): with 3 runs a percentile
-  bootstrap alone draws only 3 values and is far too narrow.
+One model, per design (docs/leaderboard.md has it as a table). A row's per-image values become a
+runs x units matrix of means, where the unit below the run is the volume (patient) or, with one
+volume, the block of neighbouring slices (slabs, or evaluation blocks separated by gaps):
+neighbouring slices of one CT are never independent draws.
+- `cell`: the mean over runs of the mean over units. Its 95 % CI is never narrower than any of
+  the design's t intervals: t(R-1) over the run scores (trained rows), t(L-1) over the unit
+  means (L >= 2 units), and t on their combined standard error (Satterthwaite df), widened to a
+  two-level bootstrap (units, then runs) where that is wider. A trained row with one run has no
+  interval (its seed variance is unknown), nor has an untrained row on one block.
 - Leave-one-patient-out rows (`Units.nested`: each run scored its one held-out patient): the
-  cell is the mean over patients of each patient's seed mean, its CI resamples patients, then
+  cell is the mean over patients of each patient's seed mean; its CI resamples patients, then
   seeds within them, never narrower than t(V-1) over the patient means; comparisons pair the
   patient means (t over V-1 df).
-- `compare`: the effect A - B on the volumes both have (paired on them), its standard error,
-  p-value and 95 % CI from the same construction, P(A better than B) over pairs of runs with a
-  bootstrap CI, the minimum detectable effect and, where it is too few, how many seeds would do.
-- `verdict`: holds / reversed / no detectable difference / untestable, from a Holm-adjusted p.
+- `compare`: the effect A - B on the units both have (paired on them), tested on the same parts:
+  the runs of each trained side (df R_A + R_B - 2, or R - 1 against an untrained row), the
+  paired unit differences (df L - 1), and both combined. p, the CI at any level and the minimum
+  detectable effect take the widest part, so a CI excludes 0 exactly when p is below its level.
+  P(A better than B) over pairs of runs, with an interval only from 5 runs a side (a percentile
+  bootstrap over 3 v 3 runs is degenerate). Planning: the MDE at 3, 5 and 10 seeds from the
+  observed between-run sd (never power at the observed effect).
+- `verdict`: holds / reversed / no detectable difference / reversed, not significant after
+  Holm / untestable, from a Holm-adjusted p.
 
 A method without trained weights (interpolation) has no run-to-run variance: its one run is
-complete information about it. A trained method with one run has an unknown run variance, so a
-comparison with it is untestable. Images that name no volume count as one unnamed volume: one
+complete information about it. Images that name no volume count as one unnamed volume: one
 cannot assume they come from different patients.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 ALPHA = 0.05
 POWER = 0.8
 N_BOOT = 2000
 UNNAMED = "(unnamed volume)"
-MAX_SEEDS = 100
+PLANNED_SEEDS = (3, 5, 10)
+MIN_RUNS_FOR_P_BETTER_CI = 5      # below it, a percentile bootstrap of P(A better) is degenerate
+
+_SLAB_SLICE = re.compile(r"^(.*slab.*)-z\d+$")        # a through-plane slab's thin slice
+_SLICE_NUMBER = re.compile(r"(?:_z|slice)(\d+)$")      # an axial slice's number in its volume
 
 
 @dataclass
 class Units:
-    """Per-run, per-volume means of one metric for one row on one evaluation set."""
-    values: np.ndarray                 # (runs, volumes), NaN where a run lacks that volume
-    volumes: list[str]
+    """Per-run means of one metric for one row on one evaluation set, per unit: a volume, or,
+    with one volume (`level` "blocks"), a block of neighbouring slices of it."""
+    values: np.ndarray                 # (runs, units), NaN where a run lacks that unit
+    columns: list[str]                 # the units' names
     trained: bool = True               # False: no trained weights, runs cannot differ
     slices: list[np.ndarray] = field(default_factory=list)   # per run, in image order
+    level: str = "volumes"             # or "blocks" (of the one volume)
+    n_images: int = 0                  # distinct images over the runs
 
     @property
     def n_runs(self) -> int:
         return self.values.shape[0]
 
     @property
-    def n_volumes(self) -> int:
+    def n_units(self) -> int:
         return self.values.shape[1]
 
-    def restrict(self, volumes: list[str]) -> "Units":
-        idx = [self.volumes.index(v) for v in volumes]
-        return Units(self.values[:, idx], list(volumes), self.trained, self.slices)
+    @property
+    def n_volumes(self) -> int:
+        return self.n_units if self.level == "volumes" else 1
+
+    def restrict(self, columns: list[str]) -> "Units":
+        idx = [self.columns.index(c) for c in columns]
+        return Units(self.values[:, idx], list(columns), self.trained, self.slices, self.level,
+                     self.n_images)
 
     def collapsed(self) -> "Units":
         """An untrained row's runs are one run in expectation: keep their mean as one run (a
         repeated deterministic run must not look like seed replication)."""
         if self.trained or self.n_runs < 2:
             return self
-        return Units(np.nanmean(self.values, 0, keepdims=True), self.volumes, False, self.slices[:1])
+        return Units(np.nanmean(self.values, 0, keepdims=True), self.columns, False,
+                     self.slices[:1], self.level, self.n_images)
 
     def run_scores(self) -> np.ndarray:
-        """Each run's score: the mean over volumes of its per-volume means."""
+        """Each run's score: the mean over units of its per-unit means."""
         return np.nanmean(self.values, axis=1)
+
+    def unit_means(self) -> np.ndarray:
+        """Each unit's mean over the runs that have it."""
+        return np.nanmean(self.values, axis=0)
 
     @property
     def nested(self) -> bool:
         """Leave-one-patient-out: every (fold, seed) run scored one volume, its held-out
         patient, and the runs cover several volumes. Runs are then nested in volumes."""
         finite = np.isfinite(self.values)
-        return (self.trained and self.n_volumes > 1 and bool((finite.sum(1) == 1).all()))
+        return (self.trained and self.level == "volumes" and self.n_units > 1
+                and bool((finite.sum(1) == 1).all()))
 
     def volume_runs(self) -> list[np.ndarray]:
         """Nested design: each volume's run values (its seeds), in volume order."""
-        return [self.values[np.isfinite(self.values[:, j]), j] for j in range(self.n_volumes)]
+        return [self.values[np.isfinite(self.values[:, j]), j] for j in range(self.n_units)]
+
+
+def blocks(frame: pd.DataFrame) -> pd.Series:
+    """Each image's block of neighbouring slices within its volume: the dataset's `block` where
+    it names one; else a through-plane slab (image `...slab...-zNN`); else a run of consecutive
+    slice numbers (`_zNNN`, `sliceNN`: one skipped slice or more starts a new block). Images
+    whose names give no slice number are one block: never assumed independent."""
+    names = frame["image"].astype(str)
+    given = frame["block"] if "block" in frame else pd.Series(None, index=frame.index)
+    out = given.astype(object).where(given.notna(), names.str.extract(_SLAB_SLICE)[0])
+    z = pd.to_numeric(names.str.extract(_SLICE_NUMBER)[0], errors="coerce")
+    for _, idx in frame.groupby("volume", dropna=False).groups.items():
+        todo = z[idx][out[idx].isna() & z[idx].notna()].sort_values()
+        first = todo.groupby((todo.diff() != 1).cumsum()).transform("min")
+        out[first.index] = "z" + first.astype(int).astype(str)
+    return out.fillna("all").astype(str)
+
+
+def _tidy(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """image, volume, block and the finite values of `metric`, in (volume, image) order."""
+    df = frame.copy() if "volume" in frame else frame.assign(volume=None)
+    df["volume"] = df["volume"].astype(object).where(df["volume"].notna(), UNNAMED).astype(str)
+    df["block"] = df["volume"] + "#" + blocks(df)
+    df = df[["image", "volume", "block", metric]]
+    df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce").astype(float))]
+    return df.astype({metric: float}).sort_values(["volume", "image"])
 
 
 def units(frames: list[pd.DataFrame], metric: str, trained: bool = True) -> Units | None:
-    """Units from one per-image frame per run (columns image, volume, `metric`); None when no
-    run has a finite value."""
-    parts = []
-    for frame in frames:
-        df = frame[["image", "volume", metric]].copy() if "volume" in frame else \
-            frame[["image", metric]].assign(volume=None)
-        df["volume"] = df["volume"].astype(object).where(df["volume"].notna(), UNNAMED).astype(str)
-        df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce").astype(float))]
-        if not df.empty:
-            parts.append(df.astype({metric: float}).sort_values(["volume", "image"]))
+    """Units from one per-image frame per run (columns image, volume, optional block,
+    `metric`); None when no run has a finite value."""
+    parts = [df for df in (_tidy(f, metric) for f in frames) if not df.empty]
     if not parts:
         return None
-    volumes = sorted(set().union(*(set(p["volume"]) for p in parts)))
-    values = np.array([p.groupby("volume")[metric].mean().reindex(volumes).to_numpy()
-                       for p in parts])
-    return Units(values, volumes, trained, [p[metric].to_numpy() for p in parts])
+    volumes = set().union(*(set(p["volume"]) for p in parts))
+    key = "volume" if len(volumes) > 1 else "block"
+    columns = sorted(set().union(*(set(p[key]) for p in parts)))
+    values = np.array([p.groupby(key)[metric].mean().reindex(columns).to_numpy() for p in parts])
+    return Units(values, columns, trained, [p[metric].to_numpy() for p in parts],
+                 "volumes" if key == "volume" else "blocks",
+                 len(set().union(*(set(p["image"]) for p in parts))))
+
+
+def unit_keys(frame: pd.DataFrame) -> tuple[list[str], str]:
+    """Each image's unit below the run, in order, and their level: its volume ("volumes"), or
+    with one volume its block of neighbouring slices ("blocks")."""
+    df = frame.assign(volume=frame["volume"].astype(object).where(frame["volume"].notna(), UNNAMED))
+    if df["volume"].nunique() > 1:
+        return df["volume"].astype(str).tolist(), "volumes"
+    return (df["volume"].astype(str) + "#" + blocks(df)).tolist(), "blocks"
+
+
+# ---- the parts an interval stands on ----------------------------------------------------------
+@dataclass
+class Part:
+    """One source of variation of an estimate: its standard error and degrees of freedom."""
+    what: str
+    se: float
+    df: float
+
+
+def _t(q: float, df: float) -> float:
+    """The q quantile of Student's t (scipy.special's ufunc: 100 times faster than stats.t)."""
+    return float(special.ndtri(q) if math.isinf(df) else special.stdtrit(df, q))
+
+
+def _two_sided_p(z: float, df: float) -> float:
+    return float(2 * (special.ndtr(-z) if math.isinf(df) else special.stdtr(df, -z)))
+
+
+def _satterthwaite(parts: list[Part]) -> float:
+    """Degrees of freedom of a sum of variance components."""
+    total = sum(p.se ** 2 for p in parts)
+    denom = sum(p.se ** 4 / p.df for p in parts if p.se > 0 and p.df > 0)
+    return total ** 2 / denom if denom > 0 else math.inf
+
+
+def _with_combined(parts: list[Part]) -> list[Part]:
+    """The parts, and with two, their sum: each level's t floor alone misses the other's
+    variance when both matter; the sum alone (Satterthwaite df) is too narrow with 3 runs."""
+    if len(parts) < 2:
+        return parts
+    return [*parts, Part(" + ".join(p.what for p in parts),
+                         math.sqrt(sum(p.se ** 2 for p in parts)), _satterthwaite(parts))]
+
+
+def _sd(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
+
+def half_width(parts: list[Part], level: float = 1 - ALPHA) -> float:
+    """The widest t half-width over the parts at a two-sided `level`."""
+    return max((_t(1 - (1 - level) / 2, p.df) * p.se for p in parts), default=0.0)
+
+
+def _p_value(effect: float, parts: list[Part]) -> float:
+    """Two-sided p of the widest part: below a level exactly when the CI at it excludes 0."""
+    return max(_two_sided_p(abs(effect) / p.se, p.df) if p.se > 0 else
+               (0.0 if effect != 0 else 1.0) for p in parts)
+
+
+def _unit_word(u: Units, n: int) -> str:
+    return f"volumes ({n})" if u.level == "volumes" else f"blocks ({n}) of 1 volume"
+
+
+def cell_parts(u: Units) -> list[Part]:
+    """A (collapsed, not nested) row's parts: its run scores if it trains and has 2 runs or
+    more, its unit means if it has 2 units or more, and their sum."""
+    parts = []
+    if u.trained and u.n_runs > 1:
+        parts.append(Part("runs", _sd(u.run_scores()) / math.sqrt(u.n_runs), u.n_runs - 1))
+    if u.n_units > 1:
+        parts.append(Part(u.level, _sd(u.unit_means()) / math.sqrt(u.n_units), u.n_units - 1))
+    return _with_combined(parts)
+
+
+def no_interval(u: Units) -> str:
+    """Why a (collapsed) row's cell has no interval; "" when it has one."""
+    if u.trained and u.n_runs < 2:
+        return "1 training run: its seed variance is unknown"
+    if not u.trained and u.n_units < 2:
+        return "no training and 1 block of 1 volume: nothing sampled to vary"
+    return ""
+
+
+def covers(u: Units) -> str:
+    """What a row's CI stands on (its design), in words for the table."""
+    if u.nested:
+        seeds = sorted({len(r) for r in u.volume_runs()})
+        return (f"held-out patients ({u.n_units}, one per fold) and seeds within them "
+                f"({'/'.join(map(str, seeds))} per patient)")
+    u = u.collapsed()
+    why = no_interval(u)
+    if why:
+        return f"no interval: {why}"
+    if not u.trained:
+        return f"{_unit_word(u, u.n_units)}; no training"
+    if u.n_units > 1:
+        return f"runs ({u.n_runs}) × {_unit_word(u, u.n_units)}"
+    return f"runs ({u.n_runs}); 1 volume, 1 block: conditional on these slices"
 
 
 # ---- resampling -------------------------------------------------------------------------------
-def _volume_draws(n_volumes: int, rng, n_boot: int) -> np.ndarray:
-    if n_volumes < 2:
-        return np.zeros((n_boot, n_volumes), dtype=int)
-    return rng.integers(0, n_volumes, size=(n_boot, n_volumes))
+def _unit_draws(n_units: int, rng, n_boot: int) -> np.ndarray:
+    if n_units < 2:
+        return np.zeros((n_boot, n_units), dtype=int)
+    return rng.integers(0, n_units, size=(n_boot, n_units))
 
 
 def _run_draws(u: Units, rng, n_boot: int) -> np.ndarray:
@@ -113,95 +262,34 @@ def _run_draws(u: Units, rng, n_boot: int) -> np.ndarray:
     return rng.integers(0, u.n_runs, size=(n_boot, u.n_runs))
 
 
-def _per_run_replicates(u: Units, vol_draws: np.ndarray) -> np.ndarray:
-    """(B, runs): each run's score under each replicate's draw of volumes."""
-    return np.nanmean(u.values[:, vol_draws], axis=2).T
-
-
-def _replicates(u: Units, per_run: np.ndarray, rng, n_boot: int) -> np.ndarray:
-    """(B, runs) scores after drawing volumes (`per_run`, from _per_run_replicates) and then
-    runs (within this method)."""
+def _replicates(u: Units, unit_draws: np.ndarray, rng, n_boot: int) -> np.ndarray:
+    """(B, runs) run scores after drawing units (shared by the rows of one comparison), then
+    runs within this row."""
+    per_run = np.nanmean(u.values[:, unit_draws], axis=2).T
     return np.take_along_axis(per_run, _run_draws(u, rng, n_boot), axis=1)
 
 
-def _block_bootstrap_means(v: np.ndarray, rng, n_boot: int) -> np.ndarray:
-    """Moving-block bootstrap of the mean of ordered, correlated slices (block length n^(1/3),
-    at least 2), for the one case with nothing else to resample: one run of one volume."""
-    n = len(v)
-    b = min(n, max(2, math.ceil(n ** (1 / 3))))
-    starts = rng.integers(0, n - b + 1, size=(n_boot, math.ceil(n / b)))
-    idx = (starts[:, :, None] + np.arange(b)).reshape(n_boot, -1)[:, :n]
-    return v[idx].mean(1)
-
-
-def slice_block_ci(v: np.ndarray, seed: int = 0, n_boot: int = N_BOOT) -> list[float] | None:
-    """95 % CI of the mean of one volume's ordered slices (moving-block bootstrap)."""
-    v = np.asarray(v, dtype=np.float64)
-    if v.size < 2:
-        return None
-    reps = _block_bootstrap_means(v, np.random.default_rng(seed), n_boot)
-    return [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))] if np.ptp(reps) > 0 else None
-
-
-def _satterthwaite(components: list[tuple[float, int]]) -> float:
-    """Degrees of freedom of a sum of variance components (variance, its df)."""
-    total = sum(var for var, _ in components)
-    denom = sum(var ** 2 / df for var, df in components if var > 0 and df > 0)
-    return total ** 2 / denom if denom > 0 else math.inf
-
-
-def _t(q: float, df: float) -> float:
-    return float(stats.norm.ppf(q) if math.isinf(df) else stats.t.ppf(q, df))
-
-
 # ---- one row ----------------------------------------------------------------------------------
-def covers(u: Units) -> str:
-    """Which sampled units a row's CI covers, in words for the table."""
-    if u.nested:
-        seeds = sorted({len(r) for r in u.volume_runs()})
-        return (f"held-out patients ({u.n_volumes}, one per fold) and seeds within them "
-                f"({'/'.join(map(str, seeds))} per patient)")
-    runs = u.trained and u.n_runs > 1
-    vols = u.n_volumes > 1
-    if runs and vols:
-        return f"runs ({u.n_runs}) and volumes ({u.n_volumes})"
-    if runs:
-        return f"runs ({u.n_runs}); 1 volume only"
-    why = "no training" if not u.trained else "1 run: seed variance not included"
-    if vols:
-        return f"volumes ({u.n_volumes}); {why}"
-    return f"slices of 1 volume only; {why}"
-
-
 def cell(u: Units, seed: int = 0, n_boot: int = N_BOOT) -> dict:
-    """mean, between-run sd (None for one run), 95 % CI and what it covers."""
+    """mean, between-run sd (None without 2 trained runs), 95 % CI (None, with `no_ci` saying
+    why) and what it covers."""
     if u.nested:
         return _nested_cell(u, seed, n_boot)
-    rng = np.random.default_rng(seed)
     n_runs, u = u.n_runs, u.collapsed()
     x = u.run_scores()
     mean = float(np.mean(x))
-    sd_runs = float(np.std(x, ddof=1)) if u.n_runs > 1 else None
-    out = {"mean": mean, "sd_runs": sd_runs, "n_seeds": n_runs, "n_volumes": u.n_volumes,
-           "ci_covers": covers(u), "ci95": None}
-    if u.n_runs == 1 and u.n_volumes == 1:
-        out["ci95"] = slice_block_ci(u.slices[0], seed, n_boot)
+    out = {"mean": mean, "sd_runs": _sd(x) if u.trained and u.n_runs > 1 else None,
+           "n_seeds": n_runs if u.trained else 0, "n_volumes": u.n_volumes, "n_units": u.n_units,
+           "n_images": u.n_images, "ci_covers": covers(u), "ci95": None, "no_ci": no_interval(u)}
+    if out["no_ci"]:
         return out
-    per_run = _per_run_replicates(u, _volume_draws(u.n_volumes, rng, n_boot))
-    reps = _replicates(u, per_run, rng, n_boot).mean(1)
-    # never narrower than either t floor (statistics.md): t(R-1) sd_run / sqrt(R) over the run
-    # scores, t(V-1) sd_vol / sqrt(V) over the volume means (a Satterthwaite df on the combined
-    # standard error gave narrower intervals, and under-covered)
-    h = 0.0
-    if sd_runs is not None and u.trained:
-        h = _t(0.975, u.n_runs - 1) * sd_runs / math.sqrt(u.n_runs)
-    if u.n_volumes > 1:
-        vol_means = np.nanmean(u.values, axis=0)
-        h = max(h, _t(0.975, u.n_volumes - 1) * float(np.std(vol_means, ddof=1))
-                / math.sqrt(u.n_volumes))
-    lo, hi = float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
-    if h > 0 or hi > lo:
-        out["ci95"] = [min(lo, mean - h), max(hi, mean + h)]
+    h = half_width(cell_parts(u))
+    lo, hi = mean - h, mean + h
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        reps = _replicates(u, _unit_draws(u.n_units, rng, n_boot), rng, n_boot).mean(1)
+        lo, hi = min(lo, float(np.percentile(reps, 2.5))), max(hi, float(np.percentile(reps, 97.5)))
+    out["ci95"] = [lo, hi]
     return out
 
 
@@ -216,21 +304,24 @@ def _nested_cell(u: Units, seed: int, n_boot: int) -> dict:
     # the between-seed sd: pooled within patients (seeds of one fold differ only by seed)
     sd_runs = (float(np.sqrt(sum(((r - r.mean()) ** 2).sum() for r in within)
                              / sum(len(r) - 1 for r in within))) if within else None)
-    rng = np.random.default_rng(seed)
-    counts = np.array([len(r) for r in runs])
-    table = np.zeros((len(runs), counts.max()))
-    for j, r in enumerate(runs):
-        table[j, :len(r)] = r
-    pick = rng.integers(0, len(runs), (n_boot, len(runs)))          # patients
-    n = counts[pick]
-    seeds = (rng.random((*pick.shape, counts.max())) * n[..., None]).astype(int)   # within
-    drawn = np.where(np.arange(counts.max()) < n[..., None], table[pick[..., None], seeds], 0.0)
-    reps = (drawn.sum(2) / n).mean(1)
-    h = _t(0.975, len(runs) - 1) * float(np.std(means, ddof=1)) / math.sqrt(len(runs))
     mean = float(means.mean())
-    lo, hi = float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
+    h = half_width([Part("patients", _sd(means) / math.sqrt(len(runs)), len(runs) - 1)])
+    lo, hi = mean - h, mean + h
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        counts = np.array([len(r) for r in runs])
+        table = np.zeros((len(runs), counts.max()))
+        for j, r in enumerate(runs):
+            table[j, :len(r)] = r
+        pick = rng.integers(0, len(runs), (n_boot, len(runs)))          # patients
+        n = counts[pick]
+        seeds = (rng.random((*pick.shape, counts.max())) * n[..., None]).astype(int)   # within
+        drawn = np.where(np.arange(counts.max()) < n[..., None], table[pick[..., None], seeds], 0.0)
+        reps = (drawn.sum(2) / n).mean(1)
+        lo, hi = min(lo, float(np.percentile(reps, 2.5))), max(hi, float(np.percentile(reps, 97.5)))
     return {"mean": mean, "sd_runs": sd_runs, "n_seeds": u.n_runs, "n_volumes": u.n_volumes,
-            "ci_covers": covers(u), "ci95": [min(lo, mean - h), max(hi, mean + h)]}
+            "n_units": u.n_units, "n_images": u.n_images, "ci_covers": covers(u),
+            "ci95": [lo, hi], "no_ci": ""}
 
 
 # ---- two rows ---------------------------------------------------------------------------------
@@ -239,17 +330,42 @@ class Comparison:
     """A - B, oriented so that `better` > 0 means A is better on this metric."""
     effect: float                      # A - B in the metric's unit
     better: float                      # effect with the metric's direction: > 0 = A better
-    se: float | None = None
-    df: float | None = None
+    parts: list[Part] = field(default_factory=list)   # what the test stands on
     p: float | None = None             # two-sided; None = untestable
     ci95: list[float] | None = None
     p_better: float | None = None      # P(A better than B) over pairs of runs
     p_better_ci95: list[float] | None = None
-    mde: float | None = None           # smallest |effect| detectable at ALPHA, POWER
+    p_better_note: str = ""            # why P(A better) has no interval
+    mde: float | None = None           # smallest |effect| this test detects at ALPHA, POWER
     n_volumes: int = 0
+    n_units: int = 0
+    level: str = "volumes"
     runs: tuple[int, int] = (0, 0)     # training runs of A and B (0: no training)
     untestable: str = ""               # why, and what would be needed
-    seeds_needed: str = ""             # seeds per method that would resolve |effect|
+    planning: dict = field(default_factory=dict)   # planned seeds -> MDE, from the seed sd
+    sigma_run: float | None = None     # the pooled between-run sd the planning uses
+
+    @property
+    def df(self) -> float | None:
+        """The degrees of freedom of the decisive (widest) part."""
+        if not self.parts:
+            return None
+        return max(self.parts, key=lambda p: _t(1 - ALPHA / 2, p.df) * p.se).df
+
+    @property
+    def se(self) -> float | None:
+        return max(self.parts, key=lambda p: _t(1 - ALPHA / 2, p.df) * p.se).se if self.parts else None
+
+    def ci(self, level: float) -> list[float] | None:
+        """The effect's CI at a two-sided `level` (a Holm step's, say)."""
+        if self.p is None:
+            return None
+        h = half_width(self.parts, level)
+        return [self.effect - h, self.effect + h]
+
+    def stands_on(self) -> str:
+        """The parts in words, e.g. "runs (df 4), volumes (df 2), both (df 3.1)"."""
+        return ", ".join(f"{p.what} (df {p.df:.3g})" for p in self.parts)
 
 
 def _prob_better(xa: np.ndarray, xb: np.ndarray, sign: int) -> np.ndarray:
@@ -259,86 +375,95 @@ def _prob_better(xa: np.ndarray, xb: np.ndarray, sign: int) -> np.ndarray:
     return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-1, -2))
 
 
-def _seeds_needed(sigmas: list[float], var_vols: float, n_volumes: int, effect: float) -> str:
-    """Seeds per trained method for which the minimum detectable effect (statistics.md, with
-    this test's Welch-Satterthwaite degrees of freedom and the volume component) reaches |effect|,
-    at ALPHA before Holm's correction. `sigmas`: the between-run sd of each trained method."""
-    if not sigmas or max(sigmas) <= 0 or not effect or not np.isfinite(effect):
-        return ""
-    for r in range(2, MAX_SEEDS + 1):
-        comps = [(sd ** 2 / r, r - 1) for sd in sigmas] + [(var_vols, n_volumes - 1)]
-        df = _satterthwaite(comps)
-        mde = (_t(1 - ALPHA / 2, df) + _t(POWER, df)) * math.sqrt(sum(v for v, _ in comps))
-        if mde <= abs(effect):
-            return str(r)
-    return f"more than {MAX_SEEDS}"
+def planned_mde(sigma_run: float, both_trained: bool, seeds=PLANNED_SEEDS) -> dict[int, float]:
+    """Planning, never post-hoc power: the MDE (ALPHA two-sided before Holm, POWER) of the run
+    component with R seeds per trained method, df 2R-2 (R-1 against an untrained row)."""
+    out = {}
+    for r in seeds:
+        df = 2 * r - 2 if both_trained else r - 1
+        out[r] = (_t(1 - ALPHA / 2, df) + _t(POWER, df)) * sigma_run * math.sqrt((2 if both_trained else 1) / r)
+    return out
 
 
-def _untestable(a: Units, b: Units, names: tuple[str, str], n_volumes: int) -> str:
+def _sigma_run(a: Units, b: Units) -> float | None:
+    """The between-run sd pooled over the trained rows with 2 runs or more."""
+    ss = [(_sd(u.run_scores()) ** 2 * (u.n_runs - 1), u.n_runs - 1)
+          for u in (a, b) if u.trained and u.n_runs > 1]
+    return math.sqrt(sum(s for s, _ in ss) / sum(d for _, d in ss)) if ss else None
+
+
+def _untestable(a: Units, b: Units, names: tuple[str, str], n_units: int) -> str:
     for u, name in zip((a, b), names):
         if u.trained and u.n_runs < 2:
             return f"{name} has {u.n_runs} training run: needs at least 2 (3 to see its spread)"
         if u.trained and np.ptp(u.run_scores()) == 0:
             return (f"the {u.n_runs} runs of {name} score identically: its seed variance cannot "
                     f"be estimated (a method no seed changes declares `deterministic`)")
-    if not (a.trained or b.trained) and n_volumes < 2:
-        return "neither method trains and there is 1 volume: needs at least 2 volumes"
-    if n_volumes < 1:
-        return "no volume in common"
+    if n_units < 1:
+        return "nothing scored in common"
+    if not (a.trained or b.trained) and n_units < 2:
+        return "neither method trains and there is 1 block of 1 volume: needs at least 2 blocks"
     return ""
 
 
-def _run_sigmas(a: Units, b: Units) -> list[float]:
-    return [float(np.std(u.run_scores(), ddof=1)) for u in (a, b) if u.trained and u.n_runs > 1]
+def compare_parts(a: Units, b: Units) -> list[Part]:
+    """The parts of A - B on common units: each trained side's runs (pooled df), the paired
+    unit differences, and their sum."""
+    trained = [u for u in (a, b) if u.trained]
+    parts = []
+    if trained:
+        parts.append(Part("runs", math.sqrt(sum(_sd(u.run_scores()) ** 2 / u.n_runs for u in trained)),
+                          sum(u.n_runs - 1 for u in trained)))
+    if a.n_units > 1:
+        d = a.unit_means() - b.unit_means()
+        parts.append(Part(a.level, _sd(d) / math.sqrt(len(d)), len(d) - 1))
+    return _with_combined(parts)
 
 
 def compare(a: Units, b: Units, higher: bool = True, names: tuple[str, str] = ("A", "B"),
             seed: int = 0, n_boot: int = N_BOOT) -> Comparison:
-    """A against B on the volumes both have: volumes drawn jointly, runs of each separately."""
+    """A against B on the units both have: paired on them, runs of each side apart."""
     if a.nested or b.nested:
         return _nested_compare(a, b, higher, names)
-    common = [v for v in a.volumes if v in b.volumes]
+    common = [v for v in a.columns if v in b.columns]
     sign = 1 if higher else -1
     a, b = a.collapsed().restrict(common), b.collapsed().restrict(common)
     xa, xb = a.run_scores(), b.run_scores()
     effect = float(np.mean(xa) - np.mean(xb)) if common else math.nan
-    out = Comparison(effect, sign * effect, n_volumes=len(common),
+    out = Comparison(effect, sign * effect, n_volumes=a.n_volumes if common else 0,
+                     n_units=len(common), level=a.level,
                      runs=(a.n_runs if a.trained else 0, b.n_runs if b.trained else 0))
     out.untestable = _untestable(a, b, names, len(common))
+    out.sigma_run = _sigma_run(a, b)
+    if out.sigma_run:
+        out.planning = planned_mde(out.sigma_run, a.trained and b.trained)
     if common:
         out.p_better = float(_prob_better(xa, xb, sign))
-    sigmas = _run_sigmas(a, b)
+        _p_better_interval(out, a, b, sign, seed, n_boot)
     if out.untestable:
-        # a trained method with one run: plan with the other's spread, for both if both train
-        out.seeds_needed = _seeds_needed((sigmas * 2)[:a.trained + b.trained], 0.0, 1, effect) \
-            if sigmas else ""
         return out
-    rng = np.random.default_rng(seed)
-    vol_draws = _volume_draws(len(common), rng, n_boot)
-    pa, pb_runs = _per_run_replicates(a, vol_draws), _per_run_replicates(b, vol_draws)
-    ra, rb = _replicates(a, pa, rng, n_boot), _replicates(b, pb_runs, rng, n_boot)
-    pb = _prob_better(ra, rb, sign)
-    out.p_better_ci95 = [float(np.percentile(pb, 2.5)), float(np.percentile(pb, 97.5))]
-    comps = [(float(np.var(u.run_scores(), ddof=1)) / u.n_runs, u.n_runs - 1)
-             for u in (a, b) if u.trained and u.n_runs > 1]
-    var_vols = 0.0
-    if len(common) > 1:   # the volume component: volumes redrawn, every run kept
-        fixed = pa.mean(1) - pb_runs.mean(1)
-        var_vols = float(fixed.var(ddof=1))
-        comps.append((var_vols, len(common) - 1))
-    out.se = max(math.sqrt(sum(v for v, _ in comps)), float(np.std(ra.mean(1) - rb.mean(1), ddof=1)))
-    out.df = _satterthwaite(comps)
-    if out.se == 0:     # nothing varies: the difference is exact
-        out.p, out.ci95, out.mde = (0.0 if effect != 0 else 1.0), [effect, effect], 0.0
-    else:
-        z = abs(effect) / out.se
-        out.p = float(2 * (stats.norm.sf(z) if math.isinf(out.df) else stats.t.sf(z, out.df)))
-        h = _t(1 - ALPHA / 2, out.df) * out.se
-        out.ci95 = [effect - h, effect + h]
-        out.mde = (_t(1 - ALPHA / 2, out.df) + _t(POWER, out.df)) * out.se
-    if sigmas:
-        out.seeds_needed = _seeds_needed(sigmas, var_vols, len(common), effect)
+    out.parts = compare_parts(a, b)
+    _finish(out)
     return out
+
+
+def _finish(out: Comparison) -> None:
+    out.p = _p_value(out.effect, out.parts)
+    out.ci95 = out.ci(1 - ALPHA)
+    out.mde = max((_t(1 - ALPHA / 2, p.df) + _t(POWER, p.df)) * p.se for p in out.parts)
+
+
+def _p_better_interval(out: Comparison, a: Units, b: Units, sign: int, seed: int,
+                       n_boot: int) -> None:
+    sizes = [u.n_runs for u in (a, b) if u.trained]
+    if not sizes or min(sizes) < MIN_RUNS_FOR_P_BETTER_CI or not n_boot:
+        out.p_better_note = ("no interval at " + " v ".join(
+            str(u.n_runs) if u.trained else "untrained" for u in (a, b)) + " runs")
+        return
+    rng = np.random.default_rng(seed)
+    draws = _unit_draws(a.n_units, rng, n_boot)
+    pb = _prob_better(_replicates(a, draws, rng, n_boot), _replicates(b, draws, rng, n_boot), sign)
+    out.p_better_ci95 = [float(np.percentile(pb, 2.5)), float(np.percentile(pb, 97.5))]
 
 
 def _patient_means(u: Units, volumes: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -352,34 +477,29 @@ def _nested_compare(a: Units, b: Units, higher: bool, names: tuple[str, str]) ->
     patients (df V-1): each patient mean carries its seeds' noise. P(A better) averages the
     pairs of runs within each patient."""
     sign = 1 if higher else -1
-    common = [v for v in a.volumes if v in b.volumes]
+    common = [v for v in a.columns if v in b.columns]
     ma, ra = _patient_means(a, common)
     mb, rb = _patient_means(b, common)
     ok = np.isfinite(ma) & np.isfinite(mb)
     d = (ma - mb)[ok]
     effect = float(d.mean()) if len(d) else math.nan
-    out = Comparison(effect, sign * effect, n_volumes=int(ok.sum()),
-                     runs=(a.n_runs if a.trained else 0, b.n_runs if b.trained else 0))
+    out = Comparison(effect, sign * effect, n_volumes=int(ok.sum()), n_units=int(ok.sum()),
+                     runs=(a.n_runs if a.trained else 0, b.n_runs if b.trained else 0),
+                     p_better_note="no interval: runs nested in patients")
     if len(d):
         out.p_better = float(np.mean([_prob_better(x, y, sign)
                                       for x, y, keep in zip(ra, rb, ok) if keep]))
     if len(d) < 2:
         out.untestable = "leave-one-patient-out needs at least 2 held-out patients in common"
         return out
-    out.df = float(len(d) - 1)
-    out.se = float(np.std(d, ddof=1)) / math.sqrt(len(d))
-    if out.se == 0:
-        out.p, out.ci95, out.mde = (0.0 if effect != 0 else 1.0), [effect, effect], 0.0
-        return out
-    out.p = float(2 * stats.t.sf(abs(effect) / out.se, out.df))
-    h = _t(1 - ALPHA / 2, out.df) * out.se
-    out.ci95 = [effect - h, effect + h]
-    out.mde = (_t(1 - ALPHA / 2, out.df) + _t(POWER, out.df)) * out.se
+    out.parts = [Part("patients", _sd(d) / math.sqrt(len(d)), float(len(d) - 1))]
+    _finish(out)
     return out
 
 
 # ---- verdicts ---------------------------------------------------------------------------------
-VERDICTS = ("holds", "reversed", "no detectable difference", "untestable")
+REVERSED_NS = "reversed, not significant after Holm"
+VERDICTS = ("holds", "reversed", "no detectable difference", REVERSED_NS, "untestable")
 
 
 def verdict(c: Comparison, p_adjusted: float | None, alpha: float = ALPHA) -> str:
@@ -388,26 +508,51 @@ def verdict(c: Comparison, p_adjusted: float | None, alpha: float = ALPHA) -> st
         return "untestable"
     if p_adjusted < alpha:
         return "holds" if c.better > 0 else "reversed"
-    return "no detectable difference"
+    return REVERSED_NS if c.better < 0 else "no detectable difference"
+
+
+def holm_levels(p_values: list) -> list[float | None]:
+    """Each test's confidence level at its step of Holm's sequence: 1 - ALPHA / (m - k) for
+    the k-th smallest of m p-values (None where a test has no p)."""
+    ok = sorted((p, i) for i, p in enumerate(p_values) if p is not None and np.isfinite(p))
+    out: list[float | None] = [None] * len(p_values)
+    for k, (_, i) in enumerate(ok):
+        out[i] = 1 - ALPHA / (len(ok) - k)
+    return out
 
 
 def _runs_text(c: Comparison) -> str:
     return " vs ".join(f"{r} runs" if r else "no training" for r in c.runs)
 
 
+def planning_text(c: Comparison, digits: int = 2) -> str:
+    """The planned designs' MDEs, labelled as planning."""
+    if not c.planning:
+        return ""
+    both = all(c.runs)
+    mdes = " / ".join(f"{v:.{digits}f}" for v in c.planning.values())
+    return (f"Planning: MDE {mdes} at {' / '.join(map(str, c.planning))} seeds per trained "
+            f"method (seed sd {c.sigma_run:.{digits}f}, df {'2R−2' if both else 'R−1'}, "
+            f"α {ALPHA} before Holm, power {POWER}; run component only).")
+
+
+def scope(c: Comparison) -> str:
+    if c.level == "blocks":
+        return f"1 volume ({c.n_units} blocks of slices): does not generalise across patients."
+    return "1 volume: does not generalise across patients." if c.n_volumes == 1 else ""
+
+
 def detail(c: Comparison, verdict_word: str, digits: int = 2) -> str:
-    """The reason behind a verdict, in a few words: what was missing and what would be needed,
-    or the smallest difference this design could detect (before Holm's correction)."""
-    scope = " 1 volume: does not generalise across patients." if c.n_volumes == 1 else ""
-    have = max(c.runs)
-    need = (f" Resolving {abs(c.effect):.{digits}f} (p < {ALPHA} before Holm, power {POWER}) "
-            f"needs {c.seeds_needed} seeds per trained method." if c.seeds_needed and
-            not (c.seeds_needed.isdigit() and int(c.seeds_needed) <= have) else "")
+    """The reason behind a verdict, in a few words: what was missing, or the smallest
+    difference this test could detect and what planned designs would."""
+    plan = planning_text(c, digits)
     if verdict_word == "untestable":
-        return f"{c.untestable}.{need}{scope}".strip()
-    if verdict_word == "no detectable difference":
-        holm_only = (f" p = {c.p:.2g} before Holm's correction over the table's tests, "
+        return " ".join(s for s in (f"{c.untestable}.", plan, scope(c)) if s)
+    if verdict_word in ("no detectable difference", REVERSED_NS):
+        holm_only = (f"p = {c.p:.2g} before Holm's correction over the table's tests, "
                      f"not after it." if c.p is not None and c.p < ALPHA else "")
-        return (f"MDE {c.mde:.{digits}f} with {_runs_text(c)} on {c.n_volumes} volume"
-                f"{'s' if c.n_volumes > 1 else ''}.{holm_only}{need}{scope}").strip()
-    return scope.strip()
+        units = f"{c.n_units} {c.level if c.n_units > 1 else c.level[:-1]}"
+        return " ".join(s for s in (
+            f"MDE {c.mde:.{digits}f} with {_runs_text(c)} on {units} (t on {c.stands_on()}).",
+            holm_only, plan, scope(c)) if s)
+    return scope(c)

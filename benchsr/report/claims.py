@@ -5,9 +5,11 @@ that metric (ct-uct's true cross-modality pairs beside the bicubic proxy).
 
 The units of replication are training runs (seeds) and volumes (patients), never slices
 (uncertainty.py): ours is the mean ± between-seed sd; the effect A - B comes with its 95 % CI and
-P(A better than B) over pairs of runs; p is Holm-corrected over all the table's tests; the verdict
-is holds, reversed, no detectable difference (with the smallest detectable effect) or untestable
-(with what is missing). A claim that does not hold here is said so."""
+P(A better than B) over pairs of runs; p is Holm-corrected over all the table's tests, and the CI
+printed beside the verdict is at the test's step level in Holm's sequence (the unadjusted 95 % CI
+beside it, labelled); the verdict is holds, reversed, no detectable difference (with the smallest
+detectable effect and planning MDEs), reversed, not significant after Holm, or untestable (with
+what is missing). A claim that does not hold here is said so."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -93,17 +95,25 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
                     "Evaluation set": group or "primary",
                     "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
                     "Ours": f"{describe(ua, m.digits)} vs {describe(ub, m.digits)}",
-                    "Effect (A − B) [95 % CI, before Holm]": "n/a" if c is None else
-                    f"{c.effect:+.{m.digits}f}{_interval(c.ci95, m.digits)}",
+                    "_effect": "n/a" if c is None else f"{c.effect:+.{m.digits}f}",
+                    "95 % CI before Holm": "n/a" if c is None or c.ci95 is None else
+                    _interval(c.ci95, m.digits).strip(),
                     "P(A better) [95 % CI]": "n/a" if c is None or c.p_better is None else
-                    f"{c.p_better:.2f}{_interval(c.p_better_ci95, 2)}",
+                    f"{c.p_better:.2f}" + (_interval(c.p_better_ci95, 2) if c.p_better_ci95
+                                           else f" ({c.p_better_note})" if c.p_better_note else ""),
                     "_digits": m.digits})
     frame = pd.DataFrame(lines)
     if frame.empty:
         return frame
-    adjusted = holm([None if c is None else c.p for c in tests])
+    raw = [None if c is None else c.p for c in tests]
+    adjusted, levels = holm(raw), uncertainty.holm_levels(raw)
     words = [("untestable" if c is None else uncertainty.verdict(c, None if np.isnan(p) else p))
              for c, p in zip(tests, adjusted)]
+    # the CI beside the verdict is at the test's step level in Holm's sequence: the same footing
+    frame.insert(frame.columns.get_loc("_effect"), "Effect (A − B) [CI at its Holm level]", [
+        e if level is None else f"{e}{_interval(c.ci(level), d)} at {100 * level:.2f} %"
+        for e, c, level, d in zip(frame["_effect"], tests, levels, frame["_digits"])])
+    frame = frame.drop(columns="_effect")
     frame["p (Holm)"] = ["n/a" if np.isnan(p) else f"{p:.3g}" for p in adjusted]
     frame["Verdict"] = words
     frame["Why"] = ["runs missing" if c is None else uncertainty.detail(c, w, d)

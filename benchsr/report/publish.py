@@ -23,21 +23,24 @@ from benchsr.evaluation.metrics import METRICS
 from benchsr.report import figures, planes
 from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
-from benchsr.report.tables import SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence, groups
+from benchsr.report.tables import (SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence,
+                                   groups, ranked_titles, tests_table)
 from benchsr.results import write_text
 
 
 def legend() -> str:
     return (f"Cells: mean ± sd [95 % CI] #rank; best in bold. The mean is over training runs "
-            f"(seeds) of each run's mean over volumes (patients) of its per-slice values. With "
-            f"several seeds (Seeds > 1) the sd is between seeds; with one it is over images. The "
-            f"CI comes from the units sampled: a two-level bootstrap over volumes and seeds, never "
-            f"narrower than a t-interval over seeds combined with the volume component; 'CI "
-            f"covers' says which units it covers (one run of one volume: a block bootstrap of its "
-            f"slices). {WORSE_MARK} = worse than the best row by the same test (effect over seeds "
-            f"and volumes, Holm over every test of the group, p < {SIGNIFICANCE}); a comparison "
-            f"with a single-run trained row is untestable and never marked (`-stats.csv` has each "
-            f"effect, P(better), p and verdict). Compute is in GMACs (multiply-adds; "
+            f"(seeds) of each run's mean over volumes (patients) of its per-slice values; with one "
+            f"volume, over its blocks of neighbouring slices. The ± is the sd between seeds; for a "
+            f"row with no training or one seed, between its volumes (or blocks); with one of those, "
+            f"over images. `Seeds` says 'no training', or the seeds counted and any that failed. "
+            f"The CI is never narrower than any t interval of the units sampled: t(R−1) over the "
+            f"seeds, t(L−1) over the volumes (or blocks), and t on both combined, nor than a "
+            f"two-level bootstrap; 'CI covers' names the design, or why there is no interval "
+            f"(docs/leaderboard.md has the model per design). {WORSE_MARK} = worse than the best "
+            f"row by the same parts (Holm over every test of the group, p < {SIGNIFICANCE}); "
+            f"'Tests against the best' gives each effect with its CI at its Holm level, P(better), "
+            f"verdict, MDE and planning. Compute is in GMACs (multiply-adds; "
             f"FLOPs = 2 x MACs). {direction_sentence()}.")   # built when asked: the registry may grow
 
 
@@ -131,6 +134,18 @@ def clinical_legend(group: Group) -> str:
     return text
 
 
+TESTS_NOTE = ("Each row against the group's best on each ranked metric: the effect (this row "
+              "minus the best) with its CI at the level of its step in Holm's sequence over the "
+              "group's tests (so it excludes 0 where the adjusted p is below 0.05), P(better than "
+              "the best) over pairs of runs, the verdict, and the MDE of this test; planning MDEs "
+              "come from the seed sd at 3, 5 and 10 seeds (never power at the observed effect).")
+
+
+def _tests(group: Group) -> pd.DataFrame:
+    units = group.protocol.get("hr_units", "HU")
+    return tests_table(group.quality, ranked_titles("paper", units))
+
+
 def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
     for kind, table in (*_tables(group), ("provenance", group.provenance)):
         write_text(folder / f"{group.stem}-{kind}.csv", table.cells.to_csv(index=False))
@@ -188,6 +203,10 @@ def _html_section(group: Group, grid: Path | None, curves: Path | None,
         parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
                      "come from a simulated specimen, not from a scanner.</p>")
     parts += ["<h3>Quality</h3>", html_table(group.quality)]
+    tests = _tests(group)
+    if not tests.empty:
+        parts += ["<h3>Tests against the best</h3>", f'<p class="note">{html.escape(TESTS_NOTE)}</p>',
+                  tests.to_html(index=False, escape=True, border=0, classes="board")]
     if group.clinical:
         parts += ["<h3>Clinical measures</h3>",
                   f'<p class="note">{html.escape(clinical_legend(group))}</p>',
@@ -245,6 +264,10 @@ def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str]
                "Protocol: " + _protocol_line(group), "",
                *[f"**{line}**" for line in group.caveats], "", "### Quality", "",
                markdown(group.quality), ""]
+        tests = _tests(group)
+        if not tests.empty:
+            md += ["### Tests against the best", "", TESTS_NOTE, "",
+                   tests.to_markdown(index=False, disable_numparse=True), ""]
         if group.clinical:
             md += ["### Clinical measures", "", clinical_legend(group), "",
                    markdown(group.clinical), ""]

@@ -1,7 +1,8 @@
 """Leaderboard rows from run folders. Runs that differ only in their seed form one row (mean ± sd
 across seeds, a CI over seeds and volumes from uncertainty.py); runs that differ in any other config key are separate
 rows whose labels name the keys. A run repeated with the same config and seed counts once (the
-newest); the provenance table lists the older one as superseded: no run folder is hidden."""
+newest complete one); the provenance table lists the others as superseded, and a seed whose
+only runs failed is counted as failed: no run folder is hidden."""
 from __future__ import annotations
 
 import hashlib
@@ -43,18 +44,28 @@ def _differing(configs: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
 
+def _complete(rec: dict) -> bool:
+    return rec["manifest"].get("status", "complete") == "complete"
+
+
 def _merge_seeds(members: list[dict], label: str) -> dict:
-    """One row from the runs of one config: per seed the newest run, the others superseded."""
+    """One row from the runs of one config: per seed the newest complete run (a failed one
+    only where the seed has none), the others superseded; failed seeds are counted."""
     by_seed: dict = {}
-    for rec in members:                        # oldest first: the newest run of a seed wins
-        old = by_seed.get(_replicate(rec))
-        if old is not None:
-            rec.setdefault("supersedes", []).extend([old, *old.get("supersedes", [])])
-        by_seed[_replicate(rec)] = rec
-    runs = sorted(by_seed.values(), key=_replicate)
+    for rec in members:
+        by_seed.setdefault(_replicate(rec), []).append(rec)
+    runs = []
+    for recs in by_seed.values():
+        winner = max(recs, key=lambda r: (_complete(r), run_id(r["dir"])))
+        older = [r for r in recs if r is not winner]
+        winner.setdefault("supersedes", []).extend(
+            [x for r in older for x in (r, *r.get("supersedes", []))])
+        runs.append(winner)
+    runs.sort(key=_replicate)
     # the row speaks for its newest complete run; a failed seed is a note beside it (tables.py)
-    newest = max(runs, key=lambda r: (r["manifest"].get("status") == "complete", run_id(r["dir"])))
+    newest = max(runs, key=lambda r: (_complete(r), run_id(r["dir"])))
     row = dict(newest, manifest={**newest["manifest"], "label": label}, seed_runs=runs)
+    row["failed_seeds"] = sum(not _complete(r) for r in runs)
     row["summary"] = _row_summary(row, newest["summary"])
     return row
 
@@ -90,21 +101,28 @@ def _units(row: dict, metric: str, group: str) -> uncertainty.Units | None:
 
 def _row_summary(row: dict, base: dict) -> dict:
     """The primary set's statistics from the per-image values (statistics.md): the mean over
-    runs of per-volume means, the between-seed sd (over images for one run), and a CI that
-    covers the runs and the volumes there are, saying which."""
+    runs of per-unit means, the sd it shows (between seeds; without two trained runs, between
+    its volumes or blocks; with one of those, over images), and a CI that says its design."""
     out = dict(base)
     for metric in METRICS:
         u = row_units(row, metric)
         if u is None:
             continue
         stat = uncertainty.cell(u)
-        images = np.concatenate(u.slices)
-        sd = stat["sd_runs"]    # None for one run, or for the repeats of an untrained method
-        stat.update(n=int(images.size), std=sd if sd is not None else
-                    (float(np.std(u.slices[0], ddof=1)) if u.slices[0].size > 1 else 0.0),
-                    spread="seeds" if sd is not None else "images")
+        stat.update(n=u.n_images, failed_seeds=row.get("failed_seeds", 0), **_shown_spread(u, stat))
         out[metric] = stat
     return out
+
+
+def _shown_spread(u: uncertainty.Units, stat: dict) -> dict:
+    """The ± of a cell and what it is over."""
+    if stat["sd_runs"] is not None:
+        return {"std": stat["sd_runs"], "spread": "seeds"}
+    c = u.collapsed()
+    if c.n_units > 1:
+        return {"std": float(np.std(c.unit_means(), ddof=1)), "spread": c.level}
+    images = c.slices[0]
+    return {"std": float(np.std(images, ddof=1)) if images.size > 1 else 0.0, "spread": "images"}
 
 
 def load_runs(paths: list[Path]) -> list[dict]:

@@ -89,6 +89,7 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
         rows.append({"label": rec["manifest"]["label"], "metric": metric, "mean": s.get("mean"),
                      "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1],
                      "n_seeds": s.get("n_seeds", 1), "n_volumes": s.get("n_volumes"),
+                     "failed_seeds": s.get("failed_seeds", 0), "no_ci": s.get("no_ci", ""),
                      "spread": s.get("spread", "images"), "ci_covers": s.get("ci_covers", "")})
     df = pd.DataFrame(rows)
     df["mean"] = pd.to_numeric(df["mean"])
@@ -96,9 +97,9 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
     higher = METRICS[metric].direction == "higher"
     df["rank"] = df["mean"].rank(ascending=not higher, method="min")
     df["best"] = False
-    for col in ("p_raw_vs_best", "effect_vs_best", "p_better_than_best"):
+    for col in COMPARISON_NUMBERS:
         df[col] = np.nan
-    df["verdict_vs_best"] = df["detail_vs_best"] = ""
+    df["verdict_vs_best"] = df["detail_vs_best"] = df["p_better_note"] = df["stands_on"] = ""
     if df["mean"].notna().any():
         best_i = int(df["mean"].idxmax() if higher else df["mean"].idxmin())
         df.loc[df["mean"] == df.loc[best_i, "mean"], "best"] = True
@@ -108,29 +109,86 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
             if i == best_i or pd.isna(df.loc[i, "mean"]) or ref is None or u is None:
                 continue
             c = uncertainty.compare(ref, u, higher, ("the best row", rec["manifest"]["label"]))
-            df.loc[i, ["p_raw_vs_best", "effect_vs_best", "p_better_than_best"]] = [
-                np.nan if c.p is None else c.p, -c.effect, np.nan if c.p_better is None else 1 - c.p_better]
+            # oriented as this row minus the best: negative = worse on a higher-is-better metric
+            pb = c.p_better_ci95 or [np.nan, np.nan]
+            df.loc[i, ["p_raw_vs_best", "effect_vs_best", "p_better_than_best",
+                       "p_better_low", "p_better_high", "mde_vs_best"]] = [
+                np.nan if c.p is None else c.p, -c.effect,
+                np.nan if c.p_better is None else 1 - c.p_better, 1 - pb[1], 1 - pb[0],
+                np.nan if c.mde is None else c.mde]
+            df.at[i, "p_better_note"] = c.p_better_note
+            df.at[i, "stands_on"] = c.stands_on()
             df.at[i, "_comparison"] = c
     return df
 
 
+COMPARISON_NUMBERS = ("p_raw_vs_best", "effect_vs_best", "ci_low_vs_best", "ci_high_vs_best",
+                      "ci_level_vs_best", "p_better_than_best", "p_better_low", "p_better_high",
+                      "mde_vs_best")
+
+
 def _adjust_group(stats: dict[str, pd.DataFrame]) -> None:
     """Holm over every test of the group (each row against the best, on each ranked metric),
-    then each test's verdict: worse (†), no detectable difference, or untestable."""
+    then each test's verdict (worse (†), no detectable difference, or untestable) and its CI at
+    its Holm step's level, so that the CI and the verdict stand on the same footing."""
     tests = [(m, i) for m, df in stats.items() for i in df.index
              if isinstance(df.at[i, "_comparison"], uncertainty.Comparison)]
-    adjusted = holm([stats[m].at[i, "p_raw_vs_best"] for m, i in tests])
+    raw = [stats[m].at[i, "p_raw_vs_best"] for m, i in tests]
+    adjusted, levels = holm(raw), uncertainty.holm_levels([None if pd.isna(p) else p for p in raw])
     for df in stats.values():
         df["p_vs_best"] = np.nan
-    for (m, i), p in zip(tests, adjusted):
+        df["planning"] = ""
+    for (m, i), p, level in zip(tests, adjusted, levels):
         df, c = stats[m], stats[m].at[i, "_comparison"]
         word = uncertainty.verdict(c, None if pd.isna(p) else p)
         df.at[i, "p_vs_best"] = p
         df.at[i, "verdict_vs_best"] = {"holds": "worse than the best", "reversed": "better than the best"
                                        }.get(word, word)
         df.at[i, "detail_vs_best"] = uncertainty.detail(c, word, METRICS[m].digits)
+        df.at[i, "planning"] = uncertainty.planning_text(c, METRICS[m].digits)
+        if level is not None:     # this row minus the best: the CI of -(best - row)
+            lo, hi = c.ci(level)
+            df.loc[i, ["ci_low_vs_best", "ci_high_vs_best", "ci_level_vs_best"]] = [-hi, -lo, level]
     for metric, df in stats.items():
         stats[metric] = df.drop(columns="_comparison")
+
+
+def tests_table(table: Table, titles: dict[str, str]) -> pd.DataFrame:
+    """Every test of a group against its best row, in words: the effect with its CI at the
+    test's Holm step level, P(better than the best), adjusted p, verdict, MDE and planning."""
+    df = table.numbers
+    if df.empty or "verdict_vs_best" not in df:
+        return pd.DataFrame()
+    df = df[df["verdict_vs_best"] != ""]
+    rows = []
+    for _, r in df.iterrows():
+        d = METRICS[r["metric"]].digits
+        ci = ("" if pd.isna(r["ci_low_vs_best"]) else
+              f" [{r['ci_low_vs_best']:.{d}f}, {r['ci_high_vs_best']:.{d}f}] at {100 * r['ci_level_vs_best']:.2f} %")
+        pb = ("n/a" if pd.isna(r["p_better_than_best"]) else f"{r['p_better_than_best']:.2f}"
+              + (f" [{r['p_better_low']:.2f}, {r['p_better_high']:.2f}]" if pd.notna(r["p_better_low"])
+                 else f" ({r['p_better_note']})" if r["p_better_note"] else ""))
+        rows.append({"Metric": titles.get(r["metric"], r["metric"]), "Method": r["label"],
+                     "Effect vs best [CI at its Holm level]": f"{r['effect_vs_best']:+.{d}f}{ci}",
+                     "P(better than the best)": pb,
+                     "p (Holm)": "n/a" if pd.isna(r["p_vs_best"]) else f"{r['p_vs_best']:.3g}",
+                     "Verdict": r["verdict_vs_best"],
+                     "MDE": "n/a" if pd.isna(r["mde_vs_best"]) else f"{r['mde_vs_best']:.{d}f}",
+                     "Why": r["detail_vs_best"]})
+    return pd.DataFrame(rows)
+
+
+def seeds_text(st) -> str:
+    """A row's runs in words: "no training", "3", "2 of 3 (1 failed)", "3 per fold (9 runs)"."""
+    failed = int(st.get("failed_seeds", 0) or 0)
+    n = int(st.get("n_seeds", 0) or 0)
+    if n == 0 and not failed:
+        return "no training"
+    covers = str(st.get("ci_covers", ""))
+    if covers.startswith("held-out patients"):
+        per = covers.rsplit("(", 1)[-1].split(" per")[0]
+        return f"{per} per fold ({n} runs)" + (f", {failed} failed" if failed else "")
+    return f"{n} of {n + failed} ({failed} failed)" if failed else str(n)
 
 
 def _cell(row, digits: int) -> str:
@@ -206,7 +264,7 @@ def quality_table(recs: list[dict]) -> Table:
         if s.get("lpips_note") and pd.isna(stats["lpips"].iloc[i]["mean"]):
             row["LPIPS"] = s["lpips_note"]
         row["n"] = int(stats["psnr"].iloc[i]["n"])
-        row["Seeds"] = int(stats["psnr"].iloc[i]["n_seeds"])
+        row["Seeds"] = seeds_text(stats["psnr"].iloc[i])
         row["CI covers"] = stats["psnr"].iloc[i]["ci_covers"] or "-"
         trend = s.get("training")
         row["G loss 1st→last epoch"] = (f"{trend['total_g_first_epoch']:.3f} → "
@@ -242,7 +300,7 @@ def clinical_table(recs: list[dict], units: str) -> tuple[Table | None, list[str
         for metric, title in titles.items():
             row[title] = _cell(stats[metric].iloc[i], METRICS[metric].digits)
             mark[title] = bool(stats[metric].iloc[i]["best"])
-        row["Seeds"] = int(stats[next(iter(titles))].iloc[i]["n_seeds"])
+        row["Seeds"] = seeds_text(stats[next(iter(titles))].iloc[i])
         cells.append(row)
         best.append(mark)
     cells = pd.DataFrame(cells)

@@ -12,7 +12,7 @@ from benchsr.evaluation import clinical, cost, metrics
 from benchsr.contracts import EvalVolume
 from benchsr.report import figures, planes
 from benchsr import results
-from benchsr.evaluation.uncertainty import UNNAMED
+from benchsr.evaluation.uncertainty import unit_keys
 
 
 def _png(path: Path, arr: np.ndarray, labels: list[tuple[int, int, str]] = ()) -> None:
@@ -65,9 +65,10 @@ def summarise(df: pd.DataFrame, seed: int) -> dict:
         for m in metrics.METRICS:
             if m not in part or part[m].isna().all():
                 continue
-            # images that name no volume may all come from one patient: never assume otherwise
-            volumes = part["volume"].astype(object).where(part["volume"].notna(), UNNAMED)
-            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed, volumes.tolist())
+            # images that name no volume may all come from one patient: never assume otherwise;
+            # with one volume, its blocks of neighbouring slices are the clusters
+            keys, level = unit_keys(part)
+            out[m] = metrics.bootstrap_summary(part[m].tolist(), seed, keys, level)
             if part["volume"].notna().any():
                 out[m]["volume_mean"] = float(part.groupby("volume")[m].mean().mean())
         return out

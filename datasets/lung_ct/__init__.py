@@ -53,6 +53,16 @@ def interleaved(n: int, block: int, gap: int) -> dict[str, list[int]]:
     return roles
 
 
+def eval_blocks(zs: list[int]) -> dict[int, str]:
+    """Each evaluation slice's block: the run of consecutive slices it is in, named by the
+    run's first slice."""
+    out, first = {}, None
+    for i, z in enumerate(zs):
+        first = z if i == 0 or z != zs[i - 1] + 1 else first
+        out[z] = f"z{first:03d}"
+    return out
+
+
 def alternating(n: int, block: int) -> dict[str, list[int]]:
     """A training patient under leave-one-out: blocks of `block` slices, LR and HR in turn."""
     return {"lr": [z for z in range(n) if (z // block) % 2 == 0],
@@ -224,9 +234,13 @@ class LungCT(Dataset):
             sources=[src(n, z) for n in used_hr for z in roles[n]["hr"]],
             mask=StackedSlices([self._hr_mask(vols[n], roles[n]["hr"], k) for n in used_hr]))
         # every evaluation slice names its patient: statistics resample patients, not slices
+        # and its block (evaluation slices between two gaps): with one patient, the unit below
+        # the run, whichever slices eval.max_images keeps of it
+        blocks = {n: eval_blocks(roles[n]["eval"]) for n in vols}
         evals = [EvalImage(name=f"{n}_z{z:03d}", lr=np.array(v["lr"][z]), hr=np.array(v["hr"][z]),
                            source=src(n, z), volume=n, mask=np.array(v["body"][z]),
-                           fov=None if v["fov"][z].all() else np.array(v["fov"][z]))
+                           fov=None if v["fov"][z].all() else np.array(v["fov"][z]),
+                           block=blocks[n][z])
                  for n, v in vols.items() for z in roles[n]["eval"]]
         # do the two streams show the same anatomy? (the slices behind them, in the body)
         distance = stream_distance(

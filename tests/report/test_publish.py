@@ -33,7 +33,8 @@ def test_html_page_in_headless_chromium(smoke_out):
     assert loaded, "the page's load handler did not run"
     ok, total = map(int, loaded.groups())
     assert ok == total >= 1 + len(TRAINED)     # the grid and one loss plot per trained method
-    assert dom.count("dataframe board") == 4    # quality, clinical measures, cost, provenance
+    # quality, its tests against the best, clinical measures, cost, provenance
+    assert dom.count("dataframe board") == 5
     from benchsr.nn.losses import vgg19_weights_path
     for label in TRAINED + ["bicubic", "nearest"]:
         # without the VGG19 weights, the recipes that use them say so in their label
@@ -264,3 +265,25 @@ def test_a_run_publishes_one_aligned_crop_that_every_run_of_the_image_shares(tmp
                         sr=np.kron(img.lr, np.ones((4, 4))).astype(np.float16),
                         hr=img.hr.astype(np.float16))
     assert figures.published_sample(whole)["box"] == boxes["nearest"]
+
+
+def test_the_newest_complete_run_of_a_seed_wins_and_failed_seeds_are_counted(smoke_out, tmp_path):
+    """A failed rerun of a seed that has a complete run does not replace it (the newest run
+    used to win, failed or not); the row's Seeds counts the seeds that failed."""
+    from benchsr.report import rows
+    src = next((smoke_out / "runs" / "lung-ct" / "srcyclegan").iterdir())
+    for stamp, seed, status in (("20261201", 0, "complete"), ("20261202", 1, "failed"),
+                                ("20261203", 2, "complete"), ("20261204", 0, "failed")):
+        run = tmp_path / "runs" / "lung-ct" / "srcyclegan" / f"{stamp}-000000-smoke-{stamp[-2:]}{seed}"
+        shutil.copytree(src, run)
+        m = json.loads((run / "manifest.json").read_text())
+        m.update(seed=seed, status=status, **({"reason": "degenerate output"} if status == "failed" else {}))
+        (run / "manifest.json").write_text(json.dumps(m))
+    (row,) = rows.load_runs([tmp_path])
+    chosen = {r["manifest"]["seed"]: r["manifest"]["status"] for r in row["seed_runs"]}
+    assert chosen == {0: "complete", 1: "failed", 2: "complete"}
+    (group,) = tables.groups([row])
+    cells = group.quality.cells.iloc[0]
+    assert cells["Seeds"] == "2 of 3 (1 failed)"
+    prov = group.provenance.cells.set_index("Run")
+    assert prov.loc["20261204-000000-smoke-040", "Status"] == "superseded by 20261201-000000-smoke-010"

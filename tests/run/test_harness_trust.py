@@ -36,8 +36,13 @@ def test_seeds_pool_into_one_row_and_other_settings_make_their_own(tmp_path, lun
     assert labels == ["bicubic [eval.border_crop=0]", "bicubic [eval.border_crop=null]"]
     group = tables.groups(found)[0]
     q = group.quality.cells.set_index("Method")
-    assert q.loc["bicubic [eval.border_crop=null]", "Seeds"] == 2
-    assert q.loc["bicubic [eval.border_crop=0]", "Seeds"] == 1
+    # an untrained row's repeated seeds are not replication: it says "no training", and n
+    # counts distinct images (the two seeds' runs score the same ones)
+    assert q.loc["bicubic [eval.border_crop=null]", "Seeds"] == "no training"
+    assert q.loc["bicubic [eval.border_crop=0]", "Seeds"] == "no training"
+    assert q.loc["bicubic [eval.border_crop=null]", "n"] == q.loc["bicubic [eval.border_crop=0]", "n"]
+    row = next(r for r in found if r["manifest"]["label"] == "bicubic [eval.border_crop=null]")
+    assert len(row["seed_runs"]) == 2
     prov = group.provenance.cells
     assert len(prov) == 4                                   # every run folder is listed
     assert prov["Status"].str.startswith("superseded by").sum() == 1
@@ -184,7 +189,7 @@ def test_cluster_bootstrap_is_wider_than_pretending_slices_are_independent():
     clusters = np.repeat([f"v{i}" for i in range(6)], 20)
     iid = metrics.bootstrap_summary(values.tolist(), 0)["ci95"]
     grouped = metrics.bootstrap_summary(values.tolist(), 0, clusters.tolist())
-    assert grouped["ci_resampled"] == "volumes"
+    assert grouped["ci_resampled"] == "t over 6 volumes"
     assert grouped["ci95"][1] - grouped["ci95"][0] > 2 * (iid[1] - iid[0])
 
 
