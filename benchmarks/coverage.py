@@ -34,11 +34,14 @@ def main() -> None:
                      "B": f"{d.runs_b} runs" if d.runs_b else "untrained", "Volumes": d.volumes,
                      "rho": d.rho, "Cell of A": fmt(c["cell"]), "A − B": fmt(c["compare"])})
         print(rows[-1], flush=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").is_file() \
+        else platform.machine()
     commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     head = (f"# Coverage of the 95 % intervals, simulated\n\n"
             f"`python benchmarks/coverage.py --n {args.n} --n-boot {args.n_boot}` at {commit}, "
-            f"{platform.processor() or platform.machine()}, {time.time() - t0:.0f} s. "
+            f"{cpu}, {time.time() - t0:.0f} s. "
             f"{args.n} simulated benchmarks per design (Monte Carlo sd about 0.005 at 0.95); "
             f"model and sds in `benchsr/evaluation/simulate.py` ({simulate.SD}); one volume has "
             f"3 blocks of 8 slices. A trained row with 1 run publishes no interval, and a "

@@ -272,6 +272,8 @@ def reproduce(
     seed: Optional[int] = typer.Option(None),
     seeds: Optional[str] = typer.Option(None, help="run every row once per seed, e.g. 0,1,2"),
     out: Path = typer.Option(Path("results"), help="results root (runs are reused from here)"),
+    runs_of: Optional[Path] = typer.Option(None, help="rebuild from the run folders an earlier "
+                                                      "report lists (under OUT/runs), running nothing"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Run (or reuse) the runs behind a paper table and print it beside the published numbers."""
@@ -283,14 +285,17 @@ def reproduce(
     seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
     rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
     ds_cls = registry.get("datasets", dataset or spec["dataset"])
-    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg, True) is None]
-    if todo:
-        console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
-        unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
-        _execute(list(unique.values()), ds_cls, data_dir, out)
     by_row: dict[str, list] = {}
-    for row, _, cfg in rows:
-        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
+    if runs_of is not None:     # the code's config may have moved on since those runs
+        by_row = rep.listed_runs(runs_of, out, spec)
+    else:
+        todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg, True) is None]
+        if todo:
+            console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
+            unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
+            _execute(list(unique.values()), ds_cls, data_dir, out)
+        for row, _, cfg in rows:
+            by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
     failed = rep.failed_runs([r for runs in by_row.values() for r in runs if r is not None])
     by_row = {name: [r for r in runs if r not in failed] or [None] for name, runs in by_row.items()}
     missing = [name for name, runs in by_row.items() if None in runs]

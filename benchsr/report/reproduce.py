@@ -9,6 +9,7 @@ another dataset, at that dataset's scale, and says so.
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,33 @@ def finished_run(root: Path, cfg: dict, failed_too: bool = False) -> Path | None
         if status == "failed" and failed is None:
             failed = run
     return failed if failed_too else None
+
+
+def listed_runs(report: Path, root: Path, spec: dict) -> dict[str, list[Path | None]]:
+    """Row name -> the run folders (under root/runs) that an earlier report of `spec`'s table
+    lists, and the failed ones it names: a report rebuilt from the runs it stood on, when the
+    code's configs have moved on since (a rerun would make new runs)."""
+    if not report.is_file():
+        raise BenchError(f"{report}: no such report")
+    found = {p.name: p for p in (root / "runs").glob("*/*/*") if (p / "manifest.json").is_file()}
+    text = report.read_text().splitlines()
+    start = next((i for i, line in enumerate(text) if line.startswith("| Row ")), None)
+    if start is None or "Runs" not in text[start]:
+        raise BenchError(f"{report}: no table with Row and Runs columns")
+    header = [c.strip() for c in text[start].strip("|").split("|")]
+    out: dict[str, list[Path | None]] = {row["name"]: [] for row in spec["rows"]}
+    for line in text[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        names = [n.strip() for n in cells[header.index("Runs")].split(",") if n.strip()]
+        out[cells[header.index("Row")]] = [found.get(n) for n in names]
+    folder = {row["name"]: row["method"].replace(":", "-") for row in spec["rows"]}
+    for line in text:                              # the failed runs it named: still reported
+        hit = re.match(r"^\**FAILED run ([^/]+)/(\S+?),", line)
+        for row in (r for r in out if hit and folder.get(r) == hit.group(1) and hit.group(2) in found):
+            out[row].append(found[hit.group(2)])
+    return {row: runs or [None] for row, runs in out.items()}
 
 
 def failure_lines(failed: dict[Path, str]) -> list[str]:
@@ -178,7 +206,7 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
                "(seeds) and volumes (patients) as the units, never slices: ours is the mean ± "
                "between-seed sd of each run's mean over volumes (with one volume, over its blocks "
                "of slices). The effect A − B is tested on the parts the design samples: the seeds "
-               "of each trained row (df R_A + R_B − 2), the paired volumes or blocks (df L − 1), and "
+               "of each trained row (Welch df), the paired volumes or blocks (df L − 1), and "
                "both combined; p, the CI and the MDE take the widest part (docs/leaderboard.md). "
                "p is Holm-corrected over the table's tests, and the CI beside the verdict is at the "
                "test's level in Holm's sequence (the unadjusted 95 % CI beside it, labelled). "

@@ -119,10 +119,14 @@ def test_no_detectable_difference_states_the_minimum_detectable_effect():
     word = uncertainty.verdict(c, c.p)
     assert word == "no detectable difference"
     sigma = sim["A"].mean((1, 2)).std(ddof=1)
-    # statistics.md: for R = 3 the MDE is about 3 sigma_run (df 2R - 2 = 4 for the run part)
+    # statistics.md: for R = 3 the MDE is about 3 sigma_run (2R - 2 = 4 df for the run part,
+    # as here where the two rows' seed sds agree: Welch's df is then 2R - 2)
     assert c.mde >= 2.9 * sigma
     text = uncertainty.detail(c, word)
     assert f"MDE {c.mde:.2f}" in text and "runs (df 4)" in text
+    # with unequal seed sds Welch's df falls toward R - 1 of the noisier side
+    noisy = sim["A"] + np.array([0.0, 3.0, -3.0])[:, None, None]
+    assert 2 < uncertainty.compare(as_units(noisy), as_units(sim["A"])).parts[0].df < 3
     # planning, never post-hoc power: MDEs at 3, 5 and 10 seeds from the seed sd, df 2R-2
     assert list(c.planning) == [3, 5, 10]
     assert c.planning[3] == pytest.approx((stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4))

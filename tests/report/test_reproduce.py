@@ -1,6 +1,7 @@
 """`benchsr reproduce`: paper tables declared by plugins, run once, reused, printed beside the
 published numbers."""
 import json
+import shutil
 import textwrap
 
 import pytest
@@ -143,3 +144,15 @@ def test_seeds_claims_and_another_dataset(toy_plugin, tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| nearest"))
     assert row.split("|")[col].strip().startswith(f"{sum(true_psnr) / 2:.2f} ± ")
 
+    # rebuilt from the run folders the report lists, running nothing: the same report, even
+    # when the code's configs have moved on (a changed default would otherwise make new runs)
+    report = out / "reproduce" / "tableX-ct-uct-smoke.md"
+    saved = tmp_path / "old.md"
+    shutil.copy(report, saved)
+    before = sorted((out / "runs").glob("*/*/*"))
+    res = CliRunner().invoke(app, ["reproduce", "tableX", "--profile", "smoke", "--seeds", "0,1",
+                                   "--dataset", "ct-uct", "--out", str(out), "--runs-of", str(saved),
+                                   "--set", "eval.border_crop=3"])
+    assert res.exit_code == 0, res.output
+    assert sorted((out / "runs").glob("*/*/*")) == before
+    assert report.read_text().split("## Claims")[1] == saved.read_text().split("## Claims")[1]
