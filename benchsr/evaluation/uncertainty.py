@@ -322,7 +322,8 @@ def _nested_cell(u: Units, seed: int, n_boot: int) -> dict:
         lo, hi = min(lo, float(np.percentile(reps, 2.5))), max(hi, float(np.percentile(reps, 97.5)))
     return {"mean": mean, "sd_runs": sd_runs, "n_seeds": u.n_runs, "n_volumes": u.n_volumes,
             "n_units": u.n_units, "n_images": u.n_images, "ci_covers": covers(u),
-            "ci95": [lo, hi], "no_ci": ""}
+            "ci95": [lo, hi], "no_ci": "",
+            "seeds_per_fold": "/".join(map(str, sorted({len(r) for r in runs})))}
 
 
 # ---- two rows ---------------------------------------------------------------------------------

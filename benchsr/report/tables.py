@@ -90,6 +90,7 @@ def _metric_stats(recs: list[dict], metric: str) -> pd.DataFrame:
                      "std": s.get("std"), "n": s.get("n", 0), "ci_low": ci[0], "ci_high": ci[1],
                      "n_seeds": s.get("n_seeds", 1), "n_volumes": s.get("n_volumes"),
                      "failed_seeds": s.get("failed_seeds", 0), "no_ci": s.get("no_ci", ""),
+                     "seeds_per_fold": s.get("seeds_per_fold", ""),
                      "spread": s.get("spread", "images"), "ci_covers": s.get("ci_covers", "")})
     df = pd.DataFrame(rows)
     df["mean"] = pd.to_numeric(df["mean"])
@@ -184,9 +185,8 @@ def seeds_text(st) -> str:
     n = int(st.get("n_seeds", 0) or 0)
     if n == 0 and not failed:
         return "no training"
-    covers = str(st.get("ci_covers", ""))
-    if covers.startswith("held-out patients"):
-        per = covers.rsplit("(", 1)[-1].split(" per")[0]
+    per = st.get("seeds_per_fold")
+    if isinstance(per, str) and per:               # leave one patient out: seeds within folds
         return f"{per} per fold ({n} runs)" + (f", {failed} failed" if failed else "")
     return f"{n} of {n + failed} ({failed} failed)" if failed else str(n)
 

@@ -247,6 +247,8 @@ def test_leave_one_patient_out_cell_is_the_mean_of_patient_seed_means_and_covers
     assert out["mean"] == pytest.approx(np.mean([r.mean() for r in u.volume_runs()]))
     assert out["n_volumes"] == 3 and out["n_seeds"] == 9
     assert "held-out patients (3" in out["ci_covers"]
+    from benchsr.report.tables import seeds_text
+    assert seeds_text(out) == "3 per fold (9 runs)"
     # coverage over new patients and new seeds, on the design the tables publish (3 patients,
     # 3 seeds) and a larger one; 1,000 benchmarks put the Monte Carlo sd near 0.007
     for volumes in (3, 6):
