@@ -192,8 +192,9 @@ def bootstrap_summary(values, seed: int = 0, clusters=None, kind: str = "volumes
         means = np.bincount(idx, v) / np.bincount(idx)
         out["ci_resampled"] = f"t over {len(means)} {kind[:-1] if len(means) == 1 else kind}"
         if len(means) > 1 and means.std() > 0:
-            from scipy import stats
-            h = stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / np.sqrt(len(means))
+            # the cell's own t part (lazy: training imports this module, uncertainty pandas)
+            from benchsr.evaluation.uncertainty import Part, half_width
+            h = half_width([Part(kind, float(means.std(ddof=1) / np.sqrt(len(means))), len(means) - 1)])
             out["ci95"] = [float(means.mean() - h), float(means.mean() + h)]
         return out
     if v.size > 1 and v.std() > 0:

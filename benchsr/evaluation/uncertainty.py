@@ -124,12 +124,18 @@ def blocks(frame: pd.DataFrame) -> pd.Series:
     return out.fillna("all").astype(str)
 
 
-def _tidy(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """image, volume, block and the finite values of `metric`, in (volume, image) order."""
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each image's volume named (UNNAMED where it names none) and its block
+    keyed by its volume ("VOLUME#BLOCK")."""
     df = frame.copy() if "volume" in frame else frame.assign(volume=None)
     df["volume"] = df["volume"].astype(object).where(df["volume"].notna(), UNNAMED).astype(str)
     df["block"] = df["volume"] + "#" + blocks(df)
-    df = df[["image", "volume", "block", metric]]
+    return df
+
+
+def _tidy(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """image, volume, block and the finite values of `metric`, in (volume, image) order."""
+    df = _keyed(frame)[["image", "volume", "block", metric]]
     df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce").astype(float))]
     return df.astype({metric: float}).sort_values(["volume", "image"])
 
@@ -152,10 +158,10 @@ def units(frames: list[pd.DataFrame], metric: str, trained: bool = True) -> Unit
 def unit_keys(frame: pd.DataFrame) -> tuple[list[str], str]:
     """Each image's unit below the run, in order, and their level: its volume ("volumes"), or
     with one volume its block of neighbouring slices ("blocks")."""
-    df = frame.assign(volume=frame["volume"].astype(object).where(frame["volume"].notna(), UNNAMED))
+    df = _keyed(frame)
     if df["volume"].nunique() > 1:
-        return df["volume"].astype(str).tolist(), "volumes"
-    return (df["volume"].astype(str) + "#" + blocks(df)).tolist(), "blocks"
+        return df["volume"].tolist(), "volumes"
+    return df["block"].tolist(), "blocks"
 
 
 # ---- the parts an interval stands on ----------------------------------------------------------
@@ -209,8 +215,14 @@ def _p_value(effect: float, parts: list[Part]) -> float:
                (0.0 if effect != 0 else 1.0) for p in parts)
 
 
-def _unit_word(u: Units, n: int) -> str:
+def _unit_word(u: Units) -> str:
+    n = u.n_units
     return f"volumes ({n})" if u.level == "volumes" else f"blocks ({n}) of 1 volume"
+
+
+def _seeds_per_fold(u: Units) -> str:
+    """Nested design: the seeds each held-out patient has, e.g. "3" or "2/3"."""
+    return "/".join(map(str, sorted({len(r) for r in u.volume_runs()})))
 
 
 def cell_parts(u: Units) -> list[Part]:
@@ -236,17 +248,16 @@ def no_interval(u: Units) -> str:
 def covers(u: Units) -> str:
     """What a row's CI stands on (its design), in words for the table."""
     if u.nested:
-        seeds = sorted({len(r) for r in u.volume_runs()})
         return (f"held-out patients ({u.n_units}, one per fold) and seeds within them "
-                f"({'/'.join(map(str, seeds))} per patient)")
+                f"({_seeds_per_fold(u)} per patient)")
     u = u.collapsed()
     why = no_interval(u)
     if why:
         return f"no interval: {why}"
     if not u.trained:
-        return f"{_unit_word(u, u.n_units)}; no training"
+        return f"{_unit_word(u)}; no training"
     if u.n_units > 1:
-        return f"runs ({u.n_runs}) × {_unit_word(u, u.n_units)}"
+        return f"runs ({u.n_runs}) × {_unit_word(u)}"
     return f"runs ({u.n_runs}); 1 volume, 1 block: conditional on these slices"
 
 
@@ -323,7 +334,7 @@ def _nested_cell(u: Units, seed: int, n_boot: int) -> dict:
     return {"mean": mean, "sd_runs": sd_runs, "n_seeds": u.n_runs, "n_volumes": u.n_volumes,
             "n_units": u.n_units, "n_images": u.n_images, "ci_covers": covers(u),
             "ci95": [lo, hi], "no_ci": "",
-            "seeds_per_fold": "/".join(map(str, sorted({len(r) for r in runs})))}
+            "seeds_per_fold": _seeds_per_fold(u)}
 
 
 # ---- two rows ---------------------------------------------------------------------------------
@@ -348,15 +359,17 @@ class Comparison:
     sigma_run: float | None = None     # the pooled between-run sd the planning uses
 
     @property
+    def widest(self) -> Part | None:
+        """The decisive part: the widest 95 % half-width."""
+        return max(self.parts, key=lambda p: _t(1 - ALPHA / 2, p.df) * p.se) if self.parts else None
+
+    @property
     def df(self) -> float | None:
-        """The degrees of freedom of the decisive (widest) part."""
-        if not self.parts:
-            return None
-        return max(self.parts, key=lambda p: _t(1 - ALPHA / 2, p.df) * p.se).df
+        return self.widest.df if self.parts else None
 
     @property
     def se(self) -> float | None:
-        return max(self.parts, key=lambda p: _t(1 - ALPHA / 2, p.df) * p.se).se if self.parts else None
+        return self.widest.se if self.parts else None
 
     def ci(self, level: float) -> list[float] | None:
         """The effect's CI at a two-sided `level` (a Holm step's, say)."""
