@@ -81,6 +81,9 @@ class TrainBatch:
     lr: torch.Tensor            # (B, C, p, p) in [0, 1]
     hr: torch.Tensor            # (B, C, k*p, k*p) in [0, 1]
     paired: bool = False
+    # (B, 3) mm of each HR patch's pixels, (x, y, z): columns, rows, and its scan's slice
+    # spacing; None when the dataset's HR stream gives no spacing (SliceStack.spacing)
+    hr_spacing: torch.Tensor | None = None
 
 
 @dataclass
@@ -236,12 +239,15 @@ class SliceStack:
 
     `mask` (same shape, bool) restricts where patches may be taken (`mask_rule` says how:
     `center` = patch centre inside, `all` = whole patch inside). `sources[i]` names slice i's
-    origin (file and slice index), so every patch can be traced back.
+    origin (file and slice index), so every patch can be traced back. `spacing` (n, 3), if
+    given, is each slice's voxel size in mm, (x, y, z) with z its scan's slice spacing: the
+    batches then carry it (TrainBatch.hr_spacing) for methods that work in physical units.
     """
     images: np.ndarray
     sources: list[str]
     mask: np.ndarray | None = None
     mask_rule: str = "center"
+    spacing: np.ndarray | None = None
 
 
 @dataclass

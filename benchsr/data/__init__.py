@@ -11,5 +11,6 @@ from benchsr.data.volumes import (body_mask, check_hu, check_hu_range, degrade, 
 from benchsr.data.prepared import (PREPARED, PREPARED_SUFFIX, field_of_view, prepared_names, read_scan, source_of,
                                    write_scan)
 from benchsr.data.scans import Scan, find_scans, safe_name
-from benchsr.data.through_plane import (Z_DEGRADATIONS, eval_slab, interpolate_z, missing,
-                                        thicken, thin_positions)
+from benchsr.data.through_plane import (Z_DEGRADATIONS, eval_slab, interpolate_z,
+                                        mean_over_extents, missing, physical_pair, thicken,
+                                        thin_positions)

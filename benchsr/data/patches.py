@@ -25,10 +25,16 @@ class PatchSampler:
         return bool(mask[z, y + s // 2, x + s // 2])
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:
-        """n patches (n, 1, size, size) float32 and their (slice, y, x) positions."""
+        """n patches (n, 1, size, size) float32 and their (source, y, x) positions."""
+        out, where, _ = self.draw(n, rng)
+        return out, where
+
+    def draw(self, n: int, rng: np.random.Generator):
+        """As `sample`, and each patch's voxel size in mm ((n, 3), x y z; None when the stack
+        gives no spacing)."""
         imgs, s = self.stack.images, self.size
         out = np.empty((n, 1, s, s), dtype=np.float32)
-        where = []
+        where, zs = [], []
         for i in range(n):
             for _ in range(self.max_tries):
                 z = self.fits[int(rng.integers(len(self.fits)))]
@@ -43,4 +49,6 @@ class PatchSampler:
                                  f"after {self.max_tries} tries")
             out[i, 0] = imgs[z, y:y + s, x:x + s]
             where.append((self.stack.sources[z], y, x))
-        return out, where
+            zs.append(z)
+        spacing = self.stack.spacing
+        return out, where, None if spacing is None else np.asarray(spacing, np.float32)[zs]

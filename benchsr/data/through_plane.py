@@ -73,3 +73,58 @@ def interpolate_z(thick: np.ndarray, k: int, how: str = "mean", order: int = 1,
         return ((1 - t) * data[i0] + t * data[i0 + 1]).astype(np.float32)
     spline = make_interp_spline(np.arange(n), data, k=min(order, n - 1), axis=0)
     return spline(z).astype(np.float32)
+
+
+def mean_over_extents(values: np.ndarray, src_edges: np.ndarray, dst_edges: np.ndarray,
+                      axis: int = 0) -> np.ndarray:
+    """Values on cells [src_edges[i], src_edges[i+1]) along `axis`, averaged over the cells
+    [dst_edges[j], dst_edges[j+1]) (the mean over each destination cell's extent, the slice
+    profile of a slice as thick as its cell; exact for any ratio, whole or not). Every
+    destination cell must lie within the source cells."""
+    src, dst = np.asarray(src_edges, np.float64), np.asarray(dst_edges, np.float64)
+    if not (np.all(np.diff(src) > 0) and np.all(np.diff(dst) > 0)):
+        raise BenchError("mean_over_extents: cell edges must increase")
+    tol = 1e-6 * float(src[-1] - src[0])
+    if dst[0] < src[0] - tol or dst[-1] > src[-1] + tol:
+        raise BenchError(f"cells {dst[0]:.4g}..{dst[-1]:.4g} reach beyond the values' "
+                         f"{src[0]:.4g}..{src[-1]:.4g}")
+    data = np.moveaxis(np.asarray(values, np.float64), axis, 0)
+    # the running integral at every source edge; piecewise linear between them, so exact
+    integral = np.concatenate([np.zeros((1, *data.shape[1:])),
+                               np.cumsum(data * np.diff(src).reshape(-1, *[1] * (data.ndim - 1)),
+                                         axis=0)])
+    at = np.clip(dst, src[0], src[-1])
+    i = np.clip(np.searchsorted(src, at, side="right") - 1, 0, len(src) - 2)
+    t = ((at - src[i]) / (src[i + 1] - src[i])).reshape(-1, *[1] * (data.ndim - 1))
+    cum = (1 - t) * integral[i] + t * integral[i + 1]
+    out = np.diff(cum, axis=0) / np.diff(dst).reshape(-1, *[1] * (data.ndim - 1))
+    return np.moveaxis(out, 0, axis).astype(np.float32)
+
+
+def physical_pair(patch: np.ndarray, pitch_mm: float, thin_mm: float, k: int, how: str,
+                  order: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (P, W) in-plane patch, its rows `pitch_mm` apart, made into a through-plane training
+    pair at the geometry of the reformats a thick stack gives: (input, target), each (m, W).
+    The target is the patch resampled along its rows to rows `thin_mm` apart (the mean over
+    each thin row's extent: anti-aliased); the input is that target thickened by the slice
+    profile (`thicken`, k rows) and interpolated back to its m rows (`interpolate_z`), as
+    the thick stack's reformats are at test time. m is a multiple of k, at least 2k."""
+    rows = patch.shape[0]
+    ratio = thin_mm / pitch_mm
+    m = int(np.floor(rows / ratio + 1e-6)) // k * k
+    if m < 2 * k:
+        raise BenchError(f"a {rows}-row patch at {pitch_mm:.3g} mm holds {m} rows of "
+                         f"{thin_mm:.3g} mm: fewer than 2 thick slices of {k}; raise "
+                         f"train.lr_patch (rows = lr_patch x z_factor)")
+    if abs(ratio - 1) < 1e-6:
+        target = np.asarray(patch[:m], np.float32)
+    elif ratio > 1:
+        target = mean_over_extents(patch, np.arange(rows + 1) * pitch_mm,
+                                   np.arange(m + 1) * thin_mm)
+    else:   # thin slices finer than the in-plane pixels: linear interpolation, no aliasing
+        centres = (np.arange(m) + 0.5) * thin_mm / pitch_mm - 0.5
+        i0 = np.clip(np.floor(centres).astype(int), 0, rows - 2)
+        t = np.clip(centres - i0, 0, 1)[:, None]
+        target = ((1 - t) * patch[i0] + t * patch[i0 + 1]).astype(np.float32)
+    back = interpolate_z(thicken(target[:, None], k, how), k, how, order, n_thin=m)[:, 0]
+    return back, target

@@ -77,7 +77,9 @@ def training_batch(method: Method) -> TrainBatch:
     if method.data == "paired":
         return TrainBatch(method.ctx.degrade(hr), hr, paired=True)
     if "axial" not in method.planes:         # the through-plane track's LR stream: thick
-        return TrainBatch(torch.rand(2, method.ctx.channels, p, p, generator=g), hr)   # slices
+        # slices, with a spacing: 1 mm pixels, thin slices 2 mm apart
+        return TrainBatch(torch.rand(2, method.ctx.channels, p, p, generator=g), hr,
+                          hr_spacing=torch.tensor([[1.0, 1.0, 2.0]] * 2))
     other = torch.rand(2, method.ctx.channels, p * k, p * k, generator=g)
     return TrainBatch(method.ctx.degrade(other), hr, paired=False)
 

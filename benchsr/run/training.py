@@ -57,12 +57,13 @@ class Batches:
 
     def next(self, rng: np.random.Generator) -> TrainBatch:
         lr_np, _ = self.lr.sample(self.bs, rng)     # the global batch, same on every rank
-        hr_np, _ = self.hr.sample(self.bs, rng)
+        hr_np, _, spacing = self.hr.draw(self.bs, rng)
         if self.make_pairs:   # LR = the HR patch under the dataset's own degradation
             lr_np = degrade_batch(hr_np, self.data.scale, self.data.protocol["degradation"])
         lr, hr = (torch.from_numpy(a[self.shard]).to(self.device, memory_format=self.memory_format)
                   for a in (lr_np, hr_np))
-        return TrainBatch(lr, hr, self.make_pairs or self.data.paired)
+        return TrainBatch(lr, hr, self.make_pairs or self.data.paired,
+                          None if spacing is None else torch.from_numpy(spacing[self.shard]))
 
 
 def resume_state(method, run_dir: Path, manifest: dict, device) -> tuple[int, list, list]:

@@ -334,7 +334,11 @@ class LungCT(Dataset):
             scale=k, eval_images=[], eval_volumes=slabs(2), val_volumes=slabs(1),
             train_hr=SliceStack(StackedSlices([np.array(v["hr"][thin[n]]) for n, v in vols.items()]),
                                 [src(n, z) for n in vols for z in thin[n]],
-                                StackedSlices([self._hr_mask(v, thin[n], k) for n, v in vols.items()])),
+                                StackedSlices([self._hr_mask(v, thin[n], k) for n, v in vols.items()]),
+                                # each thin slice's voxel size: smore's physical pairs read it
+                                spacing=np.concatenate([np.tile(np.asarray(v["spacing"], np.float32),
+                                                                (len(thin[n]), 1))
+                                                        for n, v in vols.items()])),
             train_lr=SliceStack(StackedSlices([np.concatenate([thicken(v["hr"][run], k, how)
                                                                for run in parts[n][0]])
                                                for n, v in vols.items()]),

@@ -182,3 +182,21 @@ def test_smore_learns_along_a_curve_scored_on_the_validation_slab(through, tmp_p
     assert len(scored) == 24 and scored["image"].tolist() == last["image"].tolist()
     assert not scored["image"].str.startswith(f"{P}_slab054").any()
     assert not np.allclose(scored["psnr"], last["psnr"])             # step 2's weights, not 4's
+
+
+def test_training_batches_carry_each_patchs_own_spacing():
+    """smore's physical pairs read the spacing of the patient each patch came from."""
+    import torch
+    from benchsr import config, registry
+    from benchsr.run.training import Batches
+    data = api.load_dataset("lung-ct", "smoke", overrides=THROUGH)
+    spacing = {n: g["spacing"] for n, g in data.metadata["eval_geometry_lps"].items()}
+    cfg = config.resolve(registry.get("methods", "smore"), "default",
+                         registry.get("datasets", "lung-ct"), "smoke", list(THROUGH))
+    batches = Batches(data, cfg, torch.device("cpu"), make_pairs=False)
+    rng = np.random.default_rng(3)
+    _, where, got = batches.hr.draw(200, rng)
+    assert {src.split("/")[0] for src, _, _ in where} == set(spacing)     # every patient drawn
+    for (src, _, _), row in zip(where, got):
+        assert np.allclose(row, spacing[src.split("/")[0]])
+    assert tuple(batches.next(rng).hr_spacing.shape) == (cfg["train"]["batch_size"], 3)
