@@ -284,6 +284,9 @@ class EvalVolume:
     volume: str | None = None
     mask: np.ndarray | None = None
     fov: np.ndarray | None = None    # (n*k, H, W) bool: inside the field of view (EvalImage.fov)
+    # the thin slices' grid, LPS mm as SimpleITK gives it: {"spacing": (x, y, z), "origin": the
+    # first thin slice's first voxel, "direction": 9 numbers}; what outside models are placed on
+    geometry: dict | None = None
 
 
 @dataclass

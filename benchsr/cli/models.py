@@ -30,14 +30,17 @@ def export_inputs(
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
 ) -> None:
     """Write exactly the LR inputs the dataset's evaluation feeds a method (.npy in [0, 1]) and
-    a manifest.json naming each, with the output shape expected, for a model outside benchsr."""
+    a manifest.json naming each, with the output shape expected, for a model outside benchsr.
+    On the through-plane track (--set data.plane=through): each slab's thick stack as a NIfTI
+    with its true geometry, and the thin grid to predict."""
     from benchsr.evaluation.external import export_inputs as write
     ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
     with console.status(f"loading {ds_cls.name} ..."):
         data = ds_cls(cfg, data_dir).load()
     manifest = write(data, cfg, out)
-    console.print(f"wrote {len(manifest['inputs'])} inputs (x{manifest['scale']}) and "
-                  f"manifest.json to {out}")
+    what = (f"thick stacks (z x{manifest['z_factor']}, NIfTI)" if manifest.get("plane") == "through"
+            else f"inputs (x{manifest['scale']})")
+    console.print(f"wrote {len(manifest['inputs'])} {what} and manifest.json to {out}")
 
 
 @app.command("export-data")
@@ -86,10 +89,13 @@ def evaluate_predictions(
     ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
     with console.status(f"loading {ds_cls.name} ..."):
         data = ds_cls(cfg, data_dir).load()
-    images = eval_inputs(data, cfg)
-    predictions = read_predictions(pred, images, data.scale, units,
-                                   data.protocol.get("hr_window") or data.protocol.get("window_hu"))
-    cls = external_method(name, images, predictions)
+    hr_window = data.protocol.get("hr_window") or data.protocol.get("window_hu")
+    if data.protocol.get("plane") == "through":    # thin volumes on the thin grid, or finer
+        cls = _through_plane_predictions(pred, name, data, units, hr_window)
+    else:
+        images = eval_inputs(data, cfg)
+        cls = external_method(name, images, read_predictions(pred, images, data.scale, units,
+                                                             hr_window))
     # the runner crops and feeds the same inputs that were exported: eval.tile 0, whole images
     cfg = config.resolve(cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
     outcome = Runner(data, out, None, ds_cls.provenance_packages).run(cls, cfg)
@@ -98,6 +104,15 @@ def evaluate_predictions(
     show_leaderboard(out)
     if outcome.status != "complete":
         raise typer.Exit(1)
+
+
+def _through_plane_predictions(pred: Path, name: str, data, units: str, hr_window):
+    """The external:NAME method of the through-plane track, its predictions checked."""
+    from benchsr.evaluation import external, external_z
+    predictions, finer = external_z.read_predictions(
+        pred, data.eval_volumes,
+        lambda path, arr, vol: external.to_unit(path, arr, vol.thick, units, hr_window))
+    return external_z.external_method(name, data.eval_volumes, predictions, finer)
 
 
 @app.command("export-weights")

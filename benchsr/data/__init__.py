@@ -12,5 +12,5 @@ from benchsr.data.prepared import (PREPARED, PREPARED_SUFFIX, field_of_view, pre
                                    write_scan)
 from benchsr.data.scans import Scan, find_scans, safe_name
 from benchsr.data.through_plane import (Z_DEGRADATIONS, eval_slab, interpolate_z,
-                                        mean_over_extents, missing, physical_pair, thicken,
-                                        thin_positions)
+                                        mean_over_extents, missing, physical_pair, slab_geometry,
+                                        thicken, thin_positions)

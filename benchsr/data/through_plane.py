@@ -32,12 +32,21 @@ def thicken(thin: np.ndarray, k: int, how: str = "mean") -> np.ndarray:
 
 
 def eval_slab(name: str, thin: np.ndarray, mask, k: int, how: str, source: str,
-              patient: str | None, fov=None) -> EvalVolume:
+              patient: str | None, fov=None, geometry: dict | None = None) -> EvalVolume:
     """One evaluation slab: its real thin slices, the thick ones made from them by the
-    protocol, the thin slices' body mask and field of view (None: no padding)."""
+    protocol, the thin slices' body mask and field of view (None: no padding), and their grid
+    (EvalVolume.geometry)."""
     return EvalVolume(name=name, thick=thicken(thin, k, how), thin=np.array(thin), source=source,
                       volume=patient, mask=None if mask is None else np.array(mask),
-                      fov=None if fov is None else np.array(fov))
+                      fov=None if fov is None else np.array(fov), geometry=geometry)
+
+
+def slab_geometry(spacing, origin, direction, first: int) -> dict:
+    """The grid of a slab that starts at slice `first` of a volume (LPS mm, SimpleITK's)."""
+    normal = np.asarray(direction, np.float64).reshape(3, 3)[:, 2]
+    return {"spacing": [float(v) for v in spacing],
+            "origin": [float(v) for v in np.asarray(origin, np.float64) + first * spacing[2] * normal],
+            "direction": [float(v) for v in direction]}
 
 
 def thin_positions(n_thin: int, k: int, how: str = "mean") -> np.ndarray:

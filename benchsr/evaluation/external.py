@@ -51,6 +51,8 @@ def export_inputs(data, cfg: dict, out: Path) -> dict:
 
 
 def _write_inputs(data, cfg: dict, out: Path) -> dict:
+    if data.protocol.get("plane") == "through":
+        return _write_inputs_z(data, cfg, out)
     k, p = data.scale, data.protocol
     entries = []
     for img in eval_inputs(data, cfg):
@@ -70,6 +72,29 @@ def _write_inputs(data, cfg: dict, out: Path) -> dict:
                 "pixel_convention": PIXEL_CONVENTION.get(p.get("degradation", "bicubic")),
                 "window_hu": p.get("window_hu"), "hr_window": p.get("hr_window"),
                 "hr_units": p.get("hr_units", "HU"), "protocol": p, "inputs": entries}
+    results.write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _write_inputs_z(data, cfg: dict, out: Path) -> dict:
+    """The through-plane track's inputs: each slab's thick stack as a NIfTI (external_z)."""
+    from benchsr.evaluation import external_z
+    p = data.protocol
+    k, how = int(p["z_factor"]), p["z_degradation"]
+    if not data.eval_volumes:
+        raise BenchError(f"{cfg['dataset']}: the through-plane track has no evaluation slab "
+                         f"to export")
+    entries = external_z.write_inputs(data.eval_volumes, k, how, out)
+    manifest = {"dataset": cfg["dataset"], "profile": cfg["profile"], "plane": "through",
+                "z_factor": k, "z_degradation": how,
+                "inputs_format": "float32 NIfTI (.nii.gz), the dataset window mapped to [0, 1], "
+                                 "each slab's thick slices with their true geometry",
+                "predictions": ("one volume per input, same name, .nii(.gz) with its geometry "
+                                "or .npy (z, y, x) on the thin grid; in [0, 1] (or in "
+                                f"{p.get('hr_units', 'HU')} with --units hu)"),
+                "grid_rule": external_z.FINER_RULE,
+                "window_hu": p.get("window_hu"), "hr_units": p.get("hr_units", "HU"),
+                "protocol": p, "inputs": entries}
     results.write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -133,6 +158,13 @@ def _name(path: Path) -> str | None:
 def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str,
                      hr_window) -> dict[str, np.ndarray]:
     """{image name: SR in [0, 1]}, every file checked first; BenchError names the first bad one."""
+    files = collect_files(pred, [img.name for img in images])
+    return {img.name: _checked(files[img.name], img, scale, units, hr_window) for img in images}
+
+
+def collect_files(pred: Path, names: list[str]) -> dict[str, Path]:
+    """{name: its prediction file} for exactly the wanted names; BenchError names the first
+    file that is missing, extra, doubled or not a regular file."""
     if not pred.is_dir():
         raise BenchError(f"{pred}: not a folder of predictions")
     files = {}
@@ -146,8 +178,8 @@ def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str
         if name is None or name in files:
             raise BenchError(f"{path}: not a prediction (one .npy/.nii/.nii.gz per input, once)")
         files[name] = path
-    wanted = {img.name: img for img in images}
-    extra = sorted(set(files) - set(wanted))
+    wanted = set(names)
+    extra = sorted(set(files) - wanted)
     if extra:
         raise BenchError(f"{files[extra[0]]}: no evaluation input is called '{extra[0]}' "
                          f"({len(extra)} extra file(s))")
@@ -155,7 +187,7 @@ def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str
     if missing:
         raise BenchError(f"{pred / (missing[0] + '.npy')}: missing ({len(missing)} prediction(s) "
                          f"missing; export-inputs lists them)")
-    return {name: _checked(files[name], img, scale, units, hr_window) for name, img in wanted.items()}
+    return files
 
 
 def _shape_hint(arr: np.ndarray, img: EvalImage, scale: int) -> str:
@@ -175,10 +207,16 @@ def _checked(path: Path, img: EvalImage, scale: int, units: str, hr_window) -> n
     arr = _load(path, want)
     if arr.shape != want:
         raise BenchError(f"{path}: shape {arr.shape}, expected {want}{_shape_hint(arr, img, scale)}")
+    return to_unit(path, arr, img.lr, units, hr_window)
+
+
+def to_unit(path: Path, arr: np.ndarray, given: np.ndarray, units: str, hr_window) -> np.ndarray:
+    """A prediction of the right shape, checked (finite, not flat for an input `given` that is
+    not, in the declared units) and mapped to [0, 1] float32."""
     bad = int((~np.isfinite(arr)).sum())
     if bad:
         raise BenchError(f"{path}: {bad} non-finite values (NaN/Inf)")
-    if float(arr.std()) < 1e-6 and float(np.std(img.lr)) > 1e-3:   # as the runner's check_not_flat
+    if float(arr.std()) < 1e-6 and float(np.std(given)) > 1e-3:   # as the runner's check_not_flat
         raise BenchError(f"{path}: constant ({float(arr.mean()):.4g} everywhere) for an input "
                          f"that is not: a degenerate output, not a prediction")
     _check_units(path, arr, units)

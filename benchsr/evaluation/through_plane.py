@@ -35,6 +35,12 @@ def thin_estimate(method: Method, thick: np.ndarray, device) -> np.ndarray:
     return out.float().clamp(0, 1).cpu().numpy()
 
 
+def keep_views(kept: list, vol: EvalVolume, samples: int) -> bool:
+    """Whether a slab's views are kept: the first slab of every patient, then any until
+    `samples` are kept (none when samples is 0)."""
+    return samples > 0 and (len(kept) < samples or vol.volume not in {v.volume for v, _ in kept})
+
+
 def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, device,
                      measures: clinical.Context, stage=None, tick=lambda: None,
                      per_volume: bool = True):
@@ -53,7 +59,7 @@ def evaluate_volumes(method: Method, volumes: list[EvalVolume], cfg: dict, devic
             sr = thin_estimate(method, vol.thick, device)
             scored = missing(len(vol.thin), k, how)
             times.append((time.perf_counter() - t0) / max(1, len(scored)))
-            if len(kept) < int(cfg["eval"]["samples"]):   # its coronal and sagittal views
+            if keep_views(kept, vol, int(cfg["eval"]["samples"])):   # coronal and sagittal
                 kept.append((vol, sr))
             guide = interpolate_z(vol.thick, k, how, order=1, n_thin=len(vol.thin))
             for j in scored:

@@ -55,25 +55,36 @@ def slab_views(thick: np.ndarray, sr: np.ndarray, thin: np.ndarray,
     return out
 
 
-def aspect_of(manifest: dict) -> float:
-    """Thin z spacing over in-plane spacing: how tall a thin row is drawn (1 when unknown)."""
+def _geometry(manifest: dict, volume: str | None) -> dict:
+    """One patient's scan geometry (eval_geometry_lps), else the run's own, else its first
+    patient's."""
+    meta = manifest.get("data_metadata") or {}
+    per = meta.get("eval_geometry_lps") or {}
+    if volume in per:
+        return per[volume]
+    if meta.get("spacing_mm") or meta.get("direction"):
+        return {"spacing": meta.get("spacing_mm"), "direction": meta.get("direction")}
+    return next(iter(per.values()), {})
+
+
+def aspect_of(manifest: dict, volume: str | None = None) -> float:
+    """A patient's thin z spacing over its in-plane spacing: how tall a thin row is drawn (1
+    when unknown). thin_mm is one number, or one per patient."""
     thin = manifest.get("protocol", {}).get("thin_mm")
+    if isinstance(thin, dict):
+        thin = thin.get(volume, next(iter(thin.values()), None))
     thin = thin[0] if isinstance(thin, list) and thin else thin
-    inplane = (manifest.get("data_metadata") or {}).get("spacing_mm") or [None]
+    inplane = _geometry(manifest, volume).get("spacing") or [None]
     try:
         return float(thin) / float(inplane[0])
     except (TypeError, ValueError, ZeroDivisionError):
         return 1.0
 
 
-def superior_up(manifest: dict) -> bool | None:
-    """Whether the slice index rises towards the head (LPS +z), from the scan's direction
-    (data_metadata.direction, or the first volume of eval_geometry_lps); None when unknown."""
-    meta = manifest.get("data_metadata") or {}
-    direction = meta.get("direction")
-    if direction is None:
-        geometry = next(iter((meta.get("eval_geometry_lps") or {}).values()), {})
-        direction = geometry.get("direction")
+def superior_up(manifest: dict, volume: str | None = None) -> bool | None:
+    """Whether the slice index rises towards the head (LPS +z), from the patient's direction
+    (eval_geometry_lps, else data_metadata.direction); None when unknown."""
+    direction = _geometry(manifest, volume).get("direction")
     try:
         zz = float(direction[8])
     except (TypeError, ValueError, IndexError):
@@ -82,18 +93,22 @@ def superior_up(manifest: dict) -> bool | None:
 
 
 def save_samples(run_dir: Path, kept, k: int, manifest: dict) -> None:
-    """samples/<slab>.npz (float16 views) and a labelled PNG per kept (slab, thin estimate)."""
-    label, aspect, up = manifest["label"], aspect_of(manifest), superior_up(manifest)
+    """samples/<slab>.npz (float16 views, the patient, its aspect) and a labelled PNG per kept
+    (slab, thin estimate), each drawn at its patient's spacing."""
+    label = manifest["label"]
     (run_dir / "samples").mkdir(exist_ok=True)
     for vol, sr in kept:
         views = slab_views(vol.thick, sr, vol.thin, vol.mask)
+        aspect, up = aspect_of(manifest, vol.volume), superior_up(manifest, vol.volume)
         buf = io.BytesIO()
         np.savez_compressed(buf, group=np.array(""), plane=np.array("through"), k=np.array(k),
+                            volume=np.array(vol.volume or ""), aspect=np.array(aspect),
                             **{key: v if key.endswith("_box") else v.astype(np.float16)
                                for key, v in views.items()})
         atomic_write_bytes(run_dir / "samples" / f"{vol.name}.npz", buf.getvalue())
         _grid([(f"input (x{k} thicker)", "thick"), (label, "sr"), ("thin (real)", "thin")],
-              {"": views}, k, aspect, run_dir / "samples" / f"{vol.name}.png", vol.name, up)
+              [(vol.name, {"": views}, aspect, up)], k, run_dir / "samples" / f"{vol.name}.png",
+              vol.name)
 
 
 def _readable(path: Path) -> dict | None:
@@ -101,57 +116,71 @@ def _readable(path: Path) -> dict | None:
         with np.load(path) as z:
             if str(z.get("plane", "")) != "through":
                 return None
-            return {key: z[key].astype(np.float32) for key in z.files
-                    if key.split("_")[0] in VIEWS} | {"k": int(z["k"])}
+            out = {key: z[key].astype(np.float32) for key in z.files
+                   if key.split("_")[0] in VIEWS} | {"k": int(z["k"])}
+            out["volume"] = str(z["volume"]) if "volume" in z.files else path.stem.split("_slab")[0]
+            return out
     except (OSError, ValueError, KeyError, EOFError):
         return None
 
 
 def leaderboard_grid(runs: list[dict], png: Path, title: str) -> bool:
-    """The group's grid on the first slab every complete run kept: the thick input, each
-    method and the real thin slices, coronal above sagittal. False when there is none."""
+    """The group's grid: for every patient, the first slab every complete run kept, its thick
+    input, each method and the real thin slices, coronal above sagittal, z at that patient's
+    spacing. False when no slab is common to every run."""
     done = [r for r in runs if r["manifest"].get("status") == "complete"]
     kept = [{p.stem: p for p in (r["dir"] / "samples").glob("*.npz")} for r in done]
     common = sorted(set.intersection(*(set(k) for k in kept))) if kept else []
-    samples = [_readable(k[common[0]]) for k in kept] if common else []
-    if not samples or any(s is None for s in samples):
+    firsts: dict[str, list] = {}
+    for slab in common:
+        samples = [_readable(k[slab]) for k in kept]
+        if any(s is None for s in samples):
+            return False
+        boxes = {tuple(np.ravel(s.get(f"{v}_box", [-1])).tolist()) for s in samples for v in VIEWS}
+        if len(boxes) != len(VIEWS):      # runs whose views lie elsewhere (an older layout)
+            return False
+        firsts.setdefault(samples[0]["volume"], [slab, samples])
+    if not firsts:
         return False
-    boxes = {tuple(np.ravel(s.get(f"{v}_box", [-1])).tolist()) for s in samples for v in VIEWS}
-    if len(boxes) != len(VIEWS):      # runs whose views lie elsewhere (an older layout)
-        return False
-    views = {r["manifest"]["label"]: s for r, s in zip(done, samples)}
-    first = samples[0]
-    columns = [("input (thick)", "thick"), *[(label, "sr") for label in views], ("thin (real)", "thin")]
-    per_column = {"": first, **views}
+    labels = [r["manifest"]["label"] for r in done]
     manifest = done[0]["manifest"]
-    _grid(columns, per_column, first["k"], aspect_of(manifest), png, f"{title}: {common[0]}",
-          superior_up(manifest))
+    blocks = [(slab, {"": samples[0], **dict(zip(labels, samples))}, aspect_of(manifest, volume),
+               superior_up(manifest, volume)) for volume, (slab, samples) in firsts.items()]
+    columns = [("input (thick)", "thick"), *[(label, "sr") for label in labels], ("thin (real)", "thin")]
+    _grid(columns, blocks, next(iter(firsts.values()))[1][0]["k"], png, title)
     return True
 
 
-def _grid(columns, arrays: dict, k: int, aspect: float, png: Path, title: str,
-          up: bool | None = None) -> None:
-    """Rows: the views; columns: (title, part) drawn from arrays[title] (or arrays[""]). The
-    head is drawn up when the scan says where it is (`up`), else the slice index rises."""
-    rows, width = arrays[""][f"{next(iter(VIEWS))}_thin"].shape
-    panel = max(0.3, 2.3 * rows * aspect / width)        # a panel's height, z at its scale
-    fig = Figure(figsize=(2.3 * len(columns), 0.45 + (panel + 0.15) * len(VIEWS)), dpi=110,
+def _grid(columns, blocks, k: int, png: Path, title: str) -> None:
+    """Rows: per block (name, arrays, aspect, up), its views; columns: (title, part) drawn from
+    arrays[title] (or arrays[""]), z at the block's aspect. The head is drawn up when the scan
+    says where it is (`up`), else the slice index rises."""
+    heights = []
+    for _, arrays, aspect, _ in blocks:
+        rows, width = arrays[""][f"{next(iter(VIEWS))}_thin"].shape
+        heights += [max(0.3, 2.3 * rows * aspect / width)] * len(VIEWS)   # z at its scale
+    fig = Figure(figsize=(2.3 * len(columns), 0.45 + sum(h + 0.3 for h in heights)), dpi=110,
                  layout="constrained")
-    axes = fig.subplots(len(VIEWS), len(columns), squeeze=False)
-    for row, view in enumerate(VIEWS):
-        for col, (name, part) in enumerate(columns):
-            source = arrays.get(name, arrays[""])
-            ax = axes[row, col]
-            ax.imshow(source[f"{view}_{part}"], cmap="gray", vmin=0, vmax=1,
-                      origin="upper" if up is False else "lower",
-                      interpolation="nearest", aspect=aspect * (k if part == "thick" else 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(name, fontsize=7)
-        box = arrays[""].get(f"{view}_box")
-        where = "" if box is None else f"\n{'y' if view == 'coronal' else 'x'} {int(box[0])}"
-        axes[row, 0].set_ylabel(f"{view}{where}\n{'slice index' if up is None else 'superior'} ↑",
-                                fontsize=7)
+    axes = fig.subplots(len(heights), len(columns), squeeze=False,
+                        gridspec_kw={"height_ratios": heights})
+    row = 0
+    for name, arrays, aspect, up in blocks:
+        for view in VIEWS:
+            for col, (column, part) in enumerate(columns):
+                source = arrays.get(column, arrays[""])
+                ax = axes[row, col]
+                ax.imshow(source[f"{view}_{part}"], cmap="gray", vmin=0, vmax=1,
+                          origin="upper" if up is False else "lower",
+                          interpolation="nearest", aspect=aspect * (k if part == "thick" else 1))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(column, fontsize=7)
+            box = arrays[""].get(f"{view}_box")
+            where = "" if box is None else f" {'y' if view == 'coronal' else 'x'} {int(box[0])}"
+            label = f"{name}\n" if len(blocks) > 1 and view == VIEWS[0] else ""
+            axes[row, 0].set_ylabel(f"{label}{view}{where}\n"
+                                    f"{'slice index' if up is None else 'superior'} ↑", fontsize=6)
+            row += 1
     fig.suptitle(title, fontsize=8)
     save_png(fig, png)

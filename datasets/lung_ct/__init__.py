@@ -35,7 +35,7 @@ import numpy as np
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import DISTRIBUTION, PATIENTS, StackedSlices, cached, check_hu, check_hu_range
 from benchsr.data import degrade, find_scans
-from benchsr.data import eval_slab, prepared_names, read_scan, safe_name, source_of
+from benchsr.data import eval_slab, prepared_names, read_scan, safe_name, slab_geometry, source_of
 from benchsr.data import PREPARED_SUFFIX, Scan, stream_distance, thicken, window, write_scan
 
 SPLITS = ("interleaved", "patients", "ranges")
@@ -326,7 +326,8 @@ class LungCT(Dataset):
         def slabs(which: int):
             return [eval_slab(f"{n}_slab{run[0]:03d}-{run[-1]:03d}", v["hr"][run], v["body"][run],
                               k, how, f"{src(n, run[0])}..{run[-1]:03d}", n,
-                              None if v["fov"][run].all() else v["fov"][run])
+                              None if v["fov"][run].all() else v["fov"][run],
+                              slab_geometry(v["spacing"], v["origin"], v["direction"], run[0]))
                     for n, v in vols.items() for run in parts[n][which]]
         thin = {n: [z for run in parts[n][0] for z in run] for n in vols}
         lo, hi = d["window"]

@@ -56,3 +56,32 @@ def test_the_head_is_drawn_up_when_the_scan_says_where_it_is():
         "case": {"direction": flipped}}}}) is False
     assert planes.superior_up({"data_metadata": {}}) is None      # unknown: the slice index rises
     assert planes.superior_up({}) is None
+
+
+def test_every_patient_is_drawn_at_its_own_spacing(tmp_path):
+    """Issue 40: thin_mm is per patient; each patient's views keep its z over in-plane ratio,
+    and the grid shows the first slab of every patient."""
+    manifest = {"protocol": {"thin_mm": {"a": 5.0, "b": 1.5}},
+                "data_metadata": {"eval_geometry_lps": {"a": {"spacing": [0.84, 0.84, 5.0]},
+                                                        "b": {"spacing": [1.5, 1.5, 1.5]}}}}
+    assert planes.aspect_of(manifest, "a") == 5.0 / 0.84
+    assert planes.aspect_of(manifest, "b") == 1.0
+    from benchsr.contracts import EvalVolume
+    from benchsr.evaluation.through_plane import keep_views
+    thin, body = _slab()
+    kept = []
+    for name, patient in (("a_slab000", "a"), ("a_slab020", "a"), ("b_slab000", "b")):
+        vol = EvalVolume(name, thin[::2], thin, "src", patient, body)
+        if keep_views(kept, vol, 1):
+            kept.append((vol, thin))
+    assert [v.name for v, _ in kept] == ["a_slab000", "b_slab000"]   # every patient, then 1
+    run = tmp_path / "run"
+    run.mkdir()
+    planes.save_samples(run, kept, 2, {**manifest, "label": "m", "status": "complete"})
+    with np.load(run / "samples" / "b_slab000.npz") as z:
+        assert str(z["volume"]) == "b" and float(z["aspect"]) == 1.0
+    assert planes.leaderboard_grid([{"dir": run, "manifest": {**manifest, "label": "m",
+                                                               "status": "complete"}}],
+                                   tmp_path / "grid.png", "t")
+    from PIL import Image
+    assert Image.open(tmp_path / "grid.png").size[1] > Image.open(run / "samples" / "a_slab000.png").size[1]
