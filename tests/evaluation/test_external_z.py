@@ -14,8 +14,8 @@ from benchsr.evaluation.external_z import affine, lps_geometry
 
 from conftest import _main, _one_line_exit_2
 
-CTA = ("--set", "data.plane=through", "--set", "data.patients=[totalsegmentator-cta]")
-ARGS = ("--dataset", "lung-ct", "--profile", "smoke", *CTA)
+ARGS = ["--dataset", "lung-ct", "--profile", "smoke", "--set", "data.plane=through", "--set",
+        "data.patients=[totalsegmentator-cta]"]
 
 
 @pytest.fixture(scope="module")
