@@ -110,7 +110,7 @@ def _through_plane_predictions(pred: Path, name: str, data, units: str, hr_windo
     """The external:NAME method of the through-plane track, its predictions checked."""
     from benchsr.evaluation import external, external_z
     predictions, finer = external_z.read_predictions(
-        pred, data.eval_volumes,
+        external.collect_files(pred, [v.name for v in data.eval_volumes]), data.eval_volumes,
         lambda path, arr, vol: external.to_unit(path, arr, vol.thick, units, hr_window))
     return external_z.external_method(name, data.eval_volumes, predictions, finer)
 

@@ -144,12 +144,12 @@ def on_thin_grid(path: Path, arr: np.ndarray, geo: dict | None, vol: EvalVolume)
     return mean_over_extents(arr, src, np.clip(dst, src[0], src[-1]), axis=0), fine
 
 
-def read_predictions(pred: Path, volumes: list[EvalVolume], to_unit) -> tuple[dict, list[float]]:
+def read_predictions(files: dict[str, Path], volumes: list[EvalVolume],
+                     to_unit) -> tuple[dict, list[float]]:
     """({slab name: thin slices in [0, 1]}, the finer z spacings that were brought to the thin
-    grid); `to_unit(path, arr, vol)` checks the values and maps them to [0, 1]. Every file is
-    checked before anything is scored; BenchError names the first bad one."""
-    from benchsr.evaluation.external import collect_files
-    files = collect_files(pred, [v.name for v in volumes])
+    grid), from {slab name: its file} (external.collect_files); `to_unit(path, arr, vol)`
+    checks the values and maps them to [0, 1]. Every file is checked before anything is
+    scored; BenchError names the first bad one."""
     out, finer = {}, []
     for vol in volumes:
         arr, geo = _read(files[vol.name])
