@@ -174,12 +174,14 @@ def _grid(columns, blocks, k: int, png: Path, title: str) -> None:
                           interpolation="nearest", aspect=aspect * (k if part == "thick" else 1))
                 ax.set_xticks([])
                 ax.set_yticks([])
-                if row == 0:
-                    ax.set_title(column, fontsize=7)
+                if row == 0:     # above the first patient's name when there are several
+                    ax.set_title(column, fontsize=7, pad=12 if len(blocks) > 1 else 6)
             box = arrays[""].get(f"{view}_box")
             where = "" if box is None else f" {'y' if view == 'coronal' else 'x'} {int(box[0])}"
-            label = f"{name}\n" if len(blocks) > 1 and view == VIEWS[0] else ""
-            axes[row, 0].set_ylabel(f"{label}{view}{where}\n"
+            if len(blocks) > 1 and view == VIEWS[0]:       # which patient's slab, above it
+                axes[row, 0].annotate(name, xy=(0, 1), xycoords="axes fraction", xytext=(0, 2),
+                                      textcoords="offset points", fontsize=6, va="bottom")
+            axes[row, 0].set_ylabel(f"{view}{where}\n"
                                     f"{'slice index' if up is None else 'superior'} ↑", fontsize=6)
             row += 1
     fig.suptitle(title, fontsize=8)
