@@ -41,6 +41,10 @@ What the harness relies on, and checks (`benchsr check NAME`; the tests run it o
   `benchsr.data.thin_positions(n*k, k, ctx.degradation)` gives). A method asked for a plane it
   does not list is refused before any run folder.
 
+A method that works in millimetres reads `batch.hr_spacing` (each HR patch's voxel size, from
+the dataset's `SliceStack.spacing`; None where the dataset gives none, and the method then
+refuses in one line or falls back, saying which).
+
 A through-plane protocol (`protocol["plane"] == "through"`) gives `eval_volumes` (slabs of thin
 slices and the thick ones made from them by `protocol["degradation"]`: mean or pick) instead of
 `eval_images`, and its scale is the z_factor. Its `val_volumes`, if any, are slabs of the same

@@ -28,7 +28,8 @@ import numpy as np
 from benchsr.data import StackedSlices, cached
 from benchsr.contracts import BenchError, Dataset, EvalImage, PreparedData, SliceStack
 from benchsr.data import sitk
-from benchsr.data import body_mask, check_hu, degrade, eval_slab, read_volume, resample, window
+from benchsr.data import (body_mask, check_hu, degrade, eval_slab, read_volume, resample,
+                          slab_geometry, window)
 
 ENV = "BENCHSR_COVID19_DIR"
 CT_NAME = re.compile(r"^volume-covid19-A-\d{4}(_[A-Za-z0-9]+)*_ct\.nii(\.gz)?$")
@@ -172,6 +173,9 @@ class Covid19(Dataset):
             raise BenchError(f"covid19: no Validation volume holds a slab of data.z_slab={slab} slices")
         thin_mm = sorted({round(float(vols[p]["spacing"][2]), 3) for p in val})
         hr = stack(train, "hr", "body")
+        # each slice's voxel size, its case's own: smore's physical pairs read it
+        hr.spacing = np.concatenate([np.tile(np.asarray(vols[p]["spacing"], np.float32),
+                                             (len(vols[p]["hr"]), 1)) for p in train])
         return PreparedData(
             scale=k, train_lr=hr, train_hr=hr, eval_images=[], eval_volumes=volumes,
             val_volumes=val_slabs,
@@ -193,7 +197,9 @@ class Covid19(Dataset):
         d = self.cfg["data"]
         return eval_slab(f"{case_id(p)}_z{z:03d}-{z + slab - 1:03d}", vols[p]["hr"][z:z + slab],
                          vols[p]["body"][z:z + slab], int(d["z_factor"]), d["z_degradation"],
-                         f"{p.name}#z{z}..{z + slab - 1}", case_id(p))
+                         f"{p.name}#z{z}..{z + slab - 1}", case_id(p),
+                         geometry=slab_geometry(vols[p]["spacing"], vols[p]["origin"],
+                                                vols[p]["direction"], z))
 
 
 PLUGINS = [Covid19]

@@ -180,6 +180,10 @@ def test_the_through_plane_track_on_the_real_layout(covid_tree, tmp_path):
     for vol in data.eval_volumes:
         assert vol.thin.shape == (8, 256, 256) and vol.thick.shape == (4, 256, 256)
         assert np.allclose(vol.thick[0], vol.thin[:2].mean(0))
+        assert len(vol.geometry["spacing"]) == 3 and len(vol.geometry["direction"]) == 9
+    # every training slice carries its case's spacing (smore's physical pairs read it)
+    assert data.train_hr.spacing.shape == (len(data.train_hr.sources), 3)
+    assert np.all(data.train_hr.spacing > 0)
     out = _cli(["--methods", "linear-z", "--set", "data.plane=through", "--data-dir",
                 str(covid_tree)], tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
