@@ -33,12 +33,14 @@ def export_inputs(
     a manifest.json naming each, with the output shape expected, for a model outside benchsr.
     On the through-plane track (--set data.plane=through): each slab's thick stack as a NIfTI
     with its true geometry, and the thin grid to predict."""
+    from benchsr.evaluation import external_z
     from benchsr.evaluation.external import export_inputs as write
     ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
     with console.status(f"loading {ds_cls.name} ..."):
         data = ds_cls(cfg, data_dir).load()
-    manifest = write(data, cfg, out)
-    what = (f"thick stacks (z x{manifest['z_factor']}, NIfTI)" if manifest.get("plane") == "through"
+    through = data.protocol.get("plane") == "through"     # thick stacks as NIfTI instead
+    manifest = write(data, cfg, out, external_z.write_inputs if through else None)
+    what = (f"thick stacks (z x{manifest['z_factor']}, NIfTI)" if through
             else f"inputs (x{manifest['scale']})")
     console.print(f"wrote {len(manifest['inputs'])} {what} and manifest.json to {out}")
 
@@ -91,7 +93,9 @@ def evaluate_predictions(
         data = ds_cls(cfg, data_dir).load()
     hr_window = data.protocol.get("hr_window") or data.protocol.get("window_hu")
     if data.protocol.get("plane") == "through":    # thin volumes on the thin grid, or finer
-        cls = _through_plane_predictions(pred, name, data, units, hr_window)
+        from benchsr.evaluation import external_z
+        predictions, finer = external_z.read_predictions(pred, data.eval_volumes, units, hr_window)
+        cls = external_z.external_method(name, data.eval_volumes, predictions, finer)
     else:
         images = eval_inputs(data, cfg)
         cls = external_method(name, images, read_predictions(pred, images, data.scale, units,
@@ -104,15 +108,6 @@ def evaluate_predictions(
     show_leaderboard(out)
     if outcome.status != "complete":
         raise typer.Exit(1)
-
-
-def _through_plane_predictions(pred: Path, name: str, data, units: str, hr_window):
-    """The external:NAME method of the through-plane track, its predictions checked."""
-    from benchsr.evaluation import external, external_z
-    predictions, finer = external_z.read_predictions(
-        external.collect_files(pred, [v.name for v in data.eval_volumes]), data.eval_volumes,
-        lambda path, arr, vol: external.to_unit(path, arr, vol.thick, units, hr_window))
-    return external_z.external_method(name, data.eval_volumes, predictions, finer)
 
 
 @app.command("export-weights")

@@ -397,3 +397,23 @@ def enlarge_bicubic(img: np.ndarray, scale: int) -> np.ndarray:
     `bicubic` method and the comparison grid's bicubic panel are this one function."""
     return np.clip(matlab.imresize(img.astype(np.float64)[..., None], scale)[..., 0], 0, 1
                    ).astype(np.float32)
+
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])   # ITK's LPS patient axes against NIfTI's RAS
+
+
+def ras_affine(spacing, origin, direction) -> np.ndarray:
+    """The NIfTI (RAS) affine of a grid in ITK's LPS geometry (SimpleITK's spacing, origin and
+    row-major direction)."""
+    out = np.eye(4)
+    out[:3, :3] = LPS_TO_RAS @ np.asarray(direction, np.float64).reshape(3, 3) @ np.diag(spacing)
+    out[:3, 3] = LPS_TO_RAS @ np.asarray(origin, np.float64)
+    return out
+
+
+def lps_geometry(affine: np.ndarray) -> dict:
+    """Spacing, origin and direction (ITK's LPS) of a NIfTI affine: ras_affine inverted."""
+    m = LPS_TO_RAS @ np.asarray(affine, np.float64)[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    return {"spacing": spacing.tolist(), "origin": (LPS_TO_RAS @ affine[:3, 3]).tolist(),
+            "direction": (m / spacing).ravel().tolist()}

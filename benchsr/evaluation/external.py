@@ -28,8 +28,9 @@ def eval_inputs(data, cfg: dict) -> list[EvalImage]:
     return [centre_crop(img, int(cfg["eval"]["crop"]), data.scale) for img in choose_images(data, cfg)]
 
 
-def export_inputs(data, cfg: dict, out: Path) -> dict:
-    """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json.
+def export_inputs(data, cfg: dict, out: Path, write=None) -> dict:
+    """OUT/<image>.npy (float32 LR in [0, 1]) for every evaluation input, and manifest.json
+    (or what `write(data, cfg, folder)` writes: external_z's thick stacks).
     Written into a hidden folder beside OUT, then renamed: a full disk, an error, Ctrl-C or
     SIGTERM leaves no half-written OUT and no hidden folder; a kill -9 may leave the hidden one,
     never OUT."""
@@ -39,7 +40,7 @@ def export_inputs(data, cfg: dict, out: Path) -> dict:
     with exit_on_signals():        # a SIGTERM unwinds through the finally below, as Ctrl-C does
         partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
-            manifest = _write_inputs(data, cfg, partial)
+            manifest = (write or _write_inputs)(data, cfg, partial)
             os.chmod(partial, 0o755)          # mkdtemp makes it private: the inputs are to share
             os.replace(partial, out)          # an empty OUT is replaced too
         except OSError as exc:
@@ -51,8 +52,6 @@ def export_inputs(data, cfg: dict, out: Path) -> dict:
 
 
 def _write_inputs(data, cfg: dict, out: Path) -> dict:
-    if data.protocol.get("plane") == "through":
-        return _write_inputs_z(data, cfg, out)
     k, p = data.scale, data.protocol
     entries = []
     for img in eval_inputs(data, cfg):
@@ -76,29 +75,6 @@ def _write_inputs(data, cfg: dict, out: Path) -> dict:
     return manifest
 
 
-def _write_inputs_z(data, cfg: dict, out: Path) -> dict:
-    """The through-plane track's inputs: each slab's thick stack as a NIfTI (external_z)."""
-    from benchsr.evaluation import external_z
-    p = data.protocol
-    k, how = int(p["z_factor"]), p["z_degradation"]
-    if not data.eval_volumes:
-        raise BenchError(f"{cfg['dataset']}: the through-plane track has no evaluation slab "
-                         f"to export")
-    entries = external_z.write_inputs(data.eval_volumes, k, how, out)
-    manifest = {"dataset": cfg["dataset"], "profile": cfg["profile"], "plane": "through",
-                "z_factor": k, "z_degradation": how,
-                "inputs_format": "float32 NIfTI (.nii.gz), the dataset window mapped to [0, 1], "
-                                 "each slab's thick slices with their true geometry",
-                "predictions": ("one volume per input, same name, .nii(.gz) with its geometry "
-                                "or .npy (z, y, x) on the thin grid; in [0, 1] (or in "
-                                f"{p.get('hr_units', 'HU')} with --units hu)"),
-                "grid_rule": external_z.FINER_RULE,
-                "window_hu": p.get("window_hu"), "hr_units": p.get("hr_units", "HU"),
-                "protocol": p, "inputs": entries}
-    results.write_json(out / "manifest.json", manifest)
-    return manifest
-
-
 # How a NIfTI prediction's array is read, so that the array the user saved is the array scored
 # (manifest.json says it too). SimpleITK's writer stores an (h, w) array x fastest, so nibabel
 # reads it back transposed; nibabel's writer stores the array as given.
@@ -109,7 +85,10 @@ NIFTI_RULE = ("NIfTI predictions: the (h, w) array as saved. A file from SimpleI
               "any other square file is refused as ambiguous")
 
 
-def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
+def load_prediction(path: Path, from_nifti) -> np.ndarray:
+    """A prediction file's values as float64: a .npy read without pickles, a NIfTI through
+    `from_nifti(img)` (nibabel's image); BenchError for a file that cannot be read or holds
+    anything but real numbers."""
     try:
         if path.suffix == ".npy":
             with open(path, "rb") as fh:
@@ -118,8 +97,7 @@ def _load(path: Path, want: tuple[int, int]) -> np.ndarray:
                     raise BenchError(f"{path}: not a .npy file (no NumPy header)")
             arr = np.load(path, allow_pickle=False)
         else:
-            img = nib.load(str(path))
-            arr = _nifti_array(path, img, np.asarray(img.dataobj).squeeze(), want)
+            arr = from_nifti(nib.load(str(path)))
     except BenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad prediction
@@ -204,7 +182,8 @@ def _shape_hint(arr: np.ndarray, img: EvalImage, scale: int) -> str:
 
 def _checked(path: Path, img: EvalImage, scale: int, units: str, hr_window) -> np.ndarray:
     want = (img.lr.shape[0] * scale, img.lr.shape[1] * scale)
-    arr = _load(path, want)
+    arr = load_prediction(path, lambda img: _nifti_array(path, img, np.asarray(img.dataobj).squeeze(),
+                                                         want))
     if arr.shape != want:
         raise BenchError(f"{path}: shape {arr.shape}, expected {want}{_shape_hint(arr, img, scale)}")
     return to_unit(path, arr, img.lr, units, hr_window)
@@ -249,13 +228,14 @@ def _check_units(path: Path, arr: np.ndarray, units: str) -> None:
                      f"{UNIT_BAND[0]:g}..{UNIT_BAND[1]:g}, clamped); predictions in HU need --units hu")
 
 
-def _key(lr: np.ndarray) -> str:
+def content_key(lr: np.ndarray) -> str:
+    """An input's identity by its float32 bytes: how an external method finds its prediction."""
     return hashlib.sha1(np.ascontiguousarray(lr, np.float32).tobytes()).hexdigest()
 
 
 def external_method(name: str, images: list[EvalImage], predictions: dict[str, np.ndarray]):
     """A Method class `external:NAME` whose super_resolve returns the prediction of the input."""
-    by_input = {_key(img.lr): predictions[img.name] for img in images}
+    by_input = {content_key(img.lr): predictions[img.name] for img in images}
 
     class External(Method):
         description = "predictions made outside benchsr, scored by benchsr evaluate"
@@ -264,7 +244,7 @@ def external_method(name: str, images: list[EvalImage], predictions: dict[str, n
         measured_cost = False    # a file lookup, not the model's inference
 
         def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
-            out = [torch.from_numpy(by_input[_key(x[0].cpu().numpy())]) for x in lr]
+            out = [torch.from_numpy(by_input[content_key(x[0].cpu().numpy())]) for x in lr]
             return torch.stack(out)[:, None].to(lr.device)
 
     External.name = f"external:{name}"

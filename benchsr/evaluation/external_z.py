@@ -1,8 +1,8 @@
 """Score a through-plane model that lives outside benchsr (ECLARE, or the user's own).
 
-`write_inputs` puts each evaluation slab's thick stack in OUT as a NIfTI with its true
-geometry (LPS converted to RAS as ITK writes it), values in [0, 1], and lists in manifest.json
-the thin grid to predict. `read_predictions` reads the thin volumes back (NIfTI, or NumPy on the
+`write_inputs` (external.export_inputs's writer on this track) puts each evaluation slab's
+thick stack in OUT as a NIfTI with its true geometry (LPS converted to RAS as ITK writes it),
+values in [0, 1], and lists in manifest.json the thin grid to predict. `read_predictions` reads the thin volumes back (NIfTI, or NumPy on the
 thin grid) and checks their geometry in mm against that grid:
 - on the thin grid (same slices, spacing and origin): scored as it is;
 - on a finer grid along the slice normal (ECLARE writes one at the in-plane spacing): brought
@@ -14,17 +14,17 @@ thin grid) and checks their geometry in mm against that grid:
 the thick stack it is given, so the runner scores it as any through-plane run."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchsr import results
 from benchsr.contracts import BenchError, EvalVolume, Method
 from benchsr.data.through_plane import mean_over_extents, missing
-from benchsr.data.volumes import nib
+from benchsr.data.volumes import lps_geometry, nib, ras_affine
+from benchsr.evaluation.external import collect_files, content_key, load_prediction, to_unit
 
-LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 FINER_RULE = ("a prediction on a finer grid along the slice normal (same in-plane grid and "
               "direction, covering every thin slice's extent to within one of its own slices) "
               "is brought to the thin grid by the mean over each thin slice's extent; any other "
@@ -50,31 +50,19 @@ def thick_geometry(vol: EvalVolume, k: int, how: str) -> dict:
             "direction": list(g["direction"])}
 
 
-def affine(geometry: dict) -> np.ndarray:
-    """The NIfTI (RAS) affine of an LPS geometry."""
-    out = np.eye(4)
-    out[:3, :3] = LPS_RAS @ np.asarray(geometry["direction"], np.float64).reshape(3, 3) \
-        @ np.diag(geometry["spacing"])
-    out[:3, 3] = LPS_RAS @ np.asarray(geometry["origin"], np.float64)
-    return out
-
-
-def lps_geometry(aff: np.ndarray) -> dict:
-    """Spacing, origin and direction (LPS) of a NIfTI affine."""
-    m = LPS_RAS @ np.asarray(aff, np.float64)[:3, :3]
-    spacing = np.linalg.norm(m, axis=0)
-    return {"spacing": spacing.tolist(), "origin": (LPS_RAS @ aff[:3, 3]).tolist(),
-            "direction": (m / spacing).ravel().tolist()}
-
-
-def write_inputs(volumes: list[EvalVolume], k: int, how: str, out: Path) -> list[dict]:
-    """OUT/<slab>.nii.gz (float32 thick slices in [0, 1], true geometry) per slab; the entries
-    of manifest.json."""
+def write_inputs(data, cfg: dict, out: Path) -> dict:
+    """OUT/<slab>.nii.gz (float32 thick slices in [0, 1], true geometry) per evaluation slab,
+    and OUT/manifest.json with the thin grid each is to be brought to; returns the manifest."""
+    p = data.protocol
+    k, how = int(p["z_factor"]), p["z_degradation"]
+    if not data.eval_volumes:
+        raise BenchError(f"{cfg['dataset']}: the through-plane track has no evaluation slab "
+                         f"to export")
     entries = []
-    for vol in volumes:
+    for vol in data.eval_volumes:
         thick = thick_geometry(vol, k, how)
         img = nib.Nifti1Image(np.ascontiguousarray(vol.thick.transpose(2, 1, 0), np.float32),
-                              affine(thick))
+                              ras_affine(**thick))
         img.header.set_xyzt_units("mm")
         nib.save(img, str(out / f"{vol.name}.nii.gz"))
         n, h, w = vol.thin.shape
@@ -84,21 +72,31 @@ def write_inputs(volumes: list[EvalVolume], k: int, how: str, out: Path) -> list
                         "expected_shape_zyx": [n, h, w], "thin_lps": g,
                         "thin_positions_mm": [j * float(g["spacing"][2]) for j in range(n)],
                         "scored_slices": missing(n, k, how).tolist()})
-    return entries
+    manifest = {"dataset": cfg["dataset"], "profile": cfg["profile"], "plane": "through",
+                "z_factor": k, "z_degradation": how,
+                "inputs_format": "float32 NIfTI (.nii.gz), the dataset window mapped to [0, 1], "
+                                 "each slab's thick slices with their true geometry",
+                "predictions": ("one volume per input, same name, .nii(.gz) with its geometry "
+                                "or .npy (z, y, x) on the thin grid; in [0, 1] (or in "
+                                f"{p.get('hr_units', 'HU')} with --units hu)"),
+                "grid_rule": FINER_RULE,
+                "window_hu": p.get("window_hu"), "hr_units": p.get("hr_units", "HU"),
+                "protocol": p, "inputs": entries}
+    results.write_json(out / "manifest.json", manifest)
+    return manifest
 
 
 def _read(path: Path) -> tuple[np.ndarray, dict | None]:
-    """(z, y, x) array and its LPS geometry (None for .npy)."""
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False), None
-        img = nib.load(str(path))
-        arr = np.asarray(img.dataobj, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad prediction
-        raise BenchError(f"{path}: cannot read the prediction ({type(exc).__name__}: {exc})") from None
+    """(z, y, x) values and their LPS geometry (None for .npy, which has none)."""
+    geometry = {}
+
+    def volume(img):
+        geometry.update(lps_geometry(img.affine))
+        return np.asarray(img.dataobj)
+    arr = load_prediction(path, volume)
     if arr.ndim != 3:
-        raise BenchError(f"{path}: a {arr.ndim}-D image; a through-plane prediction is a volume")
-    return arr.transpose(2, 1, 0), lps_geometry(img.affine)
+        raise BenchError(f"{path}: a {arr.ndim}-D array; a through-plane prediction is a volume")
+    return (arr.transpose(2, 1, 0), geometry) if geometry else (arr, None)
 
 
 def _grid_text(n: int, g: dict) -> str:
@@ -144,30 +142,27 @@ def on_thin_grid(path: Path, arr: np.ndarray, geo: dict | None, vol: EvalVolume)
     return mean_over_extents(arr, src, np.clip(dst, src[0], src[-1]), axis=0), fine
 
 
-def read_predictions(files: dict[str, Path], volumes: list[EvalVolume],
-                     to_unit) -> tuple[dict, list[float]]:
+def read_predictions(pred: Path, volumes: list[EvalVolume], units: str,
+                     hr_window) -> tuple[dict, list[float]]:
     """({slab name: thin slices in [0, 1]}, the finer z spacings that were brought to the thin
-    grid), from {slab name: its file} (external.collect_files); `to_unit(path, arr, vol)`
-    checks the values and maps them to [0, 1]. Every file is checked before anything is
-    scored; BenchError names the first bad one."""
+    grid). Every file is checked (external.collect_files, then its grid here, then its values
+    as external.to_unit checks them) before anything is scored; BenchError names the first
+    bad one."""
+    files = collect_files(pred, [v.name for v in volumes])
     out, finer = {}, []
     for vol in volumes:
         arr, geo = _read(files[vol.name])
-        thin, fine = on_thin_grid(files[vol.name], np.asarray(arr, np.float64), geo, vol)
+        thin, fine = on_thin_grid(files[vol.name], arr, geo, vol)
         if fine is not None:
             finer.append(fine)
-        out[vol.name] = to_unit(files[vol.name], thin, vol)
+        out[vol.name] = to_unit(files[vol.name], thin, vol.thick, units, hr_window)
     return out, finer
-
-
-def _key(thick) -> str:
-    return hashlib.sha1(np.ascontiguousarray(thick, np.float32).tobytes()).hexdigest()
 
 
 def external_method(name: str, volumes: list[EvalVolume], predictions: dict, finer: list[float]):
     """A through-plane Method class `external:NAME` whose super_resolve_z returns the
     prediction of the thick stack it is given."""
-    by_input = {_key(v.thick): predictions[v.name] for v in volumes}
+    by_input = {content_key(v.thick): predictions[v.name] for v in volumes}
     change = ({"z grid": f"{min(finer):.3g}-{max(finer):.3g} mm, mean over each thin slice"
                if min(finer) != max(finer) else f"{finer[0]:.3g} mm, mean over each thin slice"}
               if finer else {})
@@ -183,7 +178,7 @@ def external_method(name: str, volumes: list[EvalVolume], predictions: dict, fin
             self.ctx.recipe_changes.update(change)     # the row's label says how it was gridded
 
         def super_resolve_z(self, thick: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(np.asarray(by_input[_key(thick.cpu().numpy())],
+            return torch.from_numpy(np.asarray(by_input[content_key(thick.cpu().numpy())],
                                                np.float32)).to(thick.device)
 
     ExternalZ.name = f"external:{name}"

@@ -26,7 +26,7 @@ from benchsr.contracts import BenchError, RunContext
 from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
 from benchsr.results import read_json
 from benchsr.runtime.guards import exit_on_signals
-from benchsr.data.volumes import SlabReader, nib
+from benchsr.data.volumes import SlabReader, nib, ras_affine
 
 MIN_INPUT = 16   # LR pixels per side: below this no method's receptive field makes sense
 SLAB = 16        # input slices read at a time
@@ -197,10 +197,7 @@ def _alive(pid: int) -> bool:
 
 def nifti_header(shape_xyz, spacing, origin, direction, description: str):
     """A NIfTI-1 header (nibabel) for int16 HU in ITK's LPS geometry converted to RAS."""
-    rotation = np.asarray(direction, np.float64).reshape(3, 3)
-    affine = np.eye(4)
-    affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rotation @ np.diag(spacing)
-    affine[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(origin, np.float64)
+    affine = ras_affine(spacing, origin, direction)
     header = nib.Nifti1Header()
     header.set_data_shape(shape_xyz)
     header.set_data_dtype(np.int16)

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from benchsr.data import interpolate_z
-from benchsr.data.volumes import nib
-from benchsr.evaluation.external_z import affine, lps_geometry
+from benchsr.data.volumes import lps_geometry, nib, ras_affine
 
 from conftest import _main, _one_line_exit_2
 
@@ -43,7 +42,7 @@ def _manifest(folder):
 
 def _save(path, zyx, geometry):
     img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(zyx, (2, 1, 0)), np.float32),
-                          affine(geometry))
+                          ras_affine(**geometry))
     nib.save(img, str(path))
 
 
@@ -131,6 +130,9 @@ def _moved(entry, **change):
     ("in-plane spacing", ("in-plane spacing",)),
     ("coarser z", ("covering", "the thin slices cover")),
     ("npy off the thin grid", ("a finer grid needs a NIfTI",)),
+    # read as the axial track reads a prediction (external.load_prediction): one line each
+    ("npz under a .npy name", ("an .npz archive",)),
+    ("text values", ("holds <U", "real numbers")),
 ])
 def test_any_other_grid_is_refused_with_the_grid_expected(exported, tmp_path, capsys,
                                                           monkeypatch, case, words):
@@ -142,8 +144,15 @@ def test_any_other_grid_is_refused_with_the_grid_expected(exported, tmp_path, ca
             g = _moved(entry, spacing=[1.4, 1.4, 1.5])
         elif case == "coarser z":
             arr, g = arr[::2], _moved(entry, spacing=[1.5, 1.5, 3.0])
-        else:
+        elif case == "npy off the thin grid":
             np.save(pred / f"{entry['name']}.npy", np.repeat(arr, 2, axis=0))
+            return
+        elif case == "npz under a .npy name":
+            with open(pred / f"{entry['name']}.npy", "wb") as fh:
+                np.savez(fh, thin=arr)
+            return
+        else:
+            np.save(pred / f"{entry['name']}.npy", np.full(arr.shape, "x"))
             return
         _save(pred / entry["file"], arr, g)
     code, _, err = _score(exported, tmp_path, capsys, monkeypatch, "bad", make)

@@ -33,6 +33,13 @@ def test_physical_pairs_are_at_the_thin_spacing_and_thickened_by_the_profile():
     x, y = physical_pair(patch, 1.5, 1.5, 2, "mean", 3)
     pixel = interpolate_z(thicken(patch[:, None], 2, "mean"), 2, "mean", 3, n_thin=48)[:, 0]
     assert np.array_equal(y, patch) and np.allclose(x, pixel, atol=1e-6)
+    # thin slices finer than the pixels (1.0 mm under 1.5 mm): linearly interpolated rows,
+    # so a ramp along the rows stays a ramp at the thin pitch
+    ramp = np.repeat(np.arange(48, dtype=np.float32)[:, None], 4, axis=1)
+    _, y = physical_pair(ramp, 1.5, 1.0, 2, "mean", 3)
+    assert y.shape == (72, 4)
+    inside = slice(1, 70)             # the outermost centres lie past the first/last pixel's
+    assert np.allclose(y[inside, 0], ((np.arange(72) + 0.5) / 1.5 - 0.5)[inside], atol=1e-5)
     # too few thin rows for two thick ones: one line naming the key
     with pytest.raises(BenchError, match="train.lr_patch"):
         physical_pair(patch[:16], 0.842, 5.0, 2, "mean", 3)
