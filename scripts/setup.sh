@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Sets up .venv with benchsr, its dependencies and the embedded real CT. Safe to run again.
-# --test also installs what the tests need: pytest & co., and Debian's chromium, the headless
-# browser that loads the leaderboard page.
+# --test also installs what the tests need: pytest & co., and from Debian chromium (the headless
+# browser that loads the leaderboard page), slurm-wlm and munge (the one-node Slurm of
+# tests/slurm_cluster.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 EXTRAS=""
 if [ "${1:-}" = "--test" ]; then
   EXTRAS="[test]"
-  if ! command -v chromium >/dev/null 2>&1; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v sbatch >/dev/null 2>&1 || missing="$missing slurm-wlm"
+  [ -x /usr/sbin/munged ] || command -v munged >/dev/null 2>&1 || missing="$missing munge"
+  if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-      echo "setup: chromium missing and cannot be installed here (needs root + apt-get);" \
-           "the browser test will be skipped" >&2
+      echo "setup:$missing missing and cannot be installed here (needs root + apt-get);" \
+           "the browser or Slurm tests will be skipped" >&2
     fi
   fi
 fi

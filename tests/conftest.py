@@ -195,3 +195,81 @@ def _main(args, capsys, monkeypatch):
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# ---- a tiny installed plugin for runs in subprocesses (torchrun, Slurm jobs) ----
+TINY = '''
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from benchsr.contracts import Method
+
+
+class TinySR(Method):
+    """A BatchNorm-free net: its data-parallel gradient is exactly the mean of the shards'."""
+    name = "tinysr"
+
+    def build(self):
+        k = self.ctx.scale
+        self.nets["G"] = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                                       nn.Conv2d(8, k * k, 3, padding=1),
+                                       nn.PixelShuffle(k)).to(self.ctx.device)
+        self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=1e-3)
+
+    def _sr(self, lr):
+        return F.interpolate(lr, scale_factor=self.ctx.scale, mode="bilinear") + self.nets["G"](lr)
+
+    def train_step(self, batch, step):
+        time.sleep(float(os.environ.get("TINY_SLEEP_S", "0")))   # a window to stop a job in
+        k = self.ctx.scale
+        loss = (F.mse_loss(F.avg_pool2d(self._sr(batch.lr), k), batch.lr)
+                + F.mse_loss(self._sr(F.avg_pool2d(batch.hr, k)), batch.hr))
+        self.ctx.optimize(loss, self.optimizers["G"], step, "G")
+        return {"total_g": float(loss)}
+
+    def super_resolve(self, lr):
+        return self._sr(lr).clamp(0, 1)
+
+
+PLUGINS = [TinySR]
+'''
+
+
+def tiny_plugin_env(folder) -> dict:
+    """The environment of a subprocess that sees the `tinysr` plugin (a two-conv net)."""
+    (folder / "tinysr.py").write_text(TINY)
+    fake_distribution(folder, "tinysr", {"tinysr": "tinysr"})
+    (folder / "tmp").mkdir()
+    return {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "OMP_NUM_THREADS": "1", "TMPDIR": str(folder / "tmp")}
+
+
+@pytest.fixture
+def tiny_env(tmp_path):
+    return tiny_plugin_env(tmp_path)
+
+
+# ---- a one-node Slurm (tests/slurm_cluster.py) ----
+REQUIRE_SLURM = "BENCHSR_REQUIRE_SLURM"    # .ci/run sets it: there, a missing cluster fails
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A one-node Slurm for the session, SLURM_CONF set for this process and its children; the
+    daemons stop when the session ends. Where it cannot start, the tests skip with the reason."""
+    import slurm_cluster
+    why = slurm_cluster.unavailable()
+    if why:
+        (pytest.fail if os.environ.get(REQUIRE_SLURM) == "1" else pytest.skip)(why)
+    folder = tmp_path_factory.mktemp("slurm")
+    before = os.environ.get("SLURM_CONF")
+    os.environ.update(slurm_cluster.up(folder))
+    yield folder
+    slurm_cluster.down(folder)
+    if before is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = before

@@ -128,9 +128,14 @@ def run(
     launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per "
                                                       "(method, preset, seed)"),
     jobs_at_once: int = typer.Option(1, "--jobs", help="--launcher local: jobs at a time"),
-    slurm_partition: Optional[str] = typer.Option(None),
-    slurm_gpus_per_job: int = typer.Option(1, help="> 1: each job is a data-parallel run"),
-    slurm_time: int = typer.Option(0, help="minutes per job (0: a day)"),
+    slurm_partition: Optional[str] = typer.Option(None, help="[default: the cluster's default]"),
+    slurm_gpus_per_job: Optional[int] = typer.Option(
+        None, min=0, help="[default: 1 where the partition has GPUs (sinfo), else 0]"),
+    slurm_tasks_per_job: Optional[int] = typer.Option(
+        None, min=1, help="> 1: each job is a data-parallel run  [default: GPUs per job, or 1]"),
+    slurm_time: int = typer.Option(0, min=0, help="minutes per job (0: a day)"),
+    slurm_option: List[str] = typer.Option(
+        [], help="any sbatch option, KEY=VALUE, repeatable: account=lab, qos=short, mem=16G"),
     wait: bool = typer.Option(True, help="wait for launched jobs, then build the leaderboard"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
@@ -154,12 +159,19 @@ def run(
             for cls, preset in chosen for s in seed_list]    # every config checked here, first
     jobs = _for_the_plane(jobs, methods, dataset)
     chosen = [pair for pair in chosen if any(cls is pair[0] for cls, _ in jobs)]
+    slurm_set = (slurm_partition, slurm_gpus_per_job, slurm_tasks_per_job, slurm_time or None,
+                 slurm_option or None)
+    if launcher != "slurm" and any(v is not None for v in slurm_set):
+        raise BenchError("--slurm-* options need --launcher slurm")
     if launcher is not None:
         from benchsr.cli.models import launch_sweep
         specs = [(f"{cls.name}:{preset}", from_file[cls, preset] + _extra(set_, device, precision, s))
                  for cls, preset in chosen for s in seed_list]
+        slurm = {"partition": slurm_partition, "gpus_per_job": slurm_gpus_per_job,
+                 "tasks_per_job": slurm_tasks_per_job, "time_min": slurm_time,
+                 "options": slurm_option}
         launch_sweep(specs, dataset, profile, data_dir, out, resume, launcher, jobs_at_once,
-                     wait, slurm_partition, slurm_gpus_per_job, slurm_time)
+                     wait, slurm)
         return
     from benchsr.runtime import distributed
     world = distributed.init()         # a world of one unless launched by torchrun

@@ -130,17 +130,20 @@ def export_weights(
 
 
 def launch_sweep(specs: list, dataset: str, profile: str, data_dir, out: Path, resume: bool,
-                 kind: str, jobs: int, wait: bool, partition, gpus: int, minutes: int) -> None:
-    """One submitit job per (method:preset, overrides); outcomes and the leaderboard at the end."""
+                 kind: str, jobs: int, wait: bool, slurm_asked: dict) -> None:
+    """One submitit job per (method:preset, overrides); outcomes and the leaderboard at the end.
+    On Slurm, the partition and its GPUs are checked (sinfo) before anything is written."""
+    from benchsr.run import slurm
     from benchsr.run.launch import JobSpec, launch
-    slurm = {"partition": partition, "gpus_per_job": gpus, "time_min": minutes} \
-        if kind == "slurm" else {}
-    ranks = gpus if kind == "slurm" else 1
+    plan = None
+    if kind == "slurm":
+        plan = slurm.plan(**slurm_asked)
+        console.print(f"slurm: {plan.why}")
     todo = [JobSpec(method, dataset, profile, overrides, str(out),
-                    str(data_dir) if data_dir else None, resume, ranks)
+                    str(data_dir) if data_dir else None, resume)
             for method, overrides in specs]
     console.print(f"launching {len(todo)} {kind} job(s) into {out}")
-    outcomes = launch(todo, kind, out, jobs, wait, **slurm)
+    outcomes = launch(todo, kind, out, jobs, wait, plan)
     if not wait:
         console.print(f"submitted; `benchsr status {out}` follows them, `benchsr leaderboard "
                       f"--root {out}` builds the tables")

@@ -43,9 +43,10 @@ class RunOutcome:
 
 class Runner:
     def __init__(self, data: PreparedData, out_root: Path, progress=None,
-                 packages: tuple[str, ...] = ()):
+                 packages: tuple[str, ...] = (), job: dict | None = None):
         self.data, self.out_root, self.progress = data, out_root, progress
         self.packages = packages          # the dataset's provenance packages
+        self.job = job                    # the launcher's job ({"launcher", "id"}), if any
         self._lpips = None
 
     def lpips_metric(self, device):
@@ -74,6 +75,7 @@ class Runner:
         main_dir = distributed.broadcast(str(run_dir))
         manifest = new_manifest(cfg, label, device, self.data, self.packages)
         manifest["plugins"] = plugins_used(method_cls, cfg["dataset"])
+        manifest["job"] = self.job           # a launcher's: `benchsr status` asks its scheduler
         manifest["deterministic"] = bool(method_cls.deterministic)   # seeds are no replication
         if distributed.world().active:
             manifest["grad_sync"] = distributed.grad_sync()

@@ -8,52 +8,6 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import fake_distribution
-
-TINY = '''
-import torch
-import torch.nn.functional as F
-from torch import nn
-from benchsr.contracts import Method
-
-
-class TinySR(Method):
-    """A BatchNorm-free net: its data-parallel gradient is exactly the mean of the shards'."""
-    name = "tinysr"
-
-    def build(self):
-        k = self.ctx.scale
-        self.nets["G"] = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                                       nn.Conv2d(8, k * k, 3, padding=1),
-                                       nn.PixelShuffle(k)).to(self.ctx.device)
-        self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=1e-3)
-
-    def _sr(self, lr):
-        return F.interpolate(lr, scale_factor=self.ctx.scale, mode="bilinear") + self.nets["G"](lr)
-
-    def train_step(self, batch, step):
-        k = self.ctx.scale
-        loss = (F.mse_loss(F.avg_pool2d(self._sr(batch.lr), k), batch.lr)
-                + F.mse_loss(self._sr(F.avg_pool2d(batch.hr, k)), batch.hr))
-        self.ctx.optimize(loss, self.optimizers["G"], step, "G")
-        return {"total_g": float(loss)}
-
-    def super_resolve(self, lr):
-        return self._sr(lr).clamp(0, 1)
-
-
-PLUGINS = [TinySR]
-'''
-
-
-@pytest.fixture
-def tiny_env(tmp_path):
-    (tmp_path / "tinysr.py").write_text(TINY)
-    fake_distribution(tmp_path, "tinysr", {"tinysr": "tinysr"})
-    (tmp_path / "tmp").mkdir()
-    return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}
-
 
 ARGS = ["run", "--methods", "tinysr", "--profile", "smoke", "--set", "train.batch_size=4",
         "--set", "train.epochs=2", "--set", "train.steps_per_epoch=3", "--set", "eval.max_images=3"]
