@@ -36,13 +36,21 @@ class JobSpec:
     ranks: int = 1       # > 1: the job is a data-parallel run of that many tasks
 
 
-def run_job(spec: JobSpec) -> dict:
-    """Inside the job: resolve, load the dataset, run; under several tasks, as torchrun would.
-    submitit ignores SIGTERM (it logs "Bypassing signal"), so scancel and requeue would let the
-    run train on until SIGKILL: here SIGTERM stops it at once, its folder resumable. A job
-    that Slurm requeued continues its own run."""
-    with exit_on_signals():
-        return _run(spec)
+class RunJob:
+    """What each job calls. submitit ignores SIGTERM (it logs "Bypassing signal"), so scancel and
+    requeue would let the run train on until SIGKILL: here SIGTERM stops it at once, its folder
+    resumable. A job that Slurm requeued (a node lost, `scontrol requeue`) continues its own
+    run. Near its time limit (USR2), `checkpoint` has submitit requeue the job, to go on there."""
+
+    def __call__(self, spec: JobSpec) -> dict:
+        with exit_on_signals():
+            return _run(spec)
+
+    def checkpoint(self, spec: JobSpec):
+        return submitit.helpers.DelayedSubmission(self, replace(spec, resume=True))
+
+
+run_job = RunJob()
 
 
 def _run(spec: JobSpec) -> dict:
@@ -83,8 +91,6 @@ def executor(kind: str, folder: Path, plan: slurm.Plan | None = None):
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=60 * 24 * 7)
         return ex
-    if shutil.which("srun") is None:       # submitit raises a RuntimeError deep in its executor
-        raise BenchError("--launcher slurm: no srun on PATH (not a Slurm login node?)")
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     ex.update_parameters(**plan.executor_parameters())
     return ex
@@ -102,6 +108,8 @@ def launch(specs: list[JobSpec], kind: str, out: Path, jobs: int = 1, wait: bool
     other jobs and leaves nothing behind: one line with the scheduler's words."""
     if kind not in ("local", "slurm"):
         raise BenchError(f"--launcher {kind}: expected local or slurm")
+    if kind == "slurm" and shutil.which("srun") is None:   # submitit's error is a traceback
+        raise BenchError("--launcher slurm: no srun on PATH (not a Slurm login node?)")
     if kind == "slurm":
         specs = [replace(spec, ranks=plan.tasks) for spec in specs]
     created = [p for p in (out, out / "launch") if not p.exists()]
@@ -276,7 +284,8 @@ def _live_state(run_dir: Path, job: dict, listed: dict | None) -> tuple[str, str
     if state in slurm.ACTIVE:
         return "running", where
     if _abandoned(run_dir):
-        return "stopped", "no process holds it (killed?): --resume continues it"
+        how = f"{where} ended ({state.lower()})" if state else "no process holds it (killed?)"
+        return "stopped", f"{how}: --resume continues it"
     return "running", ""
 
 

@@ -95,6 +95,7 @@ def test_slurm_without_srun_is_one_line(tmp_path, capsys, monkeypatch):
     code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher", "slurm",
                           "--slurm-partition", "gpu", "--out", tmp_path / "res"], capsys, monkeypatch)
     _one_line_exit_2(code, err, "no srun on PATH")
+    assert not (tmp_path / "res").exists()
 
 @pytest.mark.parametrize("content, args, words", [
     (bytes(range(200, 256)) * 4, [], "not UTF-8 text"),

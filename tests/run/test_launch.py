@@ -98,3 +98,11 @@ def test_status_reads_the_scheduler_for_slurm_jobs(tmp_path, monkeypatch):
     assert got[3] == ("ended", "Slurm: cancelled, no run folder: see launch/t/submitit/10_0_log.err")
     queue["7"] = ("RUNNING", "None")
     assert launch.status(tmp_path)[0]["status"] == "running"
+
+
+def test_a_job_at_its_time_limit_is_resubmitted_to_resume():
+    """submitit calls `checkpoint` on USR2 (the time limit near, or a preemption) and requeues
+    what it returns: the same run, continued."""
+    spec = launch.JobSpec("srcyclegan:default", "lung-ct", "paper", ["seed=2"], "/res")
+    again = launch.run_job.checkpoint(spec)
+    assert again.function is launch.run_job and again.args == (launch.replace(spec, resume=True),)

@@ -155,17 +155,7 @@ def test_a_job_of_two_tasks_is_one_data_parallel_run(slurm, tmp_path, tiny):
     assert (ma["psnr"] - mb["psnr"]).abs().max() < 1e-3
 
 
-@pytest.mark.parametrize("args, said", [
-    (["--slurm-gpus-per-job", "1"],
-     "partition debug offers no GPUs (sinfo shows no gpu gres): --slurm-gpus-per-job 0 runs"),
-    (["--slurm-time", "100000"],        # over the partition's limit: sbatch's own refusal
-     "was refused, nothing was launched: sbatch: error: Batch job submission failed: Requested "
-     "time limit is invalid"),
-    (["--slurm-option", "mem=100000G"],  # a site option, passed through to sbatch, refused there
-     "sbatch: error: Memory specification can not be satisfied"),
-])
-def test_what_the_cluster_refuses_is_one_line_and_nothing_is_written(slurm, tmp_path, args, said,
-                                                                    capsys, monkeypatch):
+def _refused(args, said, tmp_path, capsys, monkeypatch):
     out = tmp_path / "res"
     code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher",
                           "slurm", *args, "--out", out], capsys, monkeypatch)
@@ -173,3 +163,19 @@ def test_what_the_cluster_refuses_is_one_line_and_nothing_is_written(slurm, tmp_
     assert not out.exists()
     queued = subprocess.run(["squeue", "-h"], capture_output=True, text=True, check=True).stdout
     assert not queued.strip()
+
+
+def test_what_the_cluster_refuses_is_one_line_and_nothing_is_written(slurm, tmp_path, capsys,
+                                                                    monkeypatch):
+    where = (tmp_path, capsys, monkeypatch)
+    _refused(["--slurm-gpus-per-job", "1"], "partition debug offers no GPUs (sinfo shows no gpu "
+             "gres): --slurm-gpus-per-job 0 runs each job on its CPUs", *where)
+    _refused(["--slurm-partition", "nosuch"], "--slurm-partition nosuch: no such partition "
+             "(sinfo lists debug)", *where)
+    # over the partition's limit: sbatch's own refusal, in its words
+    _refused(["--slurm-time", "100000"], "the job of nearest:default was refused, nothing was "
+             "launched: sbatch: error: Batch job submission failed: Requested time limit is "
+             "invalid", *where)
+    # a site option passes through to sbatch, which refuses it there
+    _refused(["--slurm-option", "mem=100000G"], "sbatch: error: Memory specification can not be "
+             "satisfied", *where)
