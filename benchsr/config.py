@@ -115,13 +115,54 @@ class _UniqueKeys(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# a config is a few hundred values: more, once aliases are expanded, is an alias bomb (a few
+# lines of anchors that expand to 1e8 values hang whatever walks or writes them)
+MAX_YAML_VALUES = 100_000
+
+
+def load_yaml(text: str, where: str, loader=yaml.SafeLoader):
+    """YAML text to Python, refusing a document whose aliases expand past MAX_YAML_VALUES
+    (counted on the composed node graph, where an alias is one shared node, in linear time)."""
+    reader = loader(text)
+    try:
+        node = reader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise BenchError(f"{where}: its aliases expand to more than {MAX_YAML_VALUES:,} "
+                             f"values (an alias bomb?): not a config")
+        return reader.construct_document(node)
+    finally:
+        reader.dispose()
+
+
+def _expanded_size(node, seen: dict) -> int:
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = MAX_YAML_VALUES + 1     # a node inside itself never ends
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, seen)
+        if total > MAX_YAML_VALUES:
+            break
+    seen[id(node)] = total
+    return total
+
+
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:   # safe: no object construction
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # noqa: S506
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path), _UniqueKeys)
     except yaml.YAMLError as exc:
-        raise BenchError(f"{path}: invalid YAML ({exc.problem})") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BenchError(f"{path}: invalid YAML ({problem})") from None
     except UnicodeDecodeError as exc:
         raise BenchError(f"{path}: not UTF-8 text (byte {exc.start}): not a YAML file?") from None
     except RecursionError:
@@ -148,7 +189,7 @@ def presets_in_all(cls) -> list[str]:
 
 
 # the sections of a plugin's presets.yaml that are not config keys
-PLUGIN_SECTIONS = ("profiles", "presets", "upgrades", "limits")
+PLUGIN_SECTIONS = ("profiles", "presets", "upgrades", "limits", "read_only_when")
 
 
 def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
@@ -168,7 +209,7 @@ def _plugin_layers(cls, profile: str, preset: str | None = None) -> list[dict]:
 def _scalar(raw: str):
     """A YAML scalar, except that '1e-3' is a float (YAML 1.1 wants '1.0e-3')."""
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw, f"--set value {raw[:40]}...")
     except RecursionError:
         raise BenchError(f"--set value {raw[:40]}...: nested too deeply") from None
     if isinstance(value, str):
@@ -307,6 +348,10 @@ def _typed(path: str, value, default):
     return value
 
 
+# the narrowest intensity window (HU, or the scanner's units) a table may be scored through
+MIN_WINDOW = 50.0
+
+
 def _is_interval(leaf: str) -> bool:
     return leaf in ("window", "clip") or leaf.endswith(("_window", "_clip"))
 
@@ -318,6 +363,10 @@ def _check_range(path: str, value) -> None:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
         if not ok or not value[0] < value[1]:
             raise BenchError(f"--set {path}={value!r}: must be [low, high] with low < high")
+        if value[1] - value[0] < MIN_WINDOW:
+            raise BenchError(f"--set {path}={value!r}: a window {value[1] - value[0]:g} wide "
+                             f"leaves almost nothing to score (at least {MIN_WINDOW:g}, in HU or "
+                             f"scanner units)")
         return
     lo, hi, open_hi = RANGES.get(path, (None, None, False))
     if leaf.startswith("lambda_"):
@@ -383,9 +432,10 @@ def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[
         cfg = deep_merge(cfg, by_scale.get(scale) or by_scale.get(str(scale)))
     extra = parse_set(overrides)
     _check_known(extra, cfg)
-    cfg = deep_merge(cfg, _check_types(extra, cfg))
+    base, cfg = cfg, deep_merge(cfg, _check_types(extra, cfg))
     for cls in (dataset_cls, method_cls):
         check_limits(cfg, plugin_presets(cls).get("limits") or {}, cls.name)
+        check_read(extra, base, cfg, plugin_presets(cls).get("read_only_when") or {}, cls.name)
     cfg.update(method=method_cls.name, preset=preset, dataset=dataset_cls.name, profile=profile)
     return cfg
 
@@ -405,6 +455,22 @@ def wrong_track(method_cls, plane: str, dataset: str) -> str:
         return ""
     return (f"{method_cls.name} runs the {'/'.join(method_cls.planes)} track only, not "
             f"{dataset}'s {plane} track (data.plane={plane})")
+
+
+def check_read(extra: dict, base: dict, cfg: dict, rules: dict, owner: str) -> None:
+    """A plugin's `read_only_when:` (presets.yaml): a key it reads only under a setting. Given
+    another value while that setting is off, it would change nothing yet be recorded as part of
+    the run's config: refused."""
+    given, before, now = flatten(extra), flatten(base), flatten(cfg)
+    for key, condition in rules.items():
+        if key not in given or given[key] == before.get(key):
+            continue
+        for setting, wanted in condition.items():
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            if now.get(setting) not in wanted:
+                raise BenchError(f"--set {key}: {owner} reads it only under {setting}="
+                                 f"{'|'.join(map(str, wanted))} (here {now.get(setting)}): it "
+                                 f"would change nothing")
 
 
 def check_limits(cfg: dict, limits: dict, owner: str) -> None:

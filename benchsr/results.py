@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchsr.config import upgrade
+from benchsr.config import load_yaml, upgrade
+from benchsr.errors import BenchError
 from benchsr.plugin_folders import SOURCE_ROOT
 
 PACKAGES = ("torch", "torchvision", "basicsr-fixed", "lpips", "numpy", "SimpleITK", "pandas")
@@ -126,9 +127,9 @@ def same_config_runs(root: Path, dataset: str, label: str, config: dict):
     """Run folders of this label whose config.yaml equals `config`, newest first."""
     for run in sorted(label_folder(root, dataset, label).glob("*"), reverse=True):
         try:
-            if upgrade(yaml.safe_load((run / "config.yaml").read_text())) == config:
+            if upgrade(load_yaml((run / "config.yaml").read_text(), str(run))) == config:
                 yield run
-        except (OSError, ValueError, yaml.YAMLError):
+        except (OSError, ValueError, yaml.YAMLError, BenchError):   # unreadable: not the same
             continue
 
 
@@ -250,7 +251,8 @@ def read_run(run_dir: Path) -> dict | None:
             problem, rec[name] = problem or f"{name}.json is a {type(rec[name]).__name__}", {}
     problem = problem or cost_problem(rec["cost"])
     try:
-        rec["config"] = upgrade(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {})
+        rec["config"] = upgrade(load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"),
+                                          str(run_dir)) or {})
     except Exception:  # noqa: BLE001 - an unreadable config only loses the row's key detail
         rec["config"] = {}
     if problem:

@@ -5,6 +5,7 @@ PREPARED is read from it; the arrays are those the scan itself gives, bit for bi
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +45,67 @@ def read_scan(path: Path, series: str | None = None) -> dict:
     (SimpleITK). The body never includes padding."""
     prepared = prepared_file(path)
     if prepared is not None:
-        try:
-            with np.load(prepared, allow_pickle=False) as z:
-                scan = {k: z[k] for k in FIELDS}
-                fov = z["fov"] if "fov" in z.files else None   # older prepared files have none
-        except (OSError, ValueError, KeyError) as exc:
-            raise BenchError(f"{prepared}: not a prepared scan ({exc}); write it again with "
-                             "`benchsr export-data`") from None
-        unpack = lambda bits: np.unpackbits(bits, count=scan["hu"].size).reshape(  # noqa: E731
-            scan["hu"].shape).astype(bool)
-        scan["body"] = unpack(scan["body"])
-        scan["fov"] = field_of_view(scan["hu"]) if fov is None else unpack(fov)
-        return scan
+        return read_prepared(prepared)
     image = read_volume(path, series)
     hu = sitk.GetArrayFromImage(image)
     fov = field_of_view(hu, header_padding(Path(path)))
     return {"hu": hu, "body": body_mask(image) & fov, "fov": fov,
             "spacing": np.asarray(image.GetSpacing()), "origin": np.asarray(image.GetOrigin()),
             "direction": np.asarray(image.GetDirection())}
+
+
+def read_prepared(prepared: Path) -> dict:
+    """A prepared file, checked as any scan is: a damaged or implausible one is one line."""
+    def refuse(why: str) -> BenchError:
+        return BenchError(f"{prepared}: not a usable prepared scan: {why}; write it again with "
+                          "`benchsr export-data`")
+    try:
+        with np.load(prepared, allow_pickle=False) as z:
+            scan = {k: z[k] for k in FIELDS}
+            fov = z["fov"] if "fov" in z.files else None   # older prepared files have none
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise refuse(f"{type(exc).__name__}: {exc}") from None
+    why = _implausible(scan)
+    if why:
+        raise refuse(why)
+    for name, bits in (("body", scan["body"]), ("fov", fov)):
+        if bits is not None and (bits.dtype != np.uint8 or bits.size != -(-scan["hu"].size // 8)):
+            raise refuse(f"its {name} mask has {bits.size} bytes for {scan['hu'].size} voxels")
+    unpack = lambda bits: np.unpackbits(bits, count=scan["hu"].size).reshape(  # noqa: E731
+        scan["hu"].shape).astype(bool)
+    scan["body"] = unpack(scan["body"])
+    scan["fov"] = field_of_view(scan["hu"]) if fov is None else unpack(fov)
+    if not scan["body"].any():
+        raise refuse("its body mask is empty")
+    return scan
+
+
+# a CT in HU shows air (about -1000) and tissue (about 0 and above) in any field of view
+AIR_BELOW_HU, LEAST_SPAN_HU = -500.0, 400.0
+
+
+def _implausible(scan: dict) -> str | None:
+    """Why these arrays cannot be a CT volume in HU with its geometry, or None."""
+    hu = scan["hu"]
+    if hu.ndim != 3 or min(hu.shape) < 1:
+        return f"hu has shape {hu.shape}, not (slices, rows, columns)"
+    if hu.dtype.kind not in "iuf" or hu.dtype.itemsize < 2:
+        return f"hu is {hu.dtype}, which cannot hold HU (-1024 and below to 3071)"
+    if hu.dtype.kind == "f" and not np.isfinite(hu).all():
+        return f"{int((~np.isfinite(hu)).sum())} voxel(s) of hu are not finite"
+    low, high = float(hu.min()), float(hu.max())
+    if low > AIR_BELOW_HU or high - low < LEAST_SPAN_HU:
+        return (f"hu spans {low:g}..{high:g}: a CT in HU has air below {AIR_BELOW_HU:g} and "
+                f"spans at least {LEAST_SPAN_HU:g} HU")
+    for key, size in (("spacing", 3), ("origin", 3), ("direction", 9)):
+        value = scan[key]
+        if value.dtype.kind not in "iuf" or value.shape != (size,) or not np.isfinite(value).all():
+            return f"{key} is {value.tolist() if value.size < 12 else value.shape}, not {size} finite numbers"
+    if (scan["spacing"] <= 0).any():
+        return f"spacing {scan['spacing'].tolist()} mm: every spacing must be > 0"
+    if abs(abs(np.linalg.det(scan["direction"].reshape(3, 3))) - 1) > 1e-3:
+        return f"direction {scan['direction'].tolist()} is not a rotation"
+    return None
 
 
 def header_padding(path: Path) -> float | None:

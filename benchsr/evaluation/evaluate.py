@@ -205,15 +205,23 @@ def validation_images(data, cfg: dict) -> tuple[list[EvalImage], bool]:
     return (spread(spare, n), False) if spare else (spread(primary, n), True)
 
 
+# no super-resolved CT comes near this; a score above it means an output equal to its reference
+# (a constant image, a degenerate window), which a 1e-10 floor on the MSE would rank first
+PSNR_CEILING_DB = 100.0
+
+
 def check_finite_metrics(rows: list[dict]) -> None:
-    """An infinite or NaN score is not a result: the run fails, naming the image (an SR equal
-    to its reference gives PSNR inf, e.g. under a degenerate window)."""
+    """An infinite, NaN or implausibly high score is not a result: the run fails, naming the
+    image (an SR equal to its reference gives PSNR inf, e.g. under a degenerate window)."""
     for row in rows:
         for m in metrics.METRICS:
             v = row.get(m)
-            if v is not None and not np.isfinite(v):
-                raise BenchError(f"{m} is {v} on image {row['image']}: not a result (an output "
-                                 f"identical to its reference, or a broken window?)")
+            if v is None:
+                continue
+            if not np.isfinite(v) or m.startswith("psnr") and v > PSNR_CEILING_DB:
+                raise BenchError(f"{m} is {v:.6g} on image {row['image']}: not a result (an "
+                                 f"output identical to its reference: a constant image, or a "
+                                 f"broken window?)")
 
 
 def evaluate_run(method: Method, images: list[EvalImage], cfg: dict, device, measures: Context,

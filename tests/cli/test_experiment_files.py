@@ -46,6 +46,17 @@ def test_a_file_runs_and_set_wins_over_it(tmp_path, capsys, monkeypatch):
     assert (saved["profile"], saved["eval"]["border_crop"], saved["eval"]["samples"]) == ("smoke", 0, 0)
 
 
+def _bomb(levels: int = 9, width: int = 9) -> str:
+    """Nested anchors, each level `width` aliases of the one below: width**levels values."""
+    value = "&a0 [-1000, 500]"
+    for i in range(1, levels):
+        value = f"&a{i} [{value}, " + ", ".join([f"*a{i - 1}"] * (width - 1)) + "]"
+    return value
+
+
+BOMB = _bomb()
+
+
 @pytest.mark.parametrize("text, args, words", [
     ("model: {lrr: 1.0e-4}\n", ["--methods", "srcyclegan"], ["model.lrr", "did you mean 'model.lr'"]),
     ("method: esrgan\n", ["--methods", "bicubic"], ["disagree"]),
@@ -54,8 +65,13 @@ def test_a_file_runs_and_set_wins_over_it(tmp_path, capsys, monkeypatch):
     ("_base_: missing.yaml\n", ["--methods", "bicubic"], ["no such file"]),
     ("preset: paired\n", [], ["a preset without a method"]),
     ("# nothing\n", [], ["sets no key"]),
+    ("a: \x00\x01\x02\n", [], ["invalid YAML (unacceptable character #x0000"]),   # was a traceback
+    # an alias bomb in a known key's value hung past 180 s at 2-3 GB
+    ("method: nearest\ndata:\n  window: " + BOMB + "\n", [], ["aliases expand to more than 100,000"]),
+    ("_base_: base.yaml\n", [], ["aliases expand"]),      # through a _base_ (written below)
 ])
 def test_bad_files_are_one_line_and_write_nothing(text, args, words, tmp_path, capsys, monkeypatch):
+    _write(tmp_path / "base.yaml", "method: nearest\ndata:\n  window: " + BOMB + "\n")
     path = _write(tmp_path / "loop.yaml", text)
     code, _, err = _main(["run", "--config", path, *args, "--out", tmp_path / "res"],
                          capsys, monkeypatch)
@@ -81,3 +97,17 @@ def test_help_shows_no_type_noise_and_says_the_defaults(command):
         text = " ".join(res.output.split())              # the help wraps at 80 columns
         for default in ("[default: all]", "[default: lung-ct]", "[default: quick]"):
             assert default in text, res.output
+
+
+def test_an_alias_bomb_in_set_is_refused_in_a_second(tmp_path, capsys, monkeypatch):
+    import time
+    start = time.monotonic()
+    code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--set",
+                          f"data.window={BOMB}", "--out", tmp_path / "res"], capsys, monkeypatch)
+    assert code == 2 and "aliases expand to more than 100,000 values" in err, err
+    assert time.monotonic() - start < 1.0 and not (tmp_path / "res").exists()
+
+
+def test_aliases_that_stay_small_are_a_config():
+    from benchsr.config import load_yaml
+    assert load_yaml("a: &w [-1000, 500]\nb: *w\n", "x") == {"a": [-1000, 500], "b": [-1000, 500]}

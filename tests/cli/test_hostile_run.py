@@ -18,7 +18,10 @@ ONE = "data.patients=[Lung-PET-CT-Dx-A0001]"   # data.split=ranges takes one pat
 
 @pytest.mark.parametrize("item, words", [("data.window=[500,-1000]", "low < high"),
                                          ("data.window=[0,0]", "low < high"),
-                                         ("data.window=5", "expected a list")])
+                                         ("data.window=5", "expected a list"),
+                                         # MAE 0.0 HU was reported through a 0.01 HU window
+                                         ("data.window=[-1000,-999.99]",
+                                          "a window 0.01 wide leaves almost nothing to score")])
 def test_reversed_or_degenerate_window_is_refused_before_loading(item, words, tmp_path, capsys,
                                                                   monkeypatch):
     monkeypatch.setattr(sys, "argv", ["benchsr", "run", "--methods", "bicubic", "--profile", "smoke",
@@ -36,6 +39,15 @@ def test_an_infinite_metric_is_a_failed_run(tmp_path, lung_smoke):
         dataclasses.replace(i, hr=np.kron(i.lr, np.ones((4, 4), np.float32))) for i in hr_only])
     out = Runner(data, tmp_path).run(registry.get("methods", "nearest"), smoke_config("nearest"))
     assert out.status == "failed" and "psnr is inf" in out.reason
+
+
+def test_an_implausibly_high_psnr_is_no_result():
+    """An all-zero scan ranked nearest #1 at 144.49 dB: a floored MSE, not a measurement."""
+    from benchsr.evaluation.evaluate import check_finite_metrics
+    from benchsr.errors import BenchError
+    check_finite_metrics([{"image": "a", "psnr": 48.0, "ssim": 0.99}])
+    with pytest.raises(BenchError, match=r"psnr is 144.49 on image a: not a result"):
+        check_finite_metrics([{"image": "a", "psnr": 144.49, "ssim": 1.0}])
 
 def test_resume_rebuilds_losses_from_the_checkpoint(tmp_path, lung_smoke):
     method = registry.get("methods", "srcyclegan")
@@ -129,3 +141,28 @@ def test_a_pipe_where_a_file_is_read_is_one_line_and_never_waited_on(tmp_path, c
         code, _, err = _main(["run", *args, "--out", tmp_path / "res"], capsys, monkeypatch)
         _one_line_exit_2(code, err, "not a regular file")
         assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("items, words", [
+    (["data.lr_slices=[30,10]"], "--set data.lr_slices: lung-ct reads it only under "
+                                 "data.split=ranges (here interleaved): it would change nothing"),
+    (["data.eval_slices=[40,64]"], "reads it only under data.split=ranges"),
+    (["data.fold=1"], "reads it only under data.split=patients (here interleaved)"),
+    (["data.z_factor=4"], "reads it only under data.plane=through (here axial)"),
+])
+def test_a_key_the_split_ignores_is_refused(items, words, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "res"
+    code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke",
+                          *sum((["--set", i] for i in items), []), "--out", out], capsys, monkeypatch)
+    _one_line_exit_2(code, err, words)
+    assert not out.exists()
+
+
+def test_a_key_read_under_its_setting_is_taken(lung_cls):
+    from benchsr import config
+    cfg = config.resolve(registry.get("methods", "nearest"), "default", lung_cls, "smoke",
+                         ["data.split=ranges", "data.lr_slices=[0,20]"])
+    assert cfg["data"]["lr_slices"] == [0, 20]
+    # a replayed config.yaml gives every key, at its default where the split ignores it
+    config.resolve(registry.get("methods", "nearest"), "default", lung_cls, "smoke",
+                   ["data.lr_slices=[0,24]"])
