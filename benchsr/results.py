@@ -171,6 +171,17 @@ def new_run_dir(root: Path, dataset: str, label: str, profile: str) -> tuple[Pat
     return run, lock
 
 
+def complete_run(root: Path, dataset: str, label: str, config: dict) -> Path | None:
+    """The newest complete run of this exact config, if any."""
+    for run in same_config_runs(root, dataset, label, config):
+        try:
+            if read_json(run / "manifest.json").get("status") == "complete":
+                return run
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 def find_resumable(root: Path, dataset: str, label: str, config: dict) -> tuple[Path, RunLock] | None:
     """The newest unfinished run of this exact config that no live process holds, locked."""
     for run in same_config_runs(root, dataset, label, config):

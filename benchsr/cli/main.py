@@ -19,6 +19,7 @@ from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, 
 from benchsr.cli.models import (evaluate_predictions, export_data, export_inputs, export_weights,
                                 status)
 from benchsr.errors import BenchError
+from benchsr.runtime.guards import Interrupted, UserInterrupt, exit_on_signals, stop_reason
 
 # every command of the app; those of cli_models register when it is imported above
 __all__ = ["app", "main", "list_plugins", "run", "reproduce", "leaderboard", "infer",
@@ -196,7 +197,7 @@ def _named(methods, dataset, profile, doc: dict, path) -> tuple[str, str, str]:
         if key in given and value is not None and value != given[key]:
             raise BenchError(f"{option} {value} and --config {path} ({key}: {given[key]}) "
                              f"disagree: give it once")
-    return (methods or "all", dataset or given.get("dataset", "lung-ct"),
+    return ("all" if methods is None else methods, dataset or given.get("dataset", "lung-ct"),
             profile or given.get("profile", "quick"))
 
 
@@ -407,7 +408,13 @@ def _console_logging() -> None:
 def main() -> None:
     _console_logging()
     try:
-        app()
+        with exit_on_signals():      # SIGTERM and SIGHUP unwind like Ctrl-C, in every command
+            app()
+    except (Interrupted, UserInterrupt) as exc:
+        err_console.print(Text.assemble(("stopped:", "red"), f" {stop_reason(exc)}; what was "
+                                        f"being written was removed or left resumable"),
+                          highlight=False, soft_wrap=True)
+        sys.exit(exc.code if isinstance(exc, Interrupted) else 130)
     except (BenchError, OSError) as exc:
         if os.environ.get("BENCHSR_DEBUG"):
             raise

@@ -11,6 +11,8 @@ import torch
 
 from benchsr import config, registry
 from benchsr.contracts import BenchError, Method, RunContext, TrainBatch
+from benchsr.run.manifest import PluginExit
+from benchsr.runtime.guards import by_signal, exit_on_signals
 
 
 @dataclass
@@ -29,9 +31,15 @@ class _Checks:
 
     def run(self, what: str, fn, *args):
         try:
-            detail = fn(*args)
+            with exit_on_signals():
+                detail = fn(*args)
         except Exception as exc:  # noqa: BLE001 - a plugin's failure is the finding
             self.findings.append(Finding(what, False, f"{type(exc).__name__}: {exc}"))
+            return False
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if by_signal(exc):
+                raise
+            self.findings.append(Finding(what, False, str(PluginExit(exc))))   # sys.exit(0) passed
             return False
         self.findings.append(Finding(what, True, detail or ""))
         return True

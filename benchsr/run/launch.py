@@ -10,6 +10,8 @@ import io
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,7 +20,7 @@ from benchsr import results
 from benchsr.errors import BenchError
 from benchsr.optional import OptionalModule
 from benchsr.run import slurm
-from benchsr.runtime.guards import exit_on_signals
+from benchsr.runtime.guards import Interrupted, exit_on_signals
 
 submitit = OptionalModule("submitit", "--launcher (sweeps as jobs)")
 
@@ -43,7 +45,7 @@ class RunJob:
     run. Near its time limit (USR2), `checkpoint` has submitit requeue the job, to go on there."""
 
     def __call__(self, spec: JobSpec) -> dict:
-        with exit_on_signals():
+        with exit_on_signals(), _requeue_is_a_stop():
             return _run(spec)
 
     def checkpoint(self, spec: JobSpec):
@@ -51,6 +53,26 @@ class RunJob:
 
 
 run_job = RunJob()
+
+
+@contextlib.contextmanager
+def _requeue_is_a_stop():
+    """submitit's USR2 handler requeues the job, then calls sys.exit: a stop, not a failure."""
+    previous = signal.getsignal(signal.SIGUSR2)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def requeue(signum, frame):
+        try:
+            previous(signum, frame)
+        except SystemExit as exc:
+            raise Interrupted(128 + signum) from exc
+    signal.signal(signal.SIGUSR2, requeue)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 def _run(spec: JobSpec) -> dict:
@@ -237,8 +259,10 @@ def status(out: Path) -> list[dict]:
         job = m.get("job") if isinstance(m.get("job"), dict) else {}
         seen_jobs.add(str(job.get("id")))
         state, reason = m.get("status"), m.get("reason", "")
-        if state == "running":
-            state, reason = _live_state(manifest.parent, job, listed)
+        if state in ("running", "stopped"):      # a stopped run may be requeued already
+            live = _live_state(manifest.parent, job, listed)
+            if state == "running" or live[0] in ("requeued", "running"):
+                state, reason = live
         lines.append({"run": manifest.parent.name, "label": m.get("label"), "seed": m.get("seed"),
                       "status": state, "reason": reason})
     started = {(str(line["label"]), line["seed"]) for line in lines}

@@ -39,3 +39,20 @@ def record_failure(manifest: dict, exc: Exception, where: str) -> None:
         reason += f" (during {where})"
     manifest["reason"] = reason.replace("\n", " ")
     manifest["traceback"] = traceback.format_exc(limit=8)
+
+
+class PluginExit(RuntimeError):
+    """A method that called sys.exit() or raised SystemExit / KeyboardInterrupt itself."""
+
+    def __init__(self, exc: BaseException):
+        code = getattr(exc, "code", None)
+        super().__init__(f"the method raised {type(exc).__name__}"
+                         + (f"({code!r})" if code is not None else "") + " instead of returning")
+
+
+def record_stop(manifest: dict, how: str, where: str, run_dir) -> None:
+    """A run a signal stopped: resumable, never a result (the tables skip it)."""
+    manifest["status"] = "stopped"
+    manifest["reason"] = f"stopped by {how} during {where}: --resume continues it"
+    manifest["finished"] = results.now()
+    results.write_json(run_dir / "manifest.json", manifest)

@@ -23,14 +23,14 @@ from benchsr.evaluation.evaluate import choose_images, degenerate_reason, evalua
 from benchsr.evaluation.through_plane import evaluate_volumes
 from benchsr.run import best, fastpaths, reporting
 from benchsr.run.build import build_method, check_fits, check_init
-from benchsr.run.manifest import new_manifest, plugins_used, record_failure
+from benchsr.run.manifest import PluginExit, new_manifest, plugins_used, record_failure, record_stop
 from benchsr.run.runlog import RunLog
 from benchsr.run.stages import Stage, shown
 from benchsr.run.training import Timing, fit
 from benchsr.run.validation import validator
 from benchsr.runtime import distributed
 from benchsr.runtime.devices import check_precision, pick_device, resolve_precision
-from benchsr.runtime.guards import time_limit
+from benchsr.runtime.guards import by_signal, exit_on_signals, stop_reason, time_limit
 
 
 @dataclass
@@ -71,6 +71,9 @@ class Runner:
             raise BenchError(f"{method_cls.name} trains on pairs, but {cfg['dataset']} declares "
                              f"no degradation to make them from its HR patches")
         label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
+        done = resume and results.complete_run(self.out_root, cfg["dataset"], label, asked)
+        if done:        # a sweep resumed after its end starts nothing new
+            return RunOutcome(label, done, "complete", "already complete (--resume)")
         run_dir, lock = self._folder(asked, label, resume)
         main_dir = distributed.broadcast(str(run_dir))
         manifest = new_manifest(cfg, label, device, self.data, self.packages)
@@ -89,12 +92,7 @@ class Runner:
             log = RunLog(run_dir, cfg, label)
             log.info(f"{label} on {cfg['dataset']} ({cfg['profile']}), seed {cfg['seed']}, "
                      f"{device} {cfg['precision']}: {run_dir}")
-            try:
-                with time_limit(float(cfg["time_limit_s"])):
-                    self._rooms(method_cls, cfg, device, run_dir, manifest, stage, log)
-                manifest["status"] = "complete"
-            except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
-                record_failure(manifest, exc, stage.name)
+            self._attempt(method_cls, cfg, device, run_dir, manifest, stage, log)
             manifest["finished"] = results.now()
             results.write_json(run_dir / "manifest.json", manifest)
             log.info(f"{manifest['status']}" + (f": {manifest['reason']}" if "reason" in manifest else ""))
@@ -106,6 +104,23 @@ class Runner:
             if not distributed.world().is_main:
                 shutil.rmtree(run_dir, ignore_errors=True)
         return RunOutcome(label, Path(main_dir), manifest["status"], manifest.get("reason", ""))
+
+    def _attempt(self, method_cls, cfg, device, run_dir: Path, manifest: dict, stage: Stage,
+                 log: RunLog) -> None:
+        """The rooms, within the run's time limit. A failure is recorded and the others go on;
+        a signal's stop is recorded (resumable) and goes on up."""
+        try:
+            with time_limit(float(cfg["time_limit_s"])), exit_on_signals():
+                self._rooms(method_cls, cfg, device, run_dir, manifest, stage, log)
+            manifest["status"] = "complete"
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed run, the others go on
+            record_failure(manifest, exc, stage.name)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if not by_signal(exc):    # a plugin that exits fails its run
+                record_failure(manifest, PluginExit(exc), stage.name)
+            else:
+                record_stop(manifest, stop_reason(exc), stage.name, run_dir)
+                raise
 
     def _folder(self, cfg: dict, label: str, resume: bool):
         """A new (or, with resume, the newest unfinished) run folder, locked. Ranks other than

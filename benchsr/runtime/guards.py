@@ -40,16 +40,45 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+class Interrupted(SystemExit):
+    """A signal (SIGTERM, SIGHUP, or a scheduler's stop) ended the process: not a failure."""
+
+
+class UserInterrupt(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) inside a guarded block: a plugin's own KeyboardInterrupt is a failure."""
+
+
+def by_signal(exc: BaseException) -> bool:
+    """Whether a SystemExit or KeyboardInterrupt came from a signal, not from code that raised it."""
+    return isinstance(exc, (Interrupted, UserInterrupt))
+
+
+def stop_reason(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if isinstance(exc, UserInterrupt):
+        return "Ctrl-C"
+    if isinstance(code, int) and code > 128:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(code - 128).name
+    return "a scheduler's stop"
+
+
 @contextlib.contextmanager
 def exit_on_signals():
-    """SIGTERM and SIGHUP raise SystemExit inside the block, so that its `finally` clauses
-    remove temporary files as on Ctrl-C (a kill -9 cannot be caught). Main thread only."""
+    """SIGTERM and SIGHUP raise Interrupted (a SystemExit) inside the block, and SIGINT raises
+    UserInterrupt (a KeyboardInterrupt), so that its `finally` clauses remove temporary files
+    as on Ctrl-C (a kill -9 cannot be caught), and a run can tell a signal from a plugin that
+    exits. Main thread only."""
     def stop(signum, _frame):
-        raise SystemExit(128 + signum)
+        raise Interrupted(128 + signum)
+
+    def interrupt(_signum, _frame):
+        raise UserInterrupt()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {signal.SIGTERM: stop, signal.SIGHUP: stop, signal.SIGINT: interrupt}
+    old = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
     try:
         yield
     finally:

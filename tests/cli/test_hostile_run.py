@@ -166,3 +166,13 @@ def test_a_key_read_under_its_setting_is_taken(lung_cls):
     # a replayed config.yaml gives every key, at its default where the split ignores it
     config.resolve(registry.get("methods", "nearest"), "default", lung_cls, "smoke",
                    ["data.lr_slices=[0,24]"])
+
+
+@pytest.mark.parametrize("spec", ["", " ", ","])
+def test_an_empty_methods_list_runs_nothing(spec, tmp_path, capsys, monkeypatch):
+    """`--methods ''` ran every method (8 folders)."""
+    out = tmp_path / "res"
+    code, _, err = _main(["run", "--methods", spec, "--profile", "smoke", "--out", out],
+                         capsys, monkeypatch)
+    _one_line_exit_2(code, err, "--methods is empty")
+    assert not out.exists()

@@ -2,8 +2,10 @@
 import json
 import os
 import subprocess
+import signal
 import sys
 import textwrap
+import time
 
 import pandas as pd
 import pytest
@@ -178,7 +180,22 @@ class Nanner(_Base):
         return {"total_g": float(loss)}
 
 
-PLUGINS = [Raiser, Hanger, Nanner]
+class Exiter(_Base):
+    name = "exiter"
+
+    def train_step(self, batch, step):
+        import sys
+        sys.exit(0)                   # ended `benchsr run` with 0, the run marked running
+
+
+class Interrupter(_Base):
+    name = "interrupter"
+
+    def train_step(self, batch, step):
+        raise KeyboardInterrupt       # not a Ctrl-C: the plugin's own
+
+
+PLUGINS = [Raiser, Hanger, Nanner, Exiter, Interrupter]
 '''
 
 
@@ -187,12 +204,12 @@ def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
     (tmp_path / "faulty.py").write_text(FAULTY)
     fake_distribution(tmp_path, "faulty", {"faulty": "faulty"})
     out = tmp_path / "out"
-    res = _cli(["run", "--methods", "raiser,hanger,nanner,bicubic", "--profile", "smoke",
-                "--set", "time_limit_s=6", "--out", str(out)],
-               {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    res = _cli(["run", "--methods", "raiser,hanger,nanner,exiter,interrupter,bicubic", "--profile",
+                "smoke", "--set", "time_limit_s=6", "--out", str(out)], env)
     assert res.returncode == 1, res.stderr                # some runs failed
     status = {}
-    for label in ("raiser", "hanger", "nanner", "bicubic"):
+    for label in ("raiser", "hanger", "nanner", "exiter", "interrupter", "bicubic"):
         (run,) = list((out / "runs" / "lung-ct" / label).iterdir())
         status[label] = json.loads((run / "manifest.json").read_text())
     assert status["bicubic"]["status"] == "complete"
@@ -200,9 +217,22 @@ def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
     assert "6 s limit" in status["hanger"]["reason"] and "step 2" in status["hanger"]["reason"]
     assert status["hanger"]["last_checkpoint"] == "checkpoints/last.pt (epoch 0)"
     assert "G loss is nan at step 0" in status["nanner"]["reason"]
+    assert status["exiter"]["reason"].startswith("PluginExit: the method raised SystemExit(0) "
+                                                 "instead of returning (during step 0)")
+    assert "raised KeyboardInterrupt instead of returning" in status["interrupter"]["reason"]
     board = (out / "leaderboard.md").read_text()
-    for label in ("raiser", "hanger", "nanner"):
+    for label in ("raiser", "hanger", "nanner", "exiter", "interrupter"):
         assert any(line.startswith(f"| {label}") and "FAILED" in line for line in board.splitlines())
+
+
+def test_a_plugin_that_exits_fails_its_check(tmp_path):
+    """`benchsr check` of a plugin whose step calls sys.exit(0) exited 0 and printed nothing."""
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    fake_distribution(tmp_path, "faulty", {"faulty": "faulty"})
+    res = _cli(["check", "exiter"],
+               {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "the method raised SystemExit(0) instead of returning" in res.stdout
 
 
 @pytest.mark.slow
@@ -229,3 +259,42 @@ def test_unsafe_yaml_is_refused(tmp_path):
     """))
     with pytest.raises(BenchError, match="invalid YAML"):
         config.read_yaml(path)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_that_says_so_and_resume_continues(tmp_path, tiny_env):
+    """SIGTERM ended `benchsr run` with -15 and a run folder marked running."""
+    args = ["run", "--methods", "tinysr", "--profile", "smoke", "--set", "train.epochs=3",
+            "--set", "train.steps_per_epoch=2", "--set", "train.batch_size=4",
+            "--out", str(tmp_path / "res")]
+    proc = subprocess.Popen([sys.executable, "-m", "benchsr.cli", *args], text=True,
+                            env={**tiny_env, "TINY_SLEEP_S": "0.5"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    runs = tmp_path / "res" / "runs" / "lung-ct" / "tinysr"
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1].startswith("stopped: SIGTERM")
+    (run,) = list(runs.iterdir())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and "stopped by SIGTERM during step" in manifest["reason"]
+    assert not rows.load_runs([tmp_path / "res"])        # never a result
+    again = _cli([*args[:-2], "--resume", "--out", str(tmp_path / "res")], tiny_env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed_from_epoch"] >= 1
+
+
+def test_resume_after_a_complete_run_starts_nothing_new(tmp_path, lung_smoke):
+    """A short run that finished after its scancel was resumed into a second run."""
+    cls, cfg = registry.get("methods", "nearest"), smoke_config("nearest")
+    first = Runner(lung_smoke, tmp_path).run(cls, cfg)
+    again = Runner(lung_smoke, tmp_path).run(cls, cfg, resume=True)
+    assert (again.status, again.run_dir, again.reason) == ("complete", first.run_dir,
+                                                           "already complete (--resume)")
+    assert len(list((tmp_path / "runs" / "lung-ct" / "nearest").iterdir())) == 1
+    other = Runner(lung_smoke, tmp_path).run(cls, smoke_config("nearest", extra=["seed=1"]),
+                                             resume=True)
+    assert other.run_dir != first.run_dir           # another config is another run
