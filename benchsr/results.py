@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -117,6 +118,28 @@ def run_id(run_dir: Path) -> str:
 def checkpoint_kind(manifest: dict) -> str:
     """Which checkpoint a run folder scores: "last" (the leaderboard's) or "best" (best.py)."""
     return (manifest.get("checkpoint") or {}).get("kind", "last")
+
+
+def staging_folder(parent: Path, prefix: str) -> Path:
+    """A hidden folder to build into before a rename, named by this host and process, after
+    removing those of the same prefix whose process is gone (a kill -9 left them)."""
+    host = re.sub(r"[^A-Za-z0-9]+", "", platform.node())[:20] or "host"
+    for old in parent.glob(f"{prefix}*"):
+        parts = old.name[len(prefix):].split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[0] == host and parts[1].isdigit() else None
+        if pid is not None and not _alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{host}-{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def label_folder(root: Path, dataset: str, label: str) -> Path:

@@ -30,6 +30,19 @@ def progress_bars() -> Progress:
                     console=console, transient=False)
 
 
+def exit_unless_complete(outcomes: list[tuple[str, str, str]]) -> None:
+    """(label, status, reason) of each run: when one did not complete, one line on stderr that
+    names it and why, and exit 1 (the rows of the tables say the same)."""
+    bad = [(label, status, reason) for label, status, reason in outcomes if status != "complete"]
+    if not bad:
+        return
+    said = "; ".join(f"{label} {status}" + (f": {' '.join(str(reason).split())[:160]}" if reason else "")
+                     for label, status, reason in bad)
+    err_console.print(f"error: {len(bad)} of {len(outcomes)} run(s) did not complete: {said}",
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def check_data_dir(data_dir: Path | None) -> None:
     if data_dir is not None and not (data_dir.is_dir() and os.access(data_dir, os.R_OK | os.X_OK)):
         raise BenchError(f"--data-dir {data_dir}: not a readable folder")

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from benchsr import config, experiments, registry
 from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
-                         progress_bars, show_leaderboard, show_reproduced)
+                                exit_unless_complete, progress_bars, show_leaderboard, show_reproduced)
 from benchsr.cli.models import (evaluate_predictions, export_data, export_inputs, export_weights,
                                 status)
 from benchsr.errors import BenchError
@@ -179,8 +179,7 @@ def run(
     outcomes = _execute(jobs, ds_cls, data_dir, out, resume, show=world.is_main)
     if world.is_main:
         show_leaderboard(out)
-    if any(o.status != "complete" for o in outcomes):
-        raise typer.Exit(1)
+    exit_unless_complete([(o.label, o.status, o.reason) for o in outcomes])
 
 
 def _named(methods, dataset, profile, doc: dict, path) -> tuple[str, str, str]:
@@ -322,6 +321,8 @@ def reproduce(
     write_text(path, md)
     show_reproduced(note, frame, claims, path)
     if missing:
+        err_console.print(f"error: {len(missing)} row(s) have no complete run: {', '.join(missing)}"
+                          f" ({path} lists why)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 
 from benchsr import config, registry
-from benchsr.cli.common import app, check_data_dir, check_out_folder, console, show_leaderboard
+from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, exit_unless_complete,
+                                show_leaderboard)
 from benchsr.errors import BenchError
 
 
@@ -106,8 +107,7 @@ def evaluate_predictions(
     console.print(f"{outcome.label}: {outcome.status} -> {outcome.run_dir}"
                   + (f" ({outcome.reason})" if outcome.reason else ""))
     show_leaderboard(out)
-    if outcome.status != "complete":
-        raise typer.Exit(1)
+    exit_unless_complete([(outcome.label, outcome.status, outcome.reason)])
 
 
 @app.command("export-weights")
@@ -151,8 +151,7 @@ def launch_sweep(specs: list, dataset: str, profile: str, data_dir, out: Path, r
     for o in outcomes:
         console.print(f"{o['label']}: {o['status']}" + (f" ({o['reason']})" if o["reason"] else ""))
     show_leaderboard(out)
-    if any(o["status"] != "complete" for o in outcomes):
-        raise typer.Exit(1)
+    exit_unless_complete([(o["label"], o["status"], o["reason"]) for o in outcomes])
 
 
 @app.command()

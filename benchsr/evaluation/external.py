@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ def export_inputs(data, cfg: dict, out: Path, write=None) -> dict:
         raise BenchError(f"{out}: exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     with exit_on_signals():        # a SIGTERM unwinds through the finally below, as Ctrl-C does
-        partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        partial = results.staging_folder(out.parent, f".{out.name}.partial-")
         try:
             manifest = (write or _write_inputs)(data, cfg, partial)
             os.chmod(partial, 0o755)          # mkdtemp makes it private: the inputs are to share

@@ -12,7 +12,6 @@ import html
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
 from benchsr.report.tables import (SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence,
                                    groups, ranked_titles, tests_table)
-from benchsr.results import write_text
+from benchsr.results import staging_folder, write_text
 
 
 def legend() -> str:
@@ -235,7 +234,7 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     then swap it in for <out_root>/leaderboard: a crash never leaves a half-built leaderboard,
     and no file of a group that no longer exists survives a rebuild."""
     out_root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".leaderboard-new-", dir=out_root))
+    folder = staging_folder(out_root, ".leaderboard-new-")
     os.chmod(folder, 0o755)             # mkdtemp makes it private; a leaderboard is to be read
     try:
         found, md, sections = _build_into(paths, folder)

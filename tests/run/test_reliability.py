@@ -207,7 +207,10 @@ def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     res = _cli(["run", "--methods", "raiser,hanger,nanner,exiter,interrupter,bicubic", "--profile",
                 "smoke", "--set", "time_limit_s=6", "--out", str(out)], env)
-    assert res.returncode == 1, res.stderr                # some runs failed
+    assert res.returncode == 1, res.stderr                # some runs failed, and stderr says so
+    said = res.stderr.strip().splitlines()[-1]
+    assert said.startswith("error: 5 of 6 run(s) did not complete: raiser failed: RuntimeError: "
+                           "plugin bug"), said
     status = {}
     for label in ("raiser", "hanger", "nanner", "exiter", "interrupter", "bicubic"):
         (run,) = list((out / "runs" / "lung-ct" / label).iterdir())
@@ -298,3 +301,20 @@ def test_resume_after_a_complete_run_starts_nothing_new(tmp_path, lung_smoke):
     other = Runner(lung_smoke, tmp_path).run(cls, smoke_config("nearest", extra=["seed=1"]),
                                              resume=True)
     assert other.run_dir != first.run_dir           # another config is another run
+
+
+def test_staging_folders_a_killed_process_left_are_removed_by_the_next(tmp_path):
+    """8 SIGKILLs of `leaderboard` left 4 .leaderboard-new-* folders that no run removed."""
+    import platform
+    import re
+    from benchsr.results import staging_folder
+    host = re.sub(r"[^A-Za-z0-9]+", "", platform.node())[:20]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    left = tmp_path / f".leaderboard-new-{host}-{dead}-abc"
+    live = tmp_path / f".leaderboard-new-{host}-{os.getpid()}-def"    # another build, running
+    elsewhere = tmp_path / f".leaderboard-new-otherhost-{dead}-ghi"  # another machine's: unknown
+    for folder in (left, live, elsewhere):
+        folder.mkdir()
+    new = staging_folder(tmp_path, ".leaderboard-new-")
+    assert not left.exists() and live.exists() and elsewhere.exists() and new.is_dir()
