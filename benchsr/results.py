@@ -299,6 +299,9 @@ def read_run(run_dir: Path) -> dict | None:
             df = pd.read_csv(run_dir / "metrics.csv", dtype={"image": "string", "group": "string"})
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             return _damaged(rec, f"metrics.csv is unreadable ({str(exc).splitlines()[0][:80]})")
+        lacking = [c for c in ("image", "group") if c not in df.columns]
+        if lacking:
+            return _damaged(rec, f"metrics.csv has no {' or '.join(lacking)} column: not a run's")
         problem = summary_problem(rec["summary"], df[df["group"].fillna("") == ""])
         if problem:
             return _damaged(rec, problem)

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+try:                      # typer >= 0.20 carries its own click
+    from typer._click.exceptions import UsageError
+    from typer.exceptions import Abort
+except ImportError:       # pragma: no cover - older typer
+    from click.exceptions import Abort, UsageError
 from rich.table import Table
 from rich.text import Text
 
@@ -410,18 +416,25 @@ def main() -> None:
     _console_logging()
     try:
         with exit_on_signals():      # SIGTERM and SIGHUP unwind like Ctrl-C, in every command
-            app()
-    except (Interrupted, UserInterrupt) as exc:
-        err_console.print(Text.assemble(("stopped:", "red"), f" {stop_reason(exc)}; what was "
-                                        f"being written was removed or left resumable"),
-                          highlight=False, soft_wrap=True)
+            code = app(standalone_mode=False)   # click's usage errors come here, told in one line
+    except UsageError as exc:
+        where = f"benchsr {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "benchsr --help"
+        _one_line("error:", f"{exc.format_message()} ({where})")
+        sys.exit(2)
+    except (Interrupted, UserInterrupt, Abort) as exc:
+        how = stop_reason(exc) if isinstance(exc, (Interrupted, UserInterrupt)) else "Ctrl-C"
+        _one_line("stopped:", f"{how}; what was being written was removed or left resumable")
         sys.exit(exc.code if isinstance(exc, Interrupted) else 130)
     except (BenchError, OSError) as exc:
         if os.environ.get("BENCHSR_DEBUG"):
             raise
         if isinstance(exc, OSError):   # a file benchsr reads or writes: name it, in one line
             exc = BenchError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        err_console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False,
-                          soft_wrap=True)
+        _one_line("error:", str(exc))
         sys.exit(2)
+    if code:
+        sys.exit(code)
 
+
+def _one_line(tag: str, said: str) -> None:
+    err_console.print(Text.assemble((tag, "red"), f" {said}"), highlight=False, soft_wrap=True)

@@ -163,11 +163,24 @@ def _primary_samples(folder: Path) -> set[str]:
     for path in folder.glob("*.npz"):
         try:
             with np.load(path) as arrays:
-                if str(arrays["group"]) == "" and {"lr", "sr"} <= set(arrays.files):
+                if str(arrays["group"]) == "" and {"lr", "sr"} <= set(arrays.files) \
+                        and _shapes_fit(arrays):
                     found.add(path.stem)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             continue
     return found
+
+
+def _shapes_fit(arrays) -> bool:
+    """An SR crop k times its LR crop (and the HR crop its size): one that does not fit was not
+    written by a run, and would break the grid."""
+    lr, sr = arrays["lr"].shape, arrays["sr"].shape
+    if len(lr) != 2 or len(sr) != 2 or min(lr) < 1 or sr[0] % lr[0] or sr[0] // lr[0] < 1:
+        return False
+    k = sr[0] // lr[0]
+    hr_fits = "hr" not in arrays.files or arrays["hr"].shape == sr
+    box_fits = "box" not in arrays.files or arrays["box"].shape == (5,)
+    return sr == (lr[0] * k, lr[1] * k) and hr_fits and box_fits
 
 
 def dataset_grid(runs: list[dict], png: Path, title: str) -> bool:

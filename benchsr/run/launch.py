@@ -250,11 +250,10 @@ def status(out: Path) -> list[dict]:
     listed = slurm.queue() if any(j.get("launcher") == "slurm" for j in launched) else None
     seen_jobs = set()
     for manifest in sorted(out.glob("runs/*/*/*/manifest.json")):
-        try:
-            m = results.read_json(manifest)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(m, dict):
+        m, problem = _manifest(manifest)
+        if problem:                      # listed, never left out: the folder is there
+            lines.append({"run": manifest.parent.name, "label": manifest.parent.parent.name,
+                          "seed": "", "status": "damaged", "reason": problem})
             continue
         job = m.get("job") if isinstance(m.get("job"), dict) else {}
         seen_jobs.add(str(job.get("id")))
@@ -281,6 +280,22 @@ def status(out: Path) -> list[dict]:
     return lines
 
 
+def _manifest(path: Path) -> tuple[dict, str]:
+    """A run's manifest and '' , or {} and what is wrong with it."""
+    try:
+        m = results.read_json(path)
+    except (OSError, ValueError) as exc:
+        return {}, f"manifest.json is unreadable ({type(exc).__name__})"
+    if not isinstance(m, dict):
+        return {}, f"manifest.json is a {type(m).__name__}, not a mapping"
+    seed = m.get("seed")
+    wrong = [k for k, ok in (("label", isinstance(m.get("label"), str)),
+                             ("status", isinstance(m.get("status"), str)),
+                             ("seed", seed is None or isinstance(seed, int) and not isinstance(seed, bool)))
+             if not ok]
+    return m, ("manifest.json: " + ", ".join(f"{k} {m.get(k)!r}"[:40] for k in wrong)) if wrong else ""
+
+
 def _launched(out: Path) -> list[dict]:
     """Each launched job of OUT/launch/*/jobs.json: label, seed, job id, launcher, log folder."""
     jobs = []
@@ -288,10 +303,11 @@ def _launched(out: Path) -> list[dict]:
         try:
             for j in json.loads(record.read_text()):
                 seed = next((o.split("=", 1)[1] for o in j["overrides"] if o.startswith("seed=")), "0")
-                jobs.append({"label": str(j["method"]).replace(":default", ""),
+                if not isinstance(j["method"], str) or not str(seed).lstrip("-").isdigit():
+                    raise ValueError(f"an entry of method {j['method']!r}, seed {seed!r}")
+                jobs.append({"label": j["method"].replace(":default", ""),
                              "job_id": str(j["job_id"]), "launcher": j.get("launcher", ""),
-                             "seed": int(seed) if str(seed).lstrip("-").isdigit() else seed,
-                             "logs": str(record.parent.relative_to(out) / "submitit")})
+                             "seed": int(seed), "logs": str(record.parent.relative_to(out) / "submitit")})
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             jobs.append({"unreadable": str(record.relative_to(out)),
                          "reason": f"{type(exc).__name__}: {exc}"[:200]})

@@ -39,6 +39,10 @@ BAD_ARGS = [
      "expected one of l1, l2"),
     (["run", "--methods", "bicubic", "--set", "seed=100000000000000000000"],
      "must be [0, 4294967295]"),
+    # click's usage errors were 3-line blocks (issue 42)
+    (["run", "--methods", "bicubic", "--nosuch"], "No such option: --nosuch"),
+    (["run", "--methods", "bicubic", "--slurm-time", "-1"], "Invalid value for '--slurm-time'"),
+    (["run", "extra", "--methods", "bicubic"], "Got unexpected extra argument(s) (extra) (benchsr run --help)"),
 ]
 
 

@@ -39,6 +39,10 @@ CASES = {
     "metrics.csv a link to a system file": (lambda r: ((r / "metrics.csv").unlink(),
                                                        os.symlink("/etc/passwd", r / "metrics.csv")),
                                             "metrics.csv"),
+    # a text file pandas reads as a table of other columns: KeyError 'group' before
+    "metrics.csv a link to a table of other columns": (lambda r: (
+        (r / "metrics.csv").unlink(), (r / "other.csv").write_text("a,b\n1,2\n"),
+        os.symlink(r / "other.csv", r / "metrics.csv")), "metrics.csv has no image or group column"),
     "summary.json with a string mean": (lambda r: _edit_json(r / "summary.json", lambda d: {
         **d, "psnr": {**d["psnr"], "mean": "abc"}}), "summary.json gives psnr mean 'abc'"),
     "manifest.json a list": (lambda r: (r / "manifest.json").write_text("[1, 2]"),
@@ -77,6 +81,20 @@ def test_a_corrupt_sample_leaves_the_grid_and_nothing_else(two_runs, tmp_path):
     shutil.copytree(two_runs, root)
     for path in (root / "runs" / "lung-ct" / "bicubic").glob("*/samples/*.npz"):
         path.write_bytes(b"garbage")
+    publish.build([root / "runs"], root)
+    board = (root / "leaderboard.md").read_text()
+    assert "FAILED" not in board and "| bicubic" in board
+
+
+def test_a_sample_of_the_wrong_shape_leaves_the_grid_and_nothing_else(two_runs, tmp_path):
+    """An SR crop that is not k times its LR crop raised ZeroDivisionError in the grid."""
+    import numpy as np
+    root = tmp_path / "results"
+    shutil.copytree(two_runs, root)
+    for path in (root / "runs" / "lung-ct" / "bicubic").glob("*/samples/*.npz"):
+        with np.load(path) as z:
+            arrays = dict(z)
+        np.savez(path, **{**arrays, "lr": arrays["lr"][:10, :7], "sr": np.zeros((5, 5))})
     publish.build([root / "runs"], root)
     board = (root / "leaderboard.md").read_text()
     assert "FAILED" not in board and "| bicubic" in board

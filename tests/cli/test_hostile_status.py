@@ -32,4 +32,20 @@ def test_status_lists_an_unreadable_or_odd_jobs_file_instead_of_a_traceback(jobs
     (tmp_path / "launch" / "x" / "jobs.json").write_text(jobs)
     code, out, err = _main(["status", tmp_path], capsys, monkeypatch)
     assert code == 0 and "Traceback" not in err, err
-    assert ("unreadable" in out) or ("queued" in out and "abc" in out), out
+    assert "unreadable" in out and "queued" not in out, out     # no phantom "seed abc, queued"
+
+
+@pytest.mark.parametrize("manifest, words", [
+    ("[1, 2]", "manifest.json is a list"), ("\x00\x01 binary", "manifest.json is unreadable"),
+    ('{"label": 5, "seed": "x", "status": "complete"}', "manifest.json: label 5"),
+    ('{"label": "nearest", "seed": 0, "status": 5}', "manifest.json: status 5")])
+def test_status_lists_a_damaged_manifest_instead_of_leaving_it_out(manifest, words, tmp_path,
+                                                                  capsys, monkeypatch):
+    """A manifest that was a JSON list or binary was left out; mistyped fields showed as label
+    None, seed None, status 5."""
+    from benchsr.run.launch import status
+    run = tmp_path / "runs" / "lung-ct" / "nearest" / "20261201-000000-smoke-abcdef"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(manifest)
+    (line,) = status(tmp_path)
+    assert (line["label"], line["status"]) == ("nearest", "damaged") and words in line["reason"]
