@@ -3,6 +3,7 @@ sweep launcher behind `run --launcher` with `status`."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,7 +61,15 @@ def export_data(
     fewer patients."""
     ds_cls, cfg = _dataset_and_config(dataset, "smoke", data_dir, set_)
     check_out_folder(out)
-    path = ds_cls(cfg, data_dir).export(out)
+    created = not out.exists()
+    try:
+        path = ds_cls(cfg, data_dir).export(out)
+    except OSError as exc:       # a full disk: name the folder, keep no half-made one
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        kept = "nothing was kept" if created else "each file already in it is whole"
+        raise BenchError(f"{out}: cannot write the prepared scans ({exc.strerror or exc}); "
+                         f"{kept}") from None
     files = sorted(path.glob("*.npz")) if path.is_dir() else [path]
     size = sum(f.stat().st_size for f in files) / 2**20
     console.print(f"wrote {len(files)} file(s) to {out} ({size:.1f} MiB): "

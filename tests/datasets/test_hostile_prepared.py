@@ -80,3 +80,20 @@ def test_an_all_zero_scan_never_reaches_a_table(tmp_path, capsys, monkeypatch):
                           tmp_path / "d", "--out", out], capsys, monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "hu spans 0..0" in err and not list(out.glob("runs/*/*/*"))
+
+
+def test_export_data_onto_a_full_disk_names_the_folder_and_keeps_nothing(tmp_path, capsys,
+                                                                        monkeypatch):
+    """It said "No space left on device" with no path, and left an empty folder."""
+    import errno
+    from benchsr.data import prepared
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(prepared, "atomic_write_bytes", full)
+    out = tmp_path / "dev"
+    code, _, err = _main(["export-data", out, "--set", "data.patients=[totalsegmentator-cta]"],
+                         capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{out}: cannot write the prepared scans (No space left on device); nothing was kept" in err
+    assert not out.exists()
