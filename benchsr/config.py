@@ -174,7 +174,18 @@ def read_yaml(path: Path) -> dict:
 
 def plugin_presets(cls) -> dict:
     """The presets.yaml beside the module that defines a plugin class ({} when absent)."""
-    return read_yaml(Path(inspect.getfile(cls)).with_name("presets.yaml"))
+    path = Path(inspect.getfile(cls)).with_name("presets.yaml")
+    try:
+        stamp = path.stat()
+    except OSError:
+        return {}
+    # parsed once per file version: every resolve reads two of them, several times
+    return copy.deepcopy(_presets_at(str(path), stamp.st_mtime_ns, stamp.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _presets_at(path: str, _mtime_ns: int, _size: int) -> dict:
+    return read_yaml(Path(path))
 
 
 def preset_names(cls) -> list[str]:
@@ -434,8 +445,9 @@ def resolve(method_cls, preset: str, dataset_cls, profile: str, overrides: list[
     _check_known(extra, cfg)
     base, cfg = cfg, deep_merge(cfg, _check_types(extra, cfg))
     for cls in (dataset_cls, method_cls):
-        check_limits(cfg, plugin_presets(cls).get("limits") or {}, cls.name)
-        check_read(extra, base, cfg, plugin_presets(cls).get("read_only_when") or {}, cls.name)
+        doc = plugin_presets(cls)
+        check_limits(cfg, doc.get("limits") or {}, cls.name)
+        check_read(extra, base, cfg, doc.get("read_only_when") or {}, cls.name)
     cfg.update(method=method_cls.name, preset=preset, dataset=dataset_cls.name, profile=profile)
     return cfg
 
@@ -461,6 +473,8 @@ def check_read(extra: dict, base: dict, cfg: dict, rules: dict, owner: str) -> N
     """A plugin's `read_only_when:` (presets.yaml): a key it reads only under a setting. Given
     another value while that setting is off, it would change nothing yet be recorded as part of
     the run's config: refused."""
+    if not extra or not rules:
+        return
     given, before, now = flatten(extra), flatten(base), flatten(cfg)
     for key, condition in rules.items():
         if key not in given or given[key] == before.get(key):
