@@ -18,6 +18,19 @@ from benchsr.data import sitk
 from benchsr.data.cache import CACHE_ENV
 
 
+# the longest files first: xdist deals files to the workers in this order, so that the workers
+# end together instead of one finishing a long file alone
+LONG_FILES = ("tests/run/test_slurm.py", "tests/datasets/test_prepared.py",
+              "tests/datasets/test_through_plane.py", "tests/runtime/test_distributed.py",
+              "tests/run/test_reliability.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, f in enumerate(LONG_FILES) if item.nodeid.startswith(f)), len(LONG_FILES))
+    items.sort(key=rank)          # stable: the order inside a file is kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Tests never write into the user's ~/.cache/benchsr (subprocesses inherit this too)."""

@@ -432,6 +432,8 @@ def main() -> None:
             exc = BenchError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         _one_line("error:", str(exc))
         sys.exit(2)
+    if code == 130:                  # typer turns Ctrl-C into exit 130, silently
+        _one_line("stopped:", "Ctrl-C; what was being written was removed or left resumable")
     if code:
         sys.exit(code)
 

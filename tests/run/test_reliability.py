@@ -265,7 +265,7 @@ def test_unsafe_yaml_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_run_that_says_so_and_resume_continues(tmp_path, tiny_env):
+def test_sigterm_stops_a_run_that_says_so(tmp_path, tiny_env):
     """SIGTERM ended `benchsr run` with -15 and a run folder marked running."""
     args = ["run", "--methods", "tinysr", "--profile", "smoke", "--set", "train.epochs=3",
             "--set", "train.steps_per_epoch=2", "--set", "train.batch_size=4",
@@ -284,10 +284,7 @@ def test_sigterm_stops_a_run_that_says_so_and_resume_continues(tmp_path, tiny_en
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "stopped" and "stopped by SIGTERM during step" in manifest["reason"]
     assert not rows.load_runs([tmp_path / "res"])        # never a result
-    again = _cli([*args[:-2], "--resume", "--out", str(tmp_path / "res")], tiny_env)
-    assert again.returncode == 0, again.stderr[-2000:]
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["resumed_from_epoch"] >= 1
+    # --resume of a stopped run: tests/run/test_slurm.py (scancel sends the same SIGTERM)
 
 
 def test_resume_after_a_complete_run_starts_nothing_new(tmp_path, lung_smoke):
