@@ -82,7 +82,7 @@ def check_plugin(
     what = f"{kind} {name}" + (f":{preset}" if kind == "method" else "")
     if failed:
         err_console.print(f"{what}: {len(failed)} of {len(findings)} checks failed: "
-                          + "; ".join(failed))
+                          + "; ".join(failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"{what}: all {len(findings)} checks passed")
 
