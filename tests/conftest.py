@@ -20,9 +20,10 @@ from benchsr.data.cache import CACHE_ENV
 
 # the longest files first: xdist deals files to the workers in this order, so that the workers
 # end together instead of one finishing a long file alone
-LONG_FILES = ("tests/run/test_slurm.py", "tests/datasets/test_prepared.py",
-              "tests/datasets/test_through_plane.py", "tests/runtime/test_distributed.py",
-              "tests/run/test_reliability.py")
+LONG_FILES = ("tests/run/test_slurm.py", "tests/datasets/test_through_plane.py",
+              "tests/datasets/test_prepared.py", "tests/runtime/test_distributed.py",
+              "tests/run/test_reliability.py", "tests/run/test_launch.py",
+              "tests/report/test_folds.py", "tests/plugins/test_packaging.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -103,7 +103,7 @@ def _status_of(out, run_dir):
 def test_scancel_then_resume_and_a_requeue_both_end_as_an_uninterrupted_run(slurm, tmp_path, tiny,
                                                                            capsys, monkeypatch):
     (tiny_env, refs), out = tiny, tmp_path / "res"
-    slow = {**tiny_env, "TINY_SLEEP_S": "0.7"}    # sleeps between steps: the numbers are the same
+    slow = {**tiny_env, "TINY_SLEEP_S": "0.5"}    # sleeps between steps: the numbers are the same
     # one job held back by the scheduler: status says it is queued, and why
     code, _, err = _main(["run", "--methods", "nearest", "--profile", "smoke", "--launcher", "slurm",
                           "--slurm-option", "begin=now+1hour", "--no-wait", "--out", out],
