@@ -187,7 +187,7 @@ def _reap(running: list, outcomes: list, kind: str = "local") -> list:
     runner is a failed outcome that says how. On Slurm, squeue says whether a job is still
     there: submitit would ask sacct, which most small clusters do not have, and wait forever
     for a cancelled job's result."""
-    time.sleep(0.5 if kind == "local" else 2)      # squeue at most every 2 s
+    time.sleep(0.5 if kind == "local" else 1)      # squeue at most once a second
     listed = slurm.queue() if kind == "slurm" else None
     left = []
     for job in running:
