@@ -127,12 +127,13 @@ def staging_folder(parent: Path, prefix: str) -> Path:
     for old in parent.glob(f"{prefix}*"):
         parts = old.name[len(prefix):].split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[0] == host and parts[1].isdigit() else None
-        if pid is not None and not _alive(pid):
+        if pid is not None and not process_alive(pid):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{host}-{os.getpid()}-", dir=parent))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this host (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -24,7 +24,7 @@ from benchsr.run import best, checkpoints
 from benchsr import config, registry
 from benchsr.contracts import BenchError, RunContext
 from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
-from benchsr.results import read_json
+from benchsr.results import process_alive, read_json
 from benchsr.runtime.guards import exit_on_signals
 from benchsr.data.volumes import SlabReader, nib, ras_affine
 
@@ -179,20 +179,10 @@ def remove_stale_temps(output: Path) -> list[Path]:
     gone = []
     for tmp in output.parent.glob(f"{_temp_prefix(output)}*.tmp"):
         pid = tmp.name[len(_temp_prefix(output)):].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             gone.append(tmp)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def nifti_header(shape_xyz, spacing, origin, direction, description: str):

@@ -192,7 +192,7 @@ def _reap(running: list, outcomes: list, kind: str = "local") -> list:
     left = []
     for job in running:
         tasks = [job.task(t) for t in range(job.num_tasks)] if job.num_tasks > 1 else [job]
-        if all(t.paths.result_pickle.exists() for t in tasks):
+        if _written(tasks):
             outcomes.append(_outcome(job))
             continue
         if kind == "local" or listed is None:      # the executor's own watcher decides
@@ -213,11 +213,16 @@ def _reap(running: list, outcomes: list, kind: str = "local") -> list:
     return left
 
 
+def _written(tasks: list) -> bool:
+    """Every task of the job wrote its result."""
+    return all(t.paths.result_pickle.exists() for t in tasks)
+
+
 def _late_result(tasks: list, wait_s: float = 10) -> bool:
     """A result written just before the job left the queue may take a moment on a shared disk."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if all(t.paths.result_pickle.exists() for t in tasks):
+        if _written(tasks):
             return True
         time.sleep(0.5)
     return False
@@ -315,8 +320,8 @@ def _launched(out: Path) -> list[dict]:
 
 
 def _live_state(run_dir: Path, job: dict, listed: dict | None) -> tuple[str, str]:
-    """A run whose manifest says "running": its job's state where the scheduler knows it, else
-    whether a live process still holds its lock."""
+    """A run whose manifest says "running" or "stopped": its job's state where the scheduler
+    knows it, else whether a live process still holds its lock."""
     where = f"job {job.get('id')}"
     state, why = (listed or {}).get(str(job.get("id")), (None, ""))
     if job.get("launcher") == "slurm" and state in slurm.WAITING:
