@@ -246,14 +246,18 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def code_version() -> dict:
+    """The checked-out commit, and whether the code differs from it. Published run folders
+    under results/ do not make the code dirty."""
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(dirty) if dirty is not None else None}
+
+
 def provenance(device, packages: tuple[str, ...] = ()) -> dict:
     """Commit, versions (the harness's and `packages`, e.g. a dataset's), device and host."""
     import torch
-    # the code's state: published run folders under results/ do not make the code dirty
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(dirty) if dirty is not None else None,
+        **code_version(),
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in (*PACKAGES, *packages)},
         "device": str(device),

@@ -57,20 +57,29 @@ def row_configs(spec: dict, profile: str, extra: list[str], dataset: str | None 
 
 
 def finished_run(root: Path, cfg: dict, failed_too: bool = False) -> Path | None:
-    """The newest complete run of `cfg`; with `failed_too`, else the newest failed one (a
-    degenerate seed fails the same way again: it is reported, not rerun)."""
+    """The newest complete run of `cfg`; with `failed_too`, else the newest failed one that
+    this code made (a degenerate seed fails the same way again: it is reported, not rerun; a
+    failure of other code may have been fixed since, so that config runs again)."""
     label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
     failed = None
     for run in results.same_config_runs(root, cfg["dataset"], label, cfg):
         try:
-            status = results.read_json(run / "manifest.json").get("status")
+            manifest = results.read_json(run / "manifest.json")
         except (OSError, ValueError):
             continue
-        if status == "complete":
+        if manifest.get("status") == "complete":
             return run
-        if status == "failed" and failed is None:
+        if manifest.get("status") == "failed" and failed is None and _this_code(manifest):
             failed = run
     return failed if failed_too else None
+
+
+def _this_code(manifest: dict) -> bool:
+    """Whether the run was made by the code now checked out (its commit, with no local edits)."""
+    made = manifest.get("provenance") or {}
+    now = results.code_version()
+    return bool(now["commit"]) and made.get("commit") == now["commit"] \
+        and not made.get("dirty") and not now["dirty"]
 
 
 def listed_runs(report: Path, root: Path, spec: dict) -> dict[str, list[Path | None]]:

@@ -65,6 +65,8 @@ tableY:
 
 @pytest.fixture
 def toy_plugin(tmp_path, monkeypatch):
+    # one clean commit, whatever the state of the checkout the tests run in
+    monkeypatch.setattr("benchsr.results.code_version", lambda: {"commit": "c0de" * 10, "dirty": False})
     pkg = tmp_path / "toyrep"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(TOY)
@@ -156,3 +158,19 @@ def test_seeds_claims_and_another_dataset(toy_plugin, tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted((out / "runs").glob("*/*/*")) == before
     assert report.read_text().split("## Claims")[1] == saved.read_text().split("## Claims")[1]
+
+
+def test_a_failure_of_other_code_runs_again(toy_plugin, tmp_path):
+    """A failed run is reused only when this code made it: a fix since then gets its chance."""
+    out = tmp_path / "out"
+    args = ["reproduce", "tableY", "--profile", "smoke", "--out", str(out),
+            "--set", "eval.min_input_r=0.5"]
+    CliRunner().invoke(app, args)
+    (failed,) = [r for r in (out / "runs" / "lung-ct").glob("blocky-mode=inverted/*")]
+    manifest = json.loads((failed / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    manifest["provenance"]["commit"] = "0" * 40          # as if an older commit had made it
+    (failed / "manifest.json").write_text(json.dumps(manifest))
+    CliRunner().invoke(app, args)
+    again = sorted((out / "runs" / "lung-ct").glob("blocky-mode=inverted/*"))
+    assert len(again) == 2 and failed in again
