@@ -57,6 +57,18 @@ def check_out_folder(out: Path) -> None:
         raise BenchError(f"--out {out}: {existing} is not writable")
 
 
+def beside_runs(runs: list[Path] | None) -> Path:
+    """Where a leaderboard of `runs` goes by default: the folder that holds their `runs` folder
+    (as `run --out X` writes X/runs), else the folder that holds them all; results/ for none."""
+    if not runs:
+        return Path("results")
+    common = Path(os.path.commonpath([p.resolve() for p in runs]))
+    for folder in (common, *common.parents):
+        if folder.name == "runs":
+            return folder.parent
+    return common if (common / "runs").is_dir() or len(runs) > 1 else common.parent
+
+
 def show_leaderboard(root: Path, runs: list[Path] | None = None) -> None:
     from benchsr.report import publish   # lazy: tables pull in scipy, matplotlib and torch
     found = publish.build(runs or [root / "runs"], root)

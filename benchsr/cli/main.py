@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from benchsr import config, experiments, registry
-from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, err_console,
+from benchsr.cli.common import (app, beside_runs, check_data_dir, check_out_folder, console, err_console,
                                 exit_unless_complete, progress_bars, show_leaderboard, show_reproduced)
 from benchsr.cli.models import (evaluate_predictions, export_data, export_inputs, export_weights,
                                 status)
@@ -336,15 +336,16 @@ def reproduce(
 def leaderboard(
     runs: List[Path] = typer.Argument(None, metavar="RUNS",
                                       help="run folders, or folders holding them "
-                                           "(default: ROOT/runs)"),
-    root: Path = typer.Option(Path("results"), help="where leaderboard.md/.html and "
-                                                    "leaderboard/ are written"),
+                                           "(default: OUT/runs)"),
+    out: Optional[Path] = typer.Option(None, "--out", "--root",
+                                       help="where leaderboard.md/.html and leaderboard/ are "
+                                            "written (default: beside RUNS, else results)"),
 ) -> None:
     """Rebuild the leaderboard (Markdown, CSV, LaTeX, HTML, pictures) from run folders."""
-    for path in runs or [root / "runs"]:
+    for path in runs or [(out or Path("results")) / "runs"]:
         if not path.is_dir():
             raise BenchError(f"{path}: not a folder (run `benchsr run` first)")
-    show_leaderboard(root, runs)
+    show_leaderboard(out or beside_runs(runs), runs)
 
 
 @app.command()

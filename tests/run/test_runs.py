@@ -1,5 +1,6 @@
 """Smoke runs of every plugin through the CLI, run folders, leaderboard, and resume."""
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -104,3 +105,20 @@ def test_missing_vgg_weights_are_said_in_the_run_and_the_tables(smoke_out):
         assert any(n.startswith(note) for n in manifest["notes"])
     board = (smoke_out / "leaderboard.md").read_text()
     assert sum(note in line for line in board.splitlines() if "esrgan" in line) >= 1
+
+
+def test_leaderboard_writes_beside_the_runs_it_reads(smoke_out, tmp_path, monkeypatch):
+    """`leaderboard RUNS` writes where RUNS live, never into ./results; --out is the option's
+    name as in `run`, and --root stays an alias."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "mine"
+    shutil.copytree(smoke_out / "runs", root / "runs")
+    res = CliRunner().invoke(app, ["leaderboard", str(root / "runs")])
+    assert res.exit_code == 0, res.output
+    assert (root / "leaderboard.md").is_file() and not (tmp_path / "results").exists()
+    other = tmp_path / "other"
+    res = CliRunner().invoke(app, ["leaderboard", str(root / "runs"), "--out", str(other)])
+    assert res.exit_code == 0, res.output
+    assert (other / "leaderboard.html").is_file()
+    res = CliRunner().invoke(app, ["leaderboard", "--root", str(root)])
+    assert res.exit_code == 0, res.output
