@@ -33,6 +33,9 @@ What the harness relies on, and checks (`benchsr check NAME`; the tests run it o
 - `self.ctx.total_steps` is the run's length in steps: schedules that scale with the profile use it.
   `schedule_points()` lists the steps where they change; none may fall past the run's end, and
   at most one into its first tenth (tests/methods/test_reference_fixes.py checks every plugin).
+- `tiles_change_output = True` for a method whose output depends on how an image is tiled
+  (normalisation over the image, e.g. InstanceNorm): `benchsr infer --tile auto` then runs the
+  plan the run was scored with (its `eval.tile`), never one chosen by timing.
 - `deterministic = True` only for a method whose output no seed can change (interpolation): the
   statistics then give it no seed variance. Any trained method needs 2+ seeds to be compared.
 - `planes` names the tracks a method runs on: "axial" (in-plane SR: `super_resolve`) and/or
@@ -151,6 +154,9 @@ class Method:
     # same run and never count as replication; an outside model's predictions are one training
     # run of unknown seed variance, so not deterministic
     deterministic: ClassVar[bool] = False
+    # True: the output depends on the tiling (normalisation over the image), so infer's auto
+    # never picks a tiling by timing, which the machine's load would change
+    tiles_change_output: ClassVar[bool] = False
     # False: super_resolve only looks its outputs up (an outside model's predictions), so its
     # time and memory are no method's cost; the cost table says n/a
     measured_cost: ClassVar[bool] = True

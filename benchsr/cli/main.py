@@ -388,14 +388,17 @@ def infer(
     trained = load_trained(run_dir, checkpoint, dev, precision, allow_unfinished)
     if trained.weights:
         console.print(f"weights: {trained.weights}")
+    def warn(text: str) -> None:
+        err_console.print(f"warning: {text}", highlight=False, soft_wrap=True)
+
     with progress_bars() as progress:
         if trained.plane == "through":     # thick slices to thin: tiles are not used
             from benchsr.run.infer_z import super_resolve_volume_z
             done = super_resolve_volume_z(trained, input_path, output, slices, roi, progress,
-                                          overwrite, series)
+                                          overwrite, series, warn)
         else:
             done = super_resolve_volume(trained, input_path, output, slices, roi, tiling,
-                                        progress, overwrite, series)
+                                        progress, overwrite, series, warn)
     console.print(f"wrote {done['output']}: {' x '.join(map(str, done['shape_xyz']))} voxels, "
                   f"spacing {', '.join(f'{v:.4g}' for v in done['spacing'])} mm, values in "
                   f"{done['units']} ({done['value_range'][0]:g} to {done['value_range'][1]:g}); "

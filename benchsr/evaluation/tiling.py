@@ -10,7 +10,9 @@ where tiles overlap:
 Nets with InstanceNorm give tile-dependent results, so tile, blend and batch are config keys of a
 run, and the benchmark reports the metric change of `auto` against the old default.
 
-`auto` picks the tile size and the tiles per forward for the device:
+`auto` picks the tile size and the tiles per forward for the device. A method whose output
+depends on the tiling (`tiles_change_output`: InstanceNorm) is never timed: its `auto` is the
+tiling its run was scored with (scored_plan), so a busy machine gives the same image. Otherwise:
 - on the CPU, from a short measurement: the median of 3 timed forwards per candidate (tiles of
   64 to 384 pixels, and the whole image), times how many tiles the image needs, one tile per
   forward. It leaves the old default's 128² tiles only for a tiling measured SWITCH_MARGIN
@@ -218,22 +220,51 @@ def _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget) ->
                              f"is {SWITCH_MARGIN:.0%} faster)")
 
 
+def tiles(tile: int) -> str:
+    return "whole slices" if tile <= 0 else f"{tile}² tiles"
+
+
 def plan(method: Method, lr_shape: tuple[int, int], channels: int, device: torch.device,
          overlap: float, tile: int | None = None) -> TilePlan:
     """The tile size and tiles per forward `auto` runs with on this device (see the module);
     with `tile` given, only the tiles per forward are chosen."""
     if device.type != "cuda" and tile is not None:   # nothing to measure: one tile per forward
-        return TilePlan(tile, 1, f"auto: CPU, one {tile}² tile per forward")
+        return TilePlan(tile, 1, f"{tiles(tile)} as asked, one per forward (CPU)")
     per_pixel = bytes_per_lr_pixel(method, channels, device) * PEAK_FACTOR
     budget = free_memory(device) * MEMORY_SHARE
     h, w = lr_shape
     if device.type != "cuda":
         return _cpu_plan(method, lr_shape, channels, device, overlap, per_pixel, budget)
+    asked = "" if tile is None else f"{tiles(tile)} as asked; "
     tile = min(TILE_GPU if tile is None else (tile or max(h, w)), h, w)
     fits = max(1, int(budget // (per_pixel * tile * tile)))
     batch = min(n_tiles(h, w, tile, overlap), fits)
-    return TilePlan(tile, batch, f"auto: GPU, {batch} tiles of {tile}² per forward "
+    return TilePlan(tile, batch, f"{asked}auto: GPU, {batch} tiles of {tile}² per forward "
                                  f"({fits} fit in {budget / 2 ** 30:.1f} GiB)")
+
+
+def scored_plan(method: Method, lr_shape: tuple[int, int], channels: int,
+                device: torch.device, overlap: float) -> TilePlan:
+    """`auto` for a method whose output depends on the tiling: the tiling its run was scored
+    with (eval.tile; auto there means whole images), one tile per forward on the CPU. Never
+    chosen by timing: the same command gives the same image on a busy machine. A plan that
+    does not fit in memory is refused, naming the way out, rather than silently changed."""
+    ev = method.cfg.get("eval", {})
+    tile = ev.get("tile", 0)
+    tile = 0 if tile == "auto" else int(tile)
+    h, w = lr_shape
+    why = (f"{tiles(tile)}, as the run was scored (eval.tile {tile}): {method.name}'s output "
+           f"depends on the tiling, so auto does not choose one by timing")
+    side_h, side_w = (h, w) if tile <= 0 else (min(tile, h), min(tile, w))
+    need = bytes_per_lr_pixel(method, channels, device) * PEAK_FACTOR * side_h * side_w
+    budget = free_memory(device) * MEMORY_SHARE
+    if need > budget:
+        raise BenchError(f"{tiles(tile)} of {h}x{w} need about {need / 2 ** 30:.1f} GiB, "
+                         f"{budget / 2 ** 30:.1f} GiB is free to use; give --tile N (the output "
+                         f"then differs from the tiling the run was scored with) or --roi")
+    if device.type != "cuda":
+        return TilePlan(tile, 1, why)
+    return TilePlan(tile, min(n_tiles(h, w, tile, overlap), max(1, int(budget // need))), why)
 
 
 def plan_for(method: Method, ev: dict, lr_shape: tuple[int, int], channels: int,
@@ -241,7 +272,10 @@ def plan_for(method: Method, ev: dict, lr_shape: tuple[int, int], channels: int,
     """The plan an `eval` config asks for: eval.tile and eval.tile_batch as numbers, or auto."""
     tile, batch = ev["tile"], ev["tile_batch"]
     if tile != "auto" and batch != "auto":
-        return TilePlan(int(tile), int(batch), "asked")
+        return TilePlan(int(tile), int(batch), f"{tiles(int(tile))}, {batch} per forward, as asked")
+    if tile == "auto" and method.tiles_change_output:
+        fixed = scored_plan(method, lr_shape, channels, device, float(ev["overlap"]))
+        return fixed if batch == "auto" else TilePlan(fixed.tile, int(batch), fixed.why)
     auto = plan(method, lr_shape, channels, device, float(ev["overlap"]),
                 None if tile == "auto" else int(tile))
     return auto if batch == "auto" else TilePlan(auto.tile, int(batch), auto.why)

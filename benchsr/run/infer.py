@@ -23,7 +23,7 @@ import torch
 from benchsr.run import best, checkpoints
 from benchsr import config, registry
 from benchsr.contracts import BenchError, RunContext
-from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiling_request
+from benchsr.evaluation.tiling import TilePlan, plan_for, tiled_sr, tiles, tiling_request
 from benchsr.results import process_alive, read_json
 from benchsr.runtime.guards import exit_on_signals
 from benchsr.data.volumes import SlabReader, nib, ras_affine
@@ -42,6 +42,7 @@ class Trained:
     out_units: str                     # what the output's values are (HU, µCT scanner units)
     weights: str = ""                  # which checkpoint and epoch, or "" (no network)
     plane: str = "axial"               # the run's track: axial (x k in-plane) or through (along z)
+    cautions: tuple[str, ...] = ()     # why this run's output is no result to read (smoke, failed)
 
 
 def _window(value, path: Path, key: str) -> tuple[float, float]:
@@ -127,7 +128,26 @@ def load_trained(run_dir: Path, checkpoint: Path | None, device: torch.device,
     # the SR output belongs to the HR domain (ct-uct: µCT units); runs that record no HR window
     # had an HR domain in the input's HU window
     return Trained(method, manifest["label"], scale, window, out_window,
-                   str(protocol.get("hr_units", "HU")), weights, str(protocol.get("plane", "axial")))
+                   str(protocol.get("hr_units", "HU")), weights, str(protocol.get("plane", "axial")),
+                   cautions(run_dir, manifest))
+
+
+def tell_cautions(trained: Trained, warn) -> None:
+    for caution in trained.cautions if warn else ():
+        warn(caution)
+
+
+def cautions(run_dir: Path, manifest: dict) -> tuple[str, ...]:
+    """What a reader of this run's output must know first: a smoke run trains for a few steps
+    to test the plumbing, and a failed or unfinished run (--allow-unfinished) gave no result."""
+    out = []
+    if manifest.get("profile") == "smoke":
+        out.append(f"{run_dir.name} is a smoke run (a few training steps, to test the plumbing): "
+                   f"its output is no super-resolution to read; train at quick or longer")
+    if manifest["status"] != "complete":
+        out.append(f"{run_dir.name} is {manifest['status']} "
+                   f"({manifest.get('reason', 'no result yet')}): its output is no result")
+    return tuple(out)
 
 
 def parse_range(text: str | None, size: int, what: str, path) -> tuple[int, int]:
@@ -279,9 +299,11 @@ def write_nifti(output: Path, header, slices, progress=None, task=None) -> None:
 
 def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slices: str | None = None,
                          roi: str | None = None, tiling: dict | None = None,
-                         progress=None, overwrite: bool = False, series: str | None = None) -> dict:
+                         progress=None, overwrite: bool = False, series: str | None = None,
+                         warn=None) -> dict:
     """Writes `output` (.nii or .nii.gz) atomically; returns what was done. `tiling`: the
-    keywords of tiling_request (default: auto tile and batch, mean blend, overlap 0.25)."""
+    keywords of tiling_request (default: auto tile and batch, mean blend, overlap 0.25).
+    `warn(text)` hears the run's cautions once the request is checked, before any work."""
     tiling = check_request(input_path, output, overwrite, tiling)
     remove_stale_temps(output)
     volume = SlabReader(input_path, series)      # streamed from disk where the format allows
@@ -292,7 +314,9 @@ def super_resolve_volume(trained: Trained, input_path: Path, output: Path, slice
     k, (sx, sy, sz) = trained.scale, volume.spacing
     origin = volume.physical_point((x0 - 0.5 + 0.5 / k, y0 - 0.5 + 0.5 / k, float(z0)))
     header = nifti_header(((x1 - x0) * k, (y1 - y0) * k, z1 - z0), (sx / k, sy / k, sz), origin,
-                          volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}")
+                          volume.direction, f"benchsr {trained.label} x{k} in {trained.out_units}, "
+                          f"{tiles(plan.tile)}")
+    tell_cautions(trained, warn)
     task = progress.add_task(f"infer {trained.label} ×{k}", total=z1 - z0) if progress else None
     with exit_on_signals():     # before the temp exists: a SIGTERM never outruns its removal
         _write_volume(trained, volume, output, header, (z0, z1, y0, y1, x0, x1), plan, tiling,

@@ -23,7 +23,7 @@ import torch
 
 from benchsr.contracts import BenchError
 from benchsr.data.volumes import SlabReader
-from benchsr.run.infer import (Trained, check_request, input_region, nifti_header,
+from benchsr.run.infer import (Trained, check_request, tell_cautions, input_region, nifti_header,
                                remove_stale_temps, write_nifti)
 from benchsr.runtime.guards import exit_on_signals
 
@@ -54,8 +54,10 @@ def _thin(trained: Trained, volume: SlabReader, box: tuple, n_out: int):
 
 def super_resolve_volume_z(trained: Trained, input_path: Path, output: Path,
                            slices: str | None = None, roi: str | None = None, progress=None,
-                           overwrite: bool = False, series: str | None = None) -> dict:
-    """Writes `output` (.nii or .nii.gz) atomically; returns what was done."""
+                           overwrite: bool = False, series: str | None = None,
+                           warn=None) -> dict:
+    """Writes `output` (.nii or .nii.gz) atomically; returns what was done. `warn(text)` hears
+    the run's cautions once the request is checked, before any work."""
     check_request(input_path, output, overwrite)
     remove_stale_temps(output)
     volume = SlabReader(input_path, series)
@@ -69,6 +71,7 @@ def super_resolve_volume_z(trained: Trained, input_path: Path, output: Path,
     origin = volume.physical_point((float(x0), float(y0), z0 + first))
     header = nifti_header((x1 - x0, y1 - y0, n_out), (sx, sy, sz / k), origin, volume.direction,
                           f"benchsr {trained.label} x{k} along z in {trained.out_units}")
+    tell_cautions(trained, warn)
     task = progress.add_task(f"infer {trained.label} x{k} along z", total=n_out) if progress else None
     with exit_on_signals():
         write_nifti(output, header, _thin(trained, volume, (z0, z1, y0, y1, x0, x1), n_out),

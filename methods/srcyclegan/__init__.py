@@ -37,6 +37,7 @@ class SRCycleGAN(Method):
     data = "unpaired"
     scales = (2, 4, 8, 16)
     inference_network = "G1"
+    tiles_change_output = True      # G1's InstanceNorm normalises over whatever tile it is given
 
     # ---- networks ---------------------------------------------------------------------------
     def build(self) -> None:

@@ -131,3 +131,57 @@ def test_eval_keys_take_auto_and_refuse_nonsense():
             config.resolve(cls, "default", ds, "smoke", [bad])
     with pytest.raises(BenchError, match="--tile-batch x"):
         tiling.tiling_request(tile_batch="x")
+
+
+# the largest mean change that tiling may make (64² LR tiles, overlap 0.25, against whole
+# slices) for a method that does not declare tiles_change_output: 2 HU in a 1500 HU window
+TILE_FREE_BOUND = 2 / 1500
+
+
+def _smooth_slice(side: int = 160) -> torch.Tensor:
+    from scipy.ndimage import gaussian_filter
+    rng = torch.Generator().manual_seed(0)
+    img = torch.from_numpy(gaussian_filter(torch.rand(side, side, generator=rng).numpy(), 3))
+    return ((img - img.min()) / (img.max() - img.min())).float()[None, None]
+
+
+def test_every_method_that_tiling_changes_declares_it():
+    """Measured, per axial plugin at its smoke initialisation: a method whose output moves by more
+    than the bound between whole slices and tiles declares tiles_change_output (so infer's auto
+    never picks its tiling by timing); one that declares nothing stays within the bound."""
+    lr, measured = _smooth_slice(), {}
+    for name, entry in sorted(registry.discover("methods").items()):
+        if entry.broken or "axial" not in entry.cls.planes:
+            continue
+        torch.manual_seed(0)
+        method = create_method(name, scale=4)
+        method.train(False)
+        whole = tiling.tiled_sr(method, lr, 4, 0, 0.25)
+        change = float((tiling.tiled_sr(method, lr, 4, 64, 0.25) - whole).abs().mean())
+        measured[name] = change
+        assert (change > TILE_FREE_BOUND) == entry.cls.tiles_change_output, (name, change)
+    assert measured["srcyclegan"] > 5 * TILE_FREE_BOUND and measured["nearest"] == 0
+
+
+def test_auto_for_a_tile_dependent_method_is_the_plan_it_was_scored_with(g1, monkeypatch):
+    """However the timings fall (a busy machine), auto gives SR-CycleGAN the tiling of its run's
+    evaluation, and says why; a plan that does not fit is refused, never silently changed."""
+    cpu = torch.device("cpu")
+    ev = {"tile": "auto", "tile_batch": "auto", "overlap": 0.25}
+    for favourite in (128, 0):      # timing would pick 128² tiles, then whole images
+        monkeypatch.setattr(tiling, "time_forward",
+                            lambda m, shape, c, d, f=favourite: 1.0 if shape[0] == (f or 512) else 9.0)
+        p = tiling.plan_for(g1, ev, (512, 512), 1, cpu)
+        assert (p.tile, p.batch) == (g1.cfg["eval"]["tile"], 1) == (0, 1)
+        assert "as the run was scored (eval.tile 0)" in p.why and "depends on the tiling" in p.why
+    monkeypatch.setitem(g1.cfg["eval"], "tile", 96)
+    assert tiling.plan_for(g1, ev, (512, 512), 1, cpu).tile == 96
+    monkeypatch.setitem(g1.cfg["eval"], "tile", 0)
+    monkeypatch.setattr(tiling, "free_memory", lambda d: 1000.0)
+    with pytest.raises(BenchError, match="give --tile N"):
+        tiling.plan_for(g1, ev, (512, 512), 1, cpu)
+    # a tile given by hand is that tile, and the message says it was asked for
+    p = tiling.plan_for(g1, {**ev, "tile": 0}, (512, 512), 1, cpu)
+    assert (p.tile, p.why) == (0, "whole slices as asked, one per forward (CPU)")
+    p = tiling.plan_for(g1, {**ev, "tile": 128}, (512, 512), 1, cpu)
+    assert (p.tile, p.why) == (128, "128² tiles as asked, one per forward (CPU)")

@@ -47,7 +47,7 @@ def test_output_overlays_the_input(trained, tmp_path, capsys, monkeypatch):
                             "8:40,4:36", "--tile", "16", "--tile-batch", "4", "--blend", "linear"],
                            capsys, monkeypatch)
     assert code == 0, err
-    assert "tiling: asked" in " ".join(out.split())
+    assert "tiling: 16² tiles, 4 per forward, as asked" in " ".join(out.split())
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tiled))), sitk.GetArrayFromImage(b))
 
 
@@ -306,3 +306,16 @@ def test_an_unfinished_run_named_by_export_weights_offers_no_option_it_lacks(tra
     code, _, err = _main(["infer", run, _write(tmp_path / "v.nii.gz", _ct()), tmp_path / "o.nii"],
                          capsys, monkeypatch)
     assert code == 2 and "--allow-unfinished" in err, err        # infer has the option
+
+
+def test_a_smoke_run_warns_and_auto_keeps_the_scored_tiling(trained, tmp_path, capsys, monkeypatch):
+    """SR-CycleGAN's output depends on the tiling: auto runs whole slices as its run was scored,
+    says so, and records it in the file; a smoke run warns before anything is written."""
+    src, dst = _write(tmp_path / "ct.nii.gz", _ct()), tmp_path / "sr.nii.gz"
+    code, out, err = _main(["infer", trained["srcyclegan"], src, dst, "--slices", "0:1"],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "tiling: whole slices, as the run was scored (eval.tile 0)" in flat
+    assert "is a smoke run" in " ".join(err.split()) and err.startswith("warning: ")
+    assert b"whole slices" in nib.load(str(dst)).header["descrip"].tobytes()
