@@ -104,12 +104,13 @@ def evaluate_predictions(
     hr_window = data.protocol.get("hr_window") or data.protocol.get("window_hu")
     if data.protocol.get("plane") == "through":    # thin volumes on the thin grid, or finer
         from benchsr.evaluation import external_z
-        predictions, finer = external_z.read_predictions(pred, data.eval_volumes, units, hr_window)
+        predictions, finer = external_z.read_predictions(pred, data.eval_volumes, units, hr_window,
+                                                          profile)
         cls = external_z.external_method(name, data.eval_volumes, predictions, finer)
     else:
         images = eval_inputs(data, cfg)
         cls = external_method(name, images, read_predictions(pred, images, data.scale, units,
-                                                             hr_window))
+                                                             hr_window, profile))
     # the runner crops and feeds the same inputs that were exported: eval.tile 0, whole images
     cfg = config.resolve(cls, "default", ds_cls, profile, list(set_) + ["eval.tile=0"])
     outcome = Runner(data, out, None, ds_cls.provenance_packages).run(cls, cfg)

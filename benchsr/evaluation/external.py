@@ -133,15 +133,32 @@ def _name(path: Path) -> str | None:
 
 
 def read_predictions(pred: Path, images: list[EvalImage], scale: int, units: str,
-                     hr_window) -> dict[str, np.ndarray]:
+                     hr_window, profile: str = "") -> dict[str, np.ndarray]:
     """{image name: SR in [0, 1]}, every file checked first; BenchError names the first bad one."""
-    files = collect_files(pred, [img.name for img in images])
+    files = collect_files(pred, [img.name for img in images], profile)
     return {img.name: _checked(files[img.name], img, scale, units, hr_window) for img in images}
 
 
-def collect_files(pred: Path, names: list[str]) -> dict[str, Path]:
+def profile_hint(pred: Path, profile: str) -> str:
+    """Why the files may not be the inputs of `profile`: each profile exports its own slices.
+    A manifest.json beside the predictions (export-inputs' own, copied) names the export's."""
+    if not profile:
+        return ""
+    try:
+        exported = results.read_json(pred / "manifest.json").get("profile")
+    except (OSError, ValueError, AttributeError):
+        exported = None
+    if exported and exported != profile:
+        return (f"; the inputs were exported at profile {exported} (manifest.json), this "
+                f"evaluation is at {profile}: evaluate with --profile {exported}")
+    return (f"; this evaluation is at profile {profile}, and each profile exports its own "
+            f"slices: --profile must be export-inputs' own")
+
+
+def collect_files(pred: Path, names: list[str], profile: str = "") -> dict[str, Path]:
     """{name: its prediction file} for exactly the wanted names; BenchError names the first
-    file that is missing, extra, doubled or not a regular file."""
+    file that is missing, extra, doubled or not a regular file, and, given the evaluation's
+    `profile`, the profile mismatch that most often explains it."""
     if not pred.is_dir():
         raise BenchError(f"{pred}: not a folder of predictions")
     files = {}
@@ -159,11 +176,11 @@ def collect_files(pred: Path, names: list[str]) -> dict[str, Path]:
     extra = sorted(set(files) - wanted)
     if extra:
         raise BenchError(f"{files[extra[0]]}: no evaluation input is called '{extra[0]}' "
-                         f"({len(extra)} extra file(s))")
+                         f"({len(extra)} extra file(s){profile_hint(pred, profile)})")
     missing = sorted(set(wanted) - set(files))
     if missing:
         raise BenchError(f"{pred / (missing[0] + '.npy')}: missing ({len(missing)} prediction(s) "
-                         f"missing; export-inputs lists them)")
+                         f"missing; export-inputs lists them{profile_hint(pred, profile)})")
     return files
 
 
@@ -204,9 +221,31 @@ def to_unit(path: Path, arr: np.ndarray, given: np.ndarray, units: str, hr_windo
     return arr.astype(np.float32)
 
 
-# [0, 1] predictions may overshoot a little (cubic kernels at edges: lung-ct's own degradation
-# reaches -0.06 before its clip), and are clamped with a note; past 10 % they are not [0, 1]
-UNIT_BAND = (-0.1, 1.1)
+# [0, 1] predictions overshoot where an interpolating kernel meets an edge, and are clamped, as
+# the methods' outputs are, the row saying how much (clamp_note). Measured on a unit step:
+# scipy's cubic spline 0.107 (order 5: 0.126), torch's bicubic 0.111, PIL's Lanczos 0.117; on a
+# one-pixel checkerboard, the worst case: torch's bicubic 0.244, PIL's Lanczos 0.559. Values
+# past 0.6 on either side come from no interpolation of [0, 1]: another unit (HU, 0..255,
+# [-1, 1]), refused
+UNIT_BAND = (-0.6, 1.6)
+# and only near edges: a cubic spline zoom (order 3 or 5) of lung-ct's exported inputs leaves
+# 10 % of all pixels outside [0, 1], at most 17 % in one image; a prediction with more than
+# half outside is shifted or scaled, not overshooting
+MAX_OUTSIDE = 0.5
+
+
+def clamp_note(predictions) -> str | None:
+    """How much of the predictions lies outside [0, 1] and is clamped: the row's note."""
+    outside = total = 0
+    lo, hi = np.inf, -np.inf
+    for arr in predictions:
+        outside += int(np.count_nonzero((arr < 0) | (arr > 1)))
+        total += arr.size
+        lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
+    if not outside:
+        return None
+    return (f"predictions clamped to [0, 1] as the methods' outputs are: {outside / total:.2%} of "
+            f"pixels were outside (min {lo:.3g}, max {hi:.3g})")
 
 
 def _check_units(path: Path, arr: np.ndarray, units: str) -> None:
@@ -219,12 +258,21 @@ def _check_units(path: Path, arr: np.ndarray, units: str) -> None:
                              f"leave out --units hu")
         return
     if in_band:
+        outside = float(np.mean((arr < 0) | (arr > 1)))
+        if outside > MAX_OUTSIDE:
+            raise BenchError(f"{path}: values {lo:.4g}..{hi:.4g}, {outside:.0%} of pixels are not in "
+                             f"[0, 1]: shifted or scaled, more than an interpolation's overshoot "
+                             f"near edges (at most {MAX_OUTSIDE:.0%} of pixels)")
         return
     if 0 <= lo and hi <= 255 and np.array_equal(arr, np.round(arr)):
         raise BenchError(f"{path}: values {lo:g}..{hi:g} look like 8-bit 0..255, not [0, 1]: "
                          f"divide by 255")
-    raise BenchError(f"{path}: values {lo:.4g}..{hi:.4g} are not in [0, 1] (at most "
-                     f"{UNIT_BAND[0]:g}..{UNIT_BAND[1]:g}, clamped); predictions in HU need --units hu")
+    if -1 <= lo < UNIT_BAND[0] and hi <= 1.1:
+        raise BenchError(f"{path}: values {lo:.4g}..{hi:.4g} look like [-1, 1] (tanh), not "
+                         f"[0, 1]: map them with (x + 1) / 2")
+    raise BenchError(f"{path}: values {lo:.4g}..{hi:.4g} are not in [0, 1], nor an interpolation's "
+                     f"overshoot of it ({UNIT_BAND[0]:g}..{UNIT_BAND[1]:g}, clamped); predictions "
+                     f"in HU need --units hu")
 
 
 def content_key(lr: np.ndarray) -> str:
@@ -235,12 +283,17 @@ def content_key(lr: np.ndarray) -> str:
 def external_method(name: str, images: list[EvalImage], predictions: dict[str, np.ndarray]):
     """A Method class `external:NAME` whose super_resolve returns the prediction of the input."""
     by_input = {content_key(img.lr): predictions[img.name] for img in images}
+    clamped = clamp_note(predictions.values())
 
     class External(Method):
         description = "predictions made outside benchsr, scored by benchsr evaluate"
         data = "none"
         scales = (2, 3, 4, 8, 16)
         measured_cost = False    # a file lookup, not the model's inference
+
+        def build(self) -> None:
+            if clamped:
+                self.ctx.notes.append(clamped)
 
         def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
             out = [torch.from_numpy(by_input[content_key(x[0].cpu().numpy())]) for x in lr]

@@ -23,7 +23,8 @@ from benchsr import results
 from benchsr.contracts import BenchError, EvalVolume, Method
 from benchsr.data.through_plane import mean_over_extents, missing
 from benchsr.data.volumes import lps_geometry, nib, ras_affine
-from benchsr.evaluation.external import collect_files, content_key, load_prediction, to_unit
+from benchsr.evaluation.external import (clamp_note, collect_files, content_key, load_prediction,
+                                         to_unit)
 
 FINER_RULE = ("a prediction on a finer grid along the slice normal (same in-plane grid and "
               "direction, covering every thin slice's extent to within one of its own slices) "
@@ -143,12 +144,12 @@ def on_thin_grid(path: Path, arr: np.ndarray, geo: dict | None, vol: EvalVolume)
 
 
 def read_predictions(pred: Path, volumes: list[EvalVolume], units: str,
-                     hr_window) -> tuple[dict, list[float]]:
+                     hr_window, profile: str = "") -> tuple[dict, list[float]]:
     """({slab name: thin slices in [0, 1]}, the finer z spacings that were brought to the thin
     grid). Every file is checked (external.collect_files, then its grid here, then its values
     as external.to_unit checks them) before anything is scored; BenchError names the first
     bad one."""
-    files = collect_files(pred, [v.name for v in volumes])
+    files = collect_files(pred, [v.name for v in volumes], profile)
     out, finer = {}, []
     for vol in volumes:
         arr, geo = _read(files[vol.name])
@@ -166,6 +167,7 @@ def external_method(name: str, volumes: list[EvalVolume], predictions: dict, fin
     change = ({"z grid": f"{min(finer):.3g}-{max(finer):.3g} mm, mean over each thin slice"
                if min(finer) != max(finer) else f"{finer[0]:.3g} mm, mean over each thin slice"}
               if finer else {})
+    clamped = clamp_note(predictions.values())
 
     class ExternalZ(Method):
         description = "through-plane predictions made outside benchsr, scored by benchsr evaluate"
@@ -176,6 +178,8 @@ def external_method(name: str, volumes: list[EvalVolume], predictions: dict, fin
 
         def build(self) -> None:
             self.ctx.recipe_changes.update(change)     # the row's label says how it was gridded
+            if clamped:
+                self.ctx.notes.append(clamped)
 
         def super_resolve_z(self, thick: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(np.asarray(by_input[content_key(thick.cpu().numpy())],

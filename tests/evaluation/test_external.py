@@ -93,6 +93,42 @@ def test_hu_predictions_with_units_hu(exported, tmp_path, capsys, monkeypatch):
     assert code == 0, err
 
 
+def test_a_cubic_spline_zoom_is_scored_clamped_and_says_how_much(exported, tmp_path, capsys,
+                                                                monkeypatch):
+    """Predictions as most people would make them, a cubic spline zoom of the exported [0, 1]
+    inputs, overshoot at air edges (to about -0.12): clamped, as the methods' outputs are, and
+    the row's note gives the share of pixels clamped."""
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: zoom(lr, m["scale"], order=3))
+    arrays = [np.load(p) for p in sorted(pred.glob("*.npy"))]
+    share = sum(int(((a < 0) | (a > 1)).sum()) for a in arrays) / sum(a.size for a in arrays)
+    assert min(float(a.min()) for a in arrays) < -0.05 and share > 0.01
+    code, _, err = _main(["evaluate", pred, "--name", "spline", "--profile", "smoke",
+                          "--out", tmp_path / "res"], capsys, monkeypatch)
+    assert code == 0, err
+    (manifest,) = (tmp_path / "res" / "runs").glob("*/external-spline/*/manifest.json")
+    notes = json.loads(manifest.read_text())["notes"]
+    assert any(n.startswith("predictions clamped to [0, 1]") and f"{share:.2%} of pixels" in n
+               for n in notes), notes
+
+
+def test_predictions_of_another_profile_name_both_profiles(exported, tmp_path, capsys, monkeypatch):
+    """A smoke export evaluated at the default profile (quick) said only 'N prediction(s)
+    missing'; it now names the profiles, and the export's own when its manifest came along."""
+    import shutil
+    pred = tmp_path / "pred"
+    _predict(exported, pred, lambda lr, m: zoom(lr, m["scale"], order=1))
+    code, _, err = _main(["evaluate", pred, "--name", "other", "--out", tmp_path / "res"],
+                         capsys, monkeypatch)
+    assert code == 2 and "this evaluation is at profile quick" in " ".join(err.split()), err
+    shutil.copy(exported / "manifest.json", pred / "manifest.json")
+    code, _, err = _main(["evaluate", pred, "--name", "other", "--out", tmp_path / "res"],
+                         capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 2 and "exported at profile smoke (manifest.json)" in flat, err
+    assert "evaluate with --profile smoke" in flat and not (tmp_path / "res").exists()
+
+
 def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatch):
     """[0, 1] predictions declared as HU scored 5 dB without a word."""
     pred = tmp_path / "pred"
@@ -111,9 +147,11 @@ def test_units_hu_on_unit_data_is_refused(exported, tmp_path, capsys, monkeypatc
     (lambda d: [np.save(p, np.load(p) * np.nan) for p in list(d.glob("*.npy"))[:1]], "non-finite"),
     (lambda d: [np.save(p, np.load(p) * 1500 - 1000) for p in list(d.glob("*.npy"))[:1]],
      "need --units hu"),
-    # clamped with only a note before (the band was [-0.5, 1.5])
+    # clamped with only a note before (the band was [-0.5, 1.5]): shifted, not overshooting
     (lambda d: [np.save(p, np.load(p) * 0.2 + 1.2) for p in list(d.glob("*.npy"))[:1]],
-     "are not in [0, 1]"),
+     "100% of pixels are not in [0, 1]: shifted or scaled"),
+    (lambda d: [np.save(p, np.load(p) * 2 - 1) for p in list(d.glob("*.npy"))[:1]],
+     "look like [-1, 1] (tanh)"),
     (lambda d: [np.save(p, np.round(np.load(p) * 255).astype(np.uint8)) for p in d.glob("*.npy")],
      "look like 8-bit 0..255"),
     # a FIFO named like a prediction made evaluate hang forever
