@@ -48,7 +48,7 @@ def load_dataset(name: str = "lung-ct", profile: str = "smoke", data_dir=None,
     streams, evaluation images and protocol."""
     cls = registry.get("datasets", name)
     cfg = config.resolve(registry.get("methods", "nearest"), "default", cls, profile, list(overrides))
-    return cls(cfg, Path(data_dir) if data_dir else None).load()
+    return cls(cfg, Path(data_dir) if data_dir else None).read()
 
 
 def evaluate(method: Method, data: PreparedData | None = None, device: str = "cpu"):

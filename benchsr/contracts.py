@@ -333,6 +333,13 @@ class Dataset:
         """Read, normalise and split the data. Raise BenchError with one line on bad input."""
         raise NotImplementedError
 
+    def read(self) -> PreparedData:
+        """load(), with the user's data folder in the metadata (None: the dataset's own data),
+        so that tables of a user's scans never share a title with the embedded ones."""
+        data = self.load()
+        data.metadata.setdefault("data_dir", str(self.data_dir) if self.data_dir else None)
+        return data
+
     def export(self, out: Path) -> Path:
         """Optional (`benchsr export-data`): write the data in a compact form that `--data-dir
         OUT` reads on a machine without SimpleITK or the data's own package; return the file."""

@@ -257,7 +257,7 @@ def _execute(jobs: list[tuple[type, dict]], ds_cls, data_dir: Path | None, out: 
         check_precision(cfg["precision"], pick_device(cfg["device"]))
         check_runtime(cfg["runtime"])
     with console.status(f"loading {ds_cls.name} ...") if show else contextlib.nullcontext():
-        data = ds_cls(jobs[0][1], data_dir).load()
+        data = ds_cls(jobs[0][1], data_dir).read()
     from benchsr.run.build import check_fits, check_init
     for cls, cfg in jobs:               # every job's sizes and init.from before the first folder
         check_fits(cfg, data, cls)
@@ -289,17 +289,20 @@ def reproduce(
     precision: Optional[str] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     seeds: Optional[str] = typer.Option(None, help="run every row once per seed, e.g. 0,1,2"),
+    rows: Optional[str] = typer.Option(None, help="only these rows, by name or first word "
+                                                  "(e.g. A,C,H,I,M), and the claims between them"),
     out: Path = typer.Option(Path("results"), help="results root (runs are reused from here)"),
     runs_of: Optional[Path] = typer.Option(None, help="rebuild from the run folders an earlier "
                                                       "report lists (under OUT/runs), running nothing"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
-    """Run (or reuse) the runs behind a paper table and print it beside the published numbers."""
+    """Run (reuse, or resume) the runs behind a paper table and print it beside the published
+    numbers."""
     if debug:
         os.environ["BENCHSR_DEBUG"] = "1"
     from benchsr.report import claims as judge
     from benchsr.report import reproduce as rep
-    spec = rep.check_known(table, rep.paper_tables())
+    spec = rep.select_rows(rep.check_known(table, rep.paper_tables()), rows)
     seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
     rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
     ds_cls = registry.get("datasets", dataset or spec["dataset"])
@@ -311,7 +314,11 @@ def reproduce(
         if todo:
             console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
             unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
-            _execute(list(unique.values()), ds_cls, data_dir, out)
+            stopped = [job for job in unique.values() if rep.stopped_run(out, job[1])]
+            fresh = [job for job in unique.values() if job not in stopped]
+            for jobs, resume in ((stopped, True), (fresh, False)):   # a stopped run continues
+                if jobs:
+                    _execute(jobs, ds_cls, data_dir, out, resume=resume)
         for row, _, cfg in rows:
             by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
     failed = rep.failed_runs([r for runs in by_row.values() for r in runs if r is not None])

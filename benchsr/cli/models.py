@@ -39,7 +39,7 @@ def export_inputs(
     from benchsr.evaluation.external import export_inputs as write
     ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
     with console.status(f"loading {ds_cls.name} ..."):
-        data = ds_cls(cfg, data_dir).load()
+        data = ds_cls(cfg, data_dir).read()
     through = data.protocol.get("plane") == "through"     # thick stacks as NIfTI instead
     manifest = write(data, cfg, out, external_z.write_inputs if through else None)
     what = (f"thick stacks (z x{manifest['z_factor']}, NIfTI)" if through
@@ -100,7 +100,7 @@ def evaluate_predictions(
     check_out_folder(out)
     ds_cls, cfg = _dataset_and_config(dataset, profile, data_dir, set_)
     with console.status(f"loading {ds_cls.name} ..."):
-        data = ds_cls(cfg, data_dir).load()
+        data = ds_cls(cfg, data_dir).read()
     hr_window = data.protocol.get("hr_window") or data.protocol.get("window_hu")
     if data.protocol.get("plane") == "through":    # thin volumes on the thin grid, or finer
         from benchsr.evaluation import external_z

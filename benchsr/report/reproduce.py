@@ -74,6 +74,20 @@ def finished_run(root: Path, cfg: dict, failed_too: bool = False) -> Path | None
     return failed if failed_too else None
 
 
+def stopped_run(root: Path, cfg: dict) -> Path | None:
+    """The newest run of `cfg` that neither completed nor failed (stopped by a signal, killed,
+    or still being written): reproduce continues it rather than starting again."""
+    label = results.run_label(cfg["method"], cfg["preset"], cfg["variant"])
+    for run in results.same_config_runs(root, cfg["dataset"], label, cfg):
+        try:
+            status = results.read_json(run / "manifest.json").get("status")
+        except (OSError, ValueError):
+            status = None
+        if status not in ("complete", "failed"):
+            return run
+    return None
+
+
 def _this_code(manifest: dict) -> bool:
     """Whether the run was made by the code now checked out (its commit, with no local edits)."""
     made = manifest.get("provenance") or {}
@@ -196,10 +210,15 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
             + f". Profile '{profile}'"
             + ("" if profile == "paper" and not elsewhere else
                ": not the paper's setting, so compare the ranking, not the absolute values") + ".")
+    rows = [row["name"].split()[0] for row in spec["rows"]] if spec.get("left_out") else []
     command = " ".join(["benchsr reproduce", table, "--profile", profile,
                         *(["--dataset", dataset] if dataset else []),
                         *(["--seeds", ",".join(map(str, seeds))] if seeds else []),
+                        *(["--rows", ",".join(rows)] if rows else []),
                         *sum((["--set", s] for s in sets), [])])
+    if rows:
+        note += (f" Rows run: {len(spec['rows'])} of {len(spec['rows']) + len(spec['left_out'])} "
+                 f"(not run here: {', '.join(spec['left_out'])}); claims between them only.")
     md = (f"# {table}\n\n{note}\n\nMade by `{command}`.\n\n"
           + "".join(f"**{line}**\n\n" for line in warnings)
           + f"{frame.to_markdown(index=False, disable_numparse=True)}\n")
@@ -227,6 +246,25 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
                "whose images carry the metric.\n\n"
                + claims.to_markdown(index=False, disable_numparse=True) + "\n")
     return note, md
+
+
+def select_rows(spec: dict, wanted: str | None) -> dict:
+    """The table with only the rows named in `wanted` (comma-separated; a row is named whole or
+    by its first word: 'A' for 'A (-----)'), and only the claims between two of them."""
+    if not wanted:
+        return spec
+    names = [w.strip() for w in wanted.split(",") if w.strip()]
+    by_word = {row["name"].split()[0]: row["name"] for row in spec["rows"]}
+    known = {row["name"] for row in spec["rows"]}
+    bad = [n for n in names if n not in known and n not in by_word]
+    if bad or not names:
+        raise BenchError(f"--rows {wanted}: {'no row ' + repr(bad[0]) if bad else 'no rows'} in "
+                         f"this table (rows: {', '.join(r['name'].split()[0] for r in spec['rows'])})")
+    keep = {n if n in known else by_word[n] for n in names}
+    left_out = [row["name"] for row in spec["rows"] if row["name"] not in keep]
+    return {**spec, "rows": [row for row in spec["rows"] if row["name"] in keep],
+            "claims": [c for c in spec.get("claims", []) if {c["better"], c["than"]} <= keep],
+            "left_out": left_out}
 
 
 def check_known(name: str, tables: dict) -> dict:

@@ -68,7 +68,14 @@ class Group:
         through = (f" through-plane x{self.protocol.get('z_factor')} along z"
                    if self.protocol.get("plane") == "through" else "")
         return (self.dataset + through + (" (SIMULATED)" if self.simulated else "")
-                + (f", {self.profile}" if self.profile else "") + best)
+                + self.own_data + (f", {self.profile}" if self.profile else "") + best)
+
+    @property
+    def own_data(self) -> str:
+        """' on your data (FOLDER)' for runs on a user's --data-dir, else ''."""
+        folders = sorted({Path(d).name for r in self.runs
+                          if (d := (r["manifest"].get("data_metadata") or {}).get("data_dir"))})
+        return f" on your data ({', '.join(folders)})" if folders else ""
 
     @property
     def stem(self) -> str:

@@ -87,7 +87,7 @@ def _run(spec: JobSpec) -> dict:
     cls, ds_cls = registry.get("methods", name), registry.get("datasets", spec.dataset)
     cfg = config.resolve(cls, preset or "default", ds_cls, spec.profile, list(spec.overrides))
     distributed.init()
-    data = ds_cls(cfg, Path(spec.data_dir) if spec.data_dir else None).load()
+    data = ds_cls(cfg, Path(spec.data_dir) if spec.data_dir else None).read()
     env = submitit.JobEnvironment()
     job = {"launcher": env.cluster, "id": str(env.job_id)}
     outcome = Runner(data, Path(spec.out), None, ds_cls.provenance_packages, job).run(cls, cfg, resume)

@@ -136,6 +136,9 @@ def test_a_folder_of_scans_is_a_run_of_several_patients(tmp_path, cta, capsys, m
     assert code == 0, err
     (run,) = (tmp_path / "res" / "runs" / "lung-ct" / "nearest").iterdir()
     assert sorted(pd.read_csv(run / "metrics.csv")["volume"]) == ["alice", "bob", "carol"]
+    # its tables say whose scans they are: the embedded patients' have the same dataset name
+    board = (tmp_path / "res" / "leaderboard.md").read_text()
+    assert f"## lung-ct on your data ({scans.name}), smoke" in board
     # one scan alone, given as a file, is one patient too
     one = api.load_dataset("lung-ct", "smoke", data_dir=scans / "bob.nrrd")
     assert one.protocol["patients"] == ["bob"]

@@ -4,6 +4,8 @@ import json
 import shutil
 import textwrap
 
+import yaml
+
 import pytest
 from typer.testing import CliRunner
 
@@ -174,3 +176,36 @@ def test_a_failure_of_other_code_runs_again(toy_plugin, tmp_path):
     CliRunner().invoke(app, args)
     again = sorted((out / "runs" / "lung-ct").glob("blocky-mode=inverted/*"))
     assert len(again) == 2 and failed in again
+
+
+def test_rows_run_a_subset_and_its_claims_only(toy_plugin, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["reproduce", "tableX", "--profile", "smoke", "--rows", "bilinear",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert [r.parent.name for r in (out / "runs" / "lung-ct").glob("*/*")] == ["blocky-mode=bilinear"]
+    md = (out / "reproduce" / "tableX-smoke.md").read_text()
+    assert "--rows bilinear" in md and "Rows run: 1 of 2 (not run here: nearest)" in md
+    assert "## Claims" not in md                      # its one claim needs the row left out
+    spec = reproduce.paper_tables()["table3"]
+    fig12 = reproduce.select_rows(spec, "A,C,H,I,M")
+    assert [r["name"][0] for r in fig12["rows"]] == list("ACHIM")
+    assert {(c["better"][0], c["than"][0]) for c in fig12["claims"]} == {
+        ("M", "H"), ("M", "I"), ("I", "C"), ("H", "C"), ("C", "A")}
+    with pytest.raises(BenchError, match=r"--rows A,Z: no row 'Z' in this table \(rows: A, B"):
+        reproduce.select_rows(spec, "A,Z")
+
+
+def test_a_stopped_run_is_continued_not_started_again(toy_plugin, tmp_path):
+    out = tmp_path / "out"
+    args = ["reproduce", "tableX", "--profile", "smoke", "--rows", "bilinear", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (run,) = (out / "runs" / "lung-ct" / "blocky-mode=bilinear").iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "stopped"              # as a SIGTERM leaves it
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert reproduce.stopped_run(out, yaml.safe_load((run / "config.yaml").read_text())) == run
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert list((out / "runs" / "lung-ct" / "blocky-mode=bilinear").iterdir()) == [run]
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
