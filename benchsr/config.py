@@ -19,6 +19,7 @@ import yaml
 from benchsr.errors import BenchError
 
 PROFILES = ("smoke", "quick", "standard", "paper")
+DEFAULT_DATASET = "lung-ct"   # the embedded real chest CTs: what runs with no --dataset
 # a profile built on another: the base's harness and plugin layers come first (standard keeps
 # quick's slim networks and trains them longer)
 PROFILE_BASE = {"standard": "quick"}

@@ -287,3 +287,16 @@ def slurm(tmp_path_factory):
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = before
+
+
+def board_row(board: str, label: str) -> str:
+    """A leaderboard.md row as a reader takes it in: its table line and its note under the table
+    (`- **label**: ...`, unwrapped)."""
+    lines = board.splitlines()
+    row = next(line for line in lines if line.startswith(f"| {label} "))
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"- **{label}**: ")), None)
+    note = ""
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+        note = " ".join(line.strip() for line in lines[start:end])
+    return f"{row} {note}"

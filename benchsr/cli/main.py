@@ -202,7 +202,7 @@ def _named(methods, dataset, profile, doc: dict, path) -> tuple[str, str, str]:
         if key in given and value is not None and value != given[key]:
             raise BenchError(f"{option} {value} and --config {path} ({key}: {given[key]}) "
                              f"disagree: give it once")
-    return ("all" if methods is None else methods, dataset or given.get("dataset", "lung-ct"),
+    return ("all" if methods is None else methods, dataset or given.get("dataset", config.DEFAULT_DATASET),
             profile or given.get("profile", "quick"))
 
 

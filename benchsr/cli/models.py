@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from benchsr import config, registry
+from benchsr.config import DEFAULT_DATASET
 from benchsr.cli.common import (app, check_data_dir, check_out_folder, console, exit_unless_complete,
                                 show_leaderboard)
 from benchsr.errors import BenchError
@@ -26,7 +27,7 @@ def _dataset_and_config(dataset: str, profile: str, data_dir, set_: list[str], m
 @app.command("export-inputs")
 def export_inputs(
     out: Path = typer.Argument(..., metavar="OUT", help="an empty or new folder"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset adapter (see `benchsr list`)"),
     profile: str = typer.Option("quick", help="smoke | quick | standard | paper (how many images)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
@@ -51,7 +52,7 @@ def export_inputs(
 def export_data(
     out: Path = typer.Argument(..., metavar="OUT",
                                help="a folder; --data-dir OUT then reads what is written"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset adapter (see `benchsr list`)"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: KEY=VALUE"),
 ) -> None:
@@ -81,7 +82,7 @@ def evaluate_predictions(
     pred: Path = typer.Argument(..., metavar="PRED",
                                 help="a folder with one prediction per exported input"),
     name: str = typer.Option(..., help="the model's name: the run is external:NAME"),
-    dataset: str = typer.Option("lung-ct", help="dataset adapter (see `benchsr list`)"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset adapter (see `benchsr list`)"),
     profile: str = typer.Option("quick", help="the profile the inputs were exported with"),
     data_dir: Optional[Path] = typer.Option(None, help="the dataset's folder, where it needs one"),
     units: str = typer.Option("unit", help="unit: predictions in [0, 1]; hu: in the dataset's "

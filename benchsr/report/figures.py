@@ -105,6 +105,9 @@ def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
     return enlarge_bicubic(lr, scale)
 
 
+GRID_COLUMNS = 5
+
+
 def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[str, np.ndarray]],
                     scale: int, png: Path, title: str) -> None:
     """Row 1: the images (a run's published crop) with the zoom box; row 2: the box enlarged.
@@ -121,21 +124,27 @@ def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[s
     if hr is not None:
         panels.append(("HR reference", hr))
     y, x, size = detail_box(hr if hr is not None else panels[1][1], frac=0.5)
-    fig = Figure(figsize=(2.1 * len(panels), 4.6), dpi=100)
-    axes = fig.subplots(2, len(panels), squeeze=False)
-    for col, (name, img) in enumerate(panels):
+    # at most GRID_COLUMNS panels a row, each 250 px wide: the page shows them at full size
+    cols = min(GRID_COLUMNS, len(panels))
+    bands = -(-len(panels) // cols)
+    fig = Figure(figsize=(2.5 * cols, 5.0 * bands + 0.3), dpi=100)
+    axes = fig.subplots(2 * bands, cols, squeeze=False)
+    for i, (name, img) in enumerate(panels):
         label = name
-        if hr is not None and col > 0 and name != "HR reference":
+        if hr is not None and i > 0 and name != "HR reference":
             label += (f"\n{metrics.psnr(hr, img):.2f} dB / "
                       f"{metrics.ssim_windowed(hr, img):.3f}")
-        axes[0, col].imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes[0, col].add_patch(Rectangle((x, y), size, size, fill=False, ec="red", lw=1))
-        axes[0, col].set_title(label, fontsize=7)
-        axes[1, col].imshow(img[y:y + size, x:x + size], cmap="gray", vmin=0, vmax=1,
-                            interpolation="nearest")
-        for ax in axes[:, col]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+        whole, detail = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        whole.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        whole.add_patch(Rectangle((x, y), size, size, fill=False, ec="red", lw=1))
+        whole.set_title(label, fontsize=8)
+        detail.imshow(img[y:y + size, x:x + size], cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.set_axis_off()
     for spine in axes[1, 0].spines.values():
         spine.set_edgecolor("red")
     fig.suptitle(title, fontsize=9)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
 from benchsr.evaluation.metrics import METRICS
-from benchsr.report import figures, planes
+from benchsr.report import figures, layout, planes
+from benchsr.report.order import reading_order
 from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
 from benchsr.report.tables import (SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence,
@@ -58,9 +59,24 @@ def _render(table: Table, escape, bold) -> pd.DataFrame:
     return out.mask(table.best, out.map(bold))
 
 
+def _shown(cells: pd.DataFrame) -> pd.DataFrame:
+    """A group's table as a page shows it: every row has the group's profile, so no column
+    says it; a metric no row could compute is one note (in the Notes column's list), not a
+    column of the same words."""
+    cells = cells.drop(columns=[c for c in ("Profile",) if c in cells.columns])
+    absent = [c for c in cells.columns[1:] if cells[c].nunique() == 1
+              and str(cells[c].iloc[0]).startswith("n/a") and len(cells) > 1]
+    if absent:
+        said = "; ".join(f"{c}: {cells[c].iloc[0]}" for c in absent)
+        cells = cells.drop(columns=absent)
+        cells.loc[len(cells)] = {cells.columns[0]: "every row", "Notes": said}
+        cells = cells.fillna("")
+    return cells
+
+
 def markdown(table: Table) -> str:
     cells = _render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**")
-    return cells.to_markdown(index=False, disable_numparse=True)
+    return layout.table(_shown(cells))
 
 
 def latex(table: Table, caption: str) -> str:
@@ -91,13 +107,25 @@ def paper_latex(table: Table, caption: str) -> str:
 
 
 def html_table(table: Table) -> str:
-    cells = _render(table, html.escape, lambda s: f"<strong>{s}</strong>")
-    return cells.to_html(index=False, escape=False, border=0, classes="board")
+    """The table, its cells on one line each (the page scrolls sideways instead), with a
+    `Notes` column as a list under it."""
+    cells = _shown(_render(table, html.escape, lambda s: f"<strong>{s}</strong>"))
+    notes = []
+    if "Notes" in cells.columns:
+        notes = [(row[cells.columns[0]], row["Notes"]) for _, row in cells.iterrows()
+                 if str(row["Notes"]).strip() not in ("", "-")]
+        cells = cells.drop(columns=["Notes"])
+    out = ('<div class="scroll">' + cells.to_html(index=False, escape=False, border=0,
+                                                  classes="board") + "</div>")
+    if notes:
+        out += '<ul class="note">' + "".join(f"<li><strong>{head}</strong>: {text}</li>"
+                                             for head, text in notes) + "</ul>"
+    return out
 
 
-def _img(path: Path, alt: str) -> str:
+def _img(path: Path, alt: str, css: str = "") -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{f" class={css!r}" if css else ""}>'
 
 
 def _protocol_line(group: Group) -> str:
@@ -162,25 +190,43 @@ def _write_group_files(group: Group, folder: Path, stops: pd.DataFrame) -> None:
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>benchsr leaderboard</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1600px; }}
-table.board {{ border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }}
-table.board th, table.board td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5em 2em; max-width: 1600px; }}
+h1 {{ margin: 0 0 .3em; }} h2 {{ margin-top: 2em; border-top: 2px solid #ccc; padding-top: .6em; }}
+.scroll {{ overflow-x: auto; margin-bottom: 1em; }}
+table.board {{ border-collapse: collapse; font-size: 13px; }}
+table.board th, table.board td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left;
+  white-space: nowrap; }}
 table.board th {{ background: #f3f3f3; }}
 img {{ max-width: 100%; border: 1px solid #ccc; margin: 4px 0; }}
+img.grid {{ max-width: none; }}
 .losses img {{ max-width: 48%; }}
 .note {{ color: #555; font-size: 13px; }}
+nav ul {{ columns: 2; margin: .3em 0; font-size: 14px; }}
 </style></head>
 <body>
-<h1>benchsr leaderboard</h1>
-<p class="note">{legend}</p>
+<h1>{title}</h1>
+<p class="note">{intro}</p>
+<nav><ul>{toc}</ul></nav>
 {sections}
+<h2 id="reading">How to read the cells</h2>
+<p class="note">{legend}</p>
 <script>
-// self-check read by the test suite's headless browser: how many images decoded
+// self-checks read by the test suite's headless browser: images decoded, cells that wrap, images
+// shown smaller than drawn, and whether the first ranking is on the first screen
 window.addEventListener("load", () => {{
   const imgs = Array.from(document.images);
-  document.body.dataset.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length + "/" + imgs.length;
+  const d = document.body.dataset;
+  d.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length + "/" + imgs.length;
+  const cells = Array.from(document.querySelectorAll("table.board td"));
+  const line = cells.length ? Math.min(...cells.map(c => c.getBoundingClientRect().height)) : 0;
+  d.wrappedCells = cells.filter(c => c.getBoundingClientRect().height > 1.6 * line).length;
+  d.shrunkGrids = imgs.filter(i => i.alt.endsWith("comparison grid") && i.width < 0.95 * i.naturalWidth).length;
+  const first = document.querySelector("section table.board");
+  d.firstTableTop = first ? Math.round(first.getBoundingClientRect().top) : -1;
+  d.firstSection = (document.querySelector("section h2") || {{}}).textContent || "";
+  d.viewport = window.innerWidth + "x" + window.innerHeight;
 }});
 </script>
 </body></html>
@@ -193,96 +239,155 @@ def _curves(group: Group, folder: Path) -> Path | None:
     return png if figures.curves_plot(group.runs, png, title) else None
 
 
+def evidence(group: Group) -> str:
+    """One sentence on what the group's numbers stand on."""
+    volumes = next((c.split(":", 1)[1].strip() for c in group.caveats if c.startswith("Evaluation:")), "")
+    return (f"{len(group.quality.cells)} rows at profile {group.profile or '?'}, protocol {group.key}"
+            + (" (SIMULATED data)" if group.simulated else "") + (f". Evaluation: {volumes}"
+                                                                    if volumes else "."))
+
+
 def _html_section(group: Group, grid: Path | None, curves: Path | None,
-                  stops: pd.DataFrame) -> str:
-    parts = [f"<h2>{html.escape(group.title)} — protocol {group.key}</h2>",
-             f'<p class="note">Protocol: {html.escape(_protocol_line(group))}</p>',
-             *[f'<p class="note"><strong>{html.escape(line)}</strong></p>' for line in group.caveats]]
+                  stops: pd.DataFrame, heading: str) -> str:
+    parts = [f'<section id="{group.stem}"><h2>{html.escape(heading)}</h2>',
+             f'<p class="note">{html.escape(evidence(group))}</p>',
+             *[f'<p class="note"><strong>{html.escape(line)}</strong></p>' for line in group.caveats
+               if not line.startswith("Evaluation:")]]
     if group.simulated:
         parts.append('<p class="note"><strong>SIMULATED data</strong>: numbers and pictures '
                      "come from a simulated specimen, not from a scanner.</p>")
-    parts += ["<h3>Quality</h3>", html_table(group.quality)]
+    parts += ["<h3>Ranking</h3>", html_table(group.quality)]
     tests = _tests(group)
     if not tests.empty:
         parts += ["<h3>Tests against the best</h3>", f'<p class="note">{html.escape(TESTS_NOTE)}</p>',
-                  tests.to_html(index=False, escape=True, border=0, classes="board")]
+                  '<div class="scroll">' + tests.to_html(index=False, escape=True, border=0,
+                                                         classes="board") + "</div>"]
+    if grid is not None:
+        parts += ["<h3>Comparison</h3>", '<div class="scroll">'
+                  + _img(grid, f"{group.title} comparison grid", "grid") + "</div>"]
     if group.clinical:
         parts += ["<h3>Clinical measures</h3>",
                   f'<p class="note">{html.escape(clinical_legend(group))}</p>',
                   html_table(group.clinical)]
-    if grid is not None:
-        parts += ["<h3>Comparison</h3>", _img(grid, f"{group.title} comparison grid")]
     if curves is not None:
         parts += ["<h3>Learning curves</h3>", _img(curves, f"{group.title} learning curves")]
     if not stops.empty:
         parts += ["<h3>Where each method stops on its curve</h3>",
                   f'<p class="note">{html.escape(TREND_RULE)}.</p>',
-                  stops.to_html(index=False, escape=True, border=0, classes="board")]
+                  '<div class="scroll">' + stops.to_html(index=False, escape=True, border=0,
+                                                         classes="board") + "</div>"]
     parts += ["<h3>Cost</h3>", html_table(group.cost), "<h3>Provenance</h3>",
-              html_table(group.provenance)]
+              html_table(group.provenance), "<h3>Protocol</h3>",
+              f'<p class="note">{html.escape(_protocol_line(group))}</p>']
     losses = [(r["manifest"]["label"], r["dir"] / "losses.png") for r in group.runs]
     losses = [(label, p) for label, p in losses if p.is_file()]
     if losses:
         parts += ["<h3>Training losses</h3>", '<div class="losses">']
         parts += [_img(p, f"{label} training losses") for label, p in losses]
         parts.append("</div>")
-    return "\n".join(parts)
+    return "\n".join(parts + ["</section>"])
+
+
+def _md_section(group: Group, grid: Path | None, curves: Path | None, stops: pd.DataFrame,
+                heading: str, lead: str = "") -> list[str]:
+    md = [f"## {heading}", "", *([layout.prose(lead), ""] if lead else []),
+          layout.prose(evidence(group)), "",
+          *[f"**{layout.prose(line)}**\n" for line in group.caveats if not line.startswith("Evaluation:")],
+          "### Ranking", "", markdown(group.quality), ""]
+    tests = _tests(group)
+    if not tests.empty:
+        md += ["### Tests against the best", "", layout.prose(TESTS_NOTE), "", layout.table(tests), ""]
+    for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
+        if pic is not None:     # where the folder will be once swapped in
+            md += [f"![{group.title} {alt}](leaderboard/{pic.name})", ""]
+    if group.clinical:
+        md += ["### Clinical measures", "", layout.prose(clinical_legend(group)), "",
+               markdown(group.clinical), ""]
+    if not stops.empty:
+        md += ["### Where each method stops on its curve", "", layout.prose(TREND_RULE + "."), "",
+               layout.table(stops), ""]
+    md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
+           markdown(group.provenance), "", "### Protocol", "",
+           *[layout.bullet(k, str(v)) for k, v in group.protocol.items()], ""]
+    return md
+
+
+def anchor(heading: str) -> str:
+    """The id GitHub's Markdown gives a heading."""
+    keep = "".join(ch for ch in heading.lower() if ch.isalnum() or ch in " -_")
+    return keep.replace(" ", "-")
+
+
+ARCHIVE = "leaderboard-archive.md"
 
 
 def build(paths: list[Path], out_root: Path) -> list[Group]:
     """Build every table and picture from the run folders under `paths` into a fresh folder,
     then swap it in for <out_root>/leaderboard: a crash never leaves a half-built leaderboard,
-    and no file of a group that no longer exists survives a rebuild."""
+    and no file of a group that no longer exists survives a rebuild. leaderboard.md and .html
+    show the current protocol of each task; leaderboard-archive.md the superseded ones."""
     out_root.mkdir(parents=True, exist_ok=True)
     folder = staging_folder(out_root, ".leaderboard-new-")
     os.chmod(folder, 0o755)             # mkdtemp makes it private; a leaderboard is to be read
     try:
-        found, md, sections = _build_into(paths, folder)
+        found, md, archive, page = _build_into(paths, folder)
         _swap(folder, out_root / "leaderboard")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
-    write_text(out_root / "leaderboard.html",
-               PAGE.format(legend=html.escape(legend()), sections="\n".join(sections)))
+    write_text(out_root / ARCHIVE, "\n".join(archive) + "\n")
+    write_text(out_root / "leaderboard.html", page)
     return found
 
 
-def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str], list[str]]:
-    """The group files written into `folder`; leaderboard.md's lines and the page's sections."""
+INTRO = ("Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
+         "are in each run folder). One section per task (dataset, track, profile), on its "
+         "current protocol, the default dataset's real scans first and simulated data last; "
+         f"superseded protocols are in {ARCHIVE}.")
+
+
+def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str], list[str], str]:
+    """The group files written into `folder`; leaderboard.md's lines, the archive's lines and
+    the HTML page."""
     found = groups(load_runs(paths))
-    md = ["# benchsr leaderboard", "",
-          "Built by `benchsr leaderboard` from run folders only (per-image values and provenance "
-          "are in each run folder). " + legend(), ""]
-    sections = []
-    for group in found:
+    current, superseded = reading_order(found)
+    md = ["# benchsr leaderboard", "", layout.prose(INTRO), ""]
+    archive = ["# benchsr leaderboard: superseded protocols", "",
+               layout.prose("Groups whose protocol a newer one of the same task replaced, each "
+                            "under what changed. Their runs are kept and counted here; the "
+                            "current tables are in leaderboard.md."), ""]
+    toc, sections = [], []
+    for group in [*current, *(s.group for s in superseded)]:
         stops = stops_frame(group.runs)   # reads every run's curve.csv: once per group
         _write_group_files(group, folder, stops)
         grid, curves = _grid(group, folder), _curves(group, folder)
-        md += [f"## {group.title} — protocol {group.key}", "",
-               "Protocol: " + _protocol_line(group), "",
-               *[f"**{line}**" for line in group.caveats], "", "### Quality", "",
-               markdown(group.quality), ""]
-        tests = _tests(group)
-        if not tests.empty:
-            md += ["### Tests against the best", "", TESTS_NOTE, "",
-                   tests.to_markdown(index=False, disable_numparse=True), ""]
-        if group.clinical:
-            md += ["### Clinical measures", "", clinical_legend(group), "",
-                   markdown(group.clinical), ""]
-        for pic, alt in ((grid, "comparison"), (curves, "learning curves")):
-            if pic is not None:     # where the folder will be once swapped in
-                md += [f"![{group.title} {alt}](leaderboard/{pic.name})", ""]
-        if not stops.empty:
-            md += ["### Where each method stops on its curve", "", TREND_RULE + ".", "",
-                   stops.to_markdown(index=False, disable_numparse=True), ""]
-        md += ["### Cost", "", markdown(group.cost), "", "### Provenance", "",
-               markdown(group.provenance), ""]
-        sections.append(_html_section(group, grid, curves, stops))
+        old = next((s for s in superseded if s.group is group), None)
+        if old is None:
+            md_lines = _md_section(group, grid, curves, stops, group.title)
+            toc.append((group.title, group.stem, len(group.quality.cells)))
+            sections.append(_html_section(group, grid, curves, stops, group.title))
+            md += md_lines
+        else:
+            archive += _md_section(group, grid, curves, stops,
+                                   f"{group.title}: protocol {group.key} (superseded)",
+                                   f"Superseded by protocol {old.by.key}, which changed: {old.changes}.")
+    md[4:4] = ["Contents:", "",
+               *[f"- [{title}](#{anchor(title)}): {n} rows" for title, _, n in toc],
+               f"- [{ARCHIVE}]({ARCHIVE}): {len(superseded)} superseded group(s)",
+               "- [How to read the cells](#how-to-read-the-cells)", ""]
+    md += ["## How to read the cells", "", layout.prose(legend()), ""]
     if not found:
         md.append("No finished runs yet.")
         sections.append("<p>No finished runs yet.</p>")
-    return found, md, sections
+    if not superseded:
+        archive.append("None.")
+    items = [f'<li><a href="#{stem}">{html.escape(title)}</a> ({n} rows)</li>' for title, stem, n in toc]
+    items += [f'<li><a href="{ARCHIVE}">superseded protocols</a> ({len(superseded)})</li>',
+              '<li><a href="#reading">how to read the cells</a></li>']
+    page = PAGE.format(title="benchsr leaderboard", intro=html.escape(INTRO), toc="".join(items),
+                       sections="\n".join(sections), legend=html.escape(legend()))
+    return found, md, archive, page
 
 
 def _swap(new: Path, final: Path) -> None:

@@ -67,8 +67,11 @@ class Group:
         best = " (BEST-ON-VALIDATION checkpoints)" if self.checkpoint == "best" else ""
         through = (f" through-plane x{self.protocol.get('z_factor')} along z"
                    if self.protocol.get("plane") == "through" else "")
+        # a design whose runs differ by more than the seed names itself (leave one patient out)
+        design = (", " + str(self.protocol.get("split", "by " + str(self.protocol["replicate_keys"])))
+                  .split(":")[0] if self.protocol.get("replicate_keys") else "")
         return (self.dataset + through + (" (SIMULATED)" if self.simulated else "")
-                + self.own_data + (f", {self.profile}" if self.profile else "") + best)
+                + self.own_data + design + (f", {self.profile}" if self.profile else "") + best)
 
     @property
     def own_data(self) -> str:

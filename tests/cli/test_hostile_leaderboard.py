@@ -10,7 +10,7 @@ from benchsr import registry
 from benchsr.report import publish
 from benchsr.run.runner import Runner
 
-from conftest import smoke_config
+from conftest import board_row, smoke_config
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,7 @@ def test_a_damaged_folder_is_a_failed_row_and_the_rest_are_built(case, two_runs,
     damage(next((root / "runs" / "lung-ct" / "bicubic").iterdir()))
     publish.build([root / "runs"], root)
     board = (root / "leaderboard.md").read_text()
-    bicubic = next(line for line in board.splitlines() if line.startswith("| bicubic"))
-    nearest = next(line for line in board.splitlines() if line.startswith("| nearest"))
+    bicubic, nearest = board_row(board, "bicubic"), board_row(board, "nearest")
     assert "FAILED" in bicubic and reason in bicubic, bicubic
     assert "#1" in nearest, nearest                                  # the other run is ranked
 

@@ -18,7 +18,7 @@ from benchsr.contracts import BenchError
 from benchsr.runtime.guards import FAULT_ENV
 from benchsr.run.runner import Runner
 
-from conftest import cli_batch, fake_distribution, smoke_config
+from conftest import board_row, cli_batch, fake_distribution, smoke_config
 
 CFG = ["train.epochs=3"]     # smoke: 2 steps per epoch, so steps 0..5 and three checkpoints
 
@@ -230,7 +230,7 @@ def test_faulty_plugins_fail_alone_and_are_shown(tmp_path):
     assert "raised KeyboardInterrupt instead of returning" in status["interrupter"]["reason"]
     board = (out / "leaderboard.md").read_text()
     for label in ("raiser", "hanger", "nanner", "exiter", "interrupter"):
-        assert any(line.startswith(f"| {label}") and "FAILED" in line for line in board.splitlines())
+        assert "FAILED" in board_row(board, label), label
 
 
 @pytest.mark.slow

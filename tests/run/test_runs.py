@@ -12,7 +12,7 @@ from benchsr.cli.main import app
 from benchsr.run import reporting
 from benchsr.run.runner import Runner
 
-from conftest import smoke_config
+from conftest import board_row, smoke_config
 
 FILES = ("config.yaml", "manifest.json", "metrics.csv", "summary.json", "cost.json")
 
@@ -104,7 +104,7 @@ def test_missing_vgg_weights_are_said_in_the_run_and_the_tables(smoke_out):
         manifest = json.loads((_run_dir(smoke_out, label) / "manifest.json").read_text())
         assert any(n.startswith(note) for n in manifest["notes"])
     board = (smoke_out / "leaderboard.md").read_text()
-    assert sum(note in line for line in board.splitlines() if "esrgan" in line) >= 1
+    assert note in board_row(board, "esrgan [perceptual=off]")
 
 
 def test_leaderboard_writes_beside_the_runs_it_reads(smoke_out, tmp_path, monkeypatch):
