@@ -305,38 +305,50 @@ def reproduce(
     spec = rep.select_rows(rep.check_known(table, rep.paper_tables()), rows)
     seed_list = [s for s in _parse_seeds(seeds, seed) if s is not None] or None
     rows = rep.row_configs(spec, profile, _extra(set_, device, precision, None), dataset, seed_list)
-    ds_cls = registry.get("datasets", dataset or spec["dataset"])
-    by_row: dict[str, list] = {}
-    if runs_of is not None:     # the code's config may have moved on since those runs
-        by_row = rep.listed_runs(runs_of, out, spec)
-    else:
-        todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg, True) is None]
-        if todo:
-            console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
-            unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}   # rows may share a config
-            stopped = [job for job in unique.values() if rep.stopped_run(out, job[1])]
-            fresh = [job for job in unique.values() if job not in stopped]
-            for jobs, resume in ((stopped, True), (fresh, False)):   # a stopped run continues
-                if jobs:
-                    _execute(jobs, ds_cls, data_dir, out, resume=resume)
-        for row, _, cfg in rows:
-            by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
+    same, here = rep.same_config_rows(rows), rep.settings_here(spec, rows)
+    by_row = _table_runs(spec, [r for r in rows if r[0]["name"] not in same],
+                         registry.get("datasets", dataset or spec["dataset"]), data_dir, out, runs_of)
+    by_row.update({row: by_row.get(first, [None]) for row, first in same.items()})
     failed = rep.failed_runs([r for runs in by_row.values() for r in runs if r is not None])
     by_row = {name: [r for r in runs if r not in failed] or [None] for name, runs in by_row.items()}
     missing = [name for name, runs in by_row.items() if None in runs]
     done = [(row, by_row[row["name"]]) for row in spec["rows"] if row["name"] not in missing]
-    frame = rep.compare(done)
-    claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs})
+    frame = rep.compare(done, here)
+    claims = judge.verdicts(spec, {name: runs for name, runs in by_row.items() if None not in runs}, same)
     note, md = rep.report(table, spec, frame, profile, set_, missing, dataset, seed_list, claims,
-                          rep.caveats(done) + rep.failure_lines(failed), rep.clinical_frame(done))
+                          rep.caveats(done) + rep.same_config_lines(same, profile, here)
+                          + rep.failure_lines(failed), rep.clinical_frame(done))
     from benchsr.results import write_text
     path = out / "reproduce" / f"{'-'.join([table, *([dataset] if dataset else []), profile])}.md"
+    md += rep.curves_section(spec, done, path.with_name(path.stem + "-curves.png"))
     write_text(path, md)
     show_reproduced(note, frame, claims, path)
     if missing:
         err_console.print(f"error: {len(missing)} row(s) have no complete run: {', '.join(missing)}"
                           f" ({path} lists why)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _table_runs(spec: dict, rows: list, ds_cls, data_dir, out: Path, runs_of: Path | None) -> dict:
+    """Row name -> its run folders (one per seed; None where none finished): those an earlier
+    report lists (`runs_of`), else the finished runs of each config, after running the missing
+    ones (a stopped run continues; rows sharing a config run once)."""
+    from benchsr.report import reproduce as rep
+    if runs_of is not None:     # the code's config may have moved on since those runs
+        return rep.listed_runs(runs_of, out, spec)
+    todo = [(cls, cfg) for _, cls, cfg in rows if rep.finished_run(out, cfg, True) is None]
+    if todo:
+        console.print(f"{len(rows) - len(todo)} of {len(rows)} runs are reused; running {len(todo)}")
+        unique = {json.dumps(cfg, sort_keys=True): (cls, cfg) for cls, cfg in todo}
+        stopped = [job for job in unique.values() if rep.stopped_run(out, job[1])]
+        fresh = [job for job in unique.values() if job not in stopped]
+        for jobs, resume in ((stopped, True), (fresh, False)):   # a stopped run continues
+            if jobs:
+                _execute(jobs, ds_cls, data_dir, out, resume=resume)
+    by_row: dict[str, list] = {}
+    for row, _, cfg in rows:
+        by_row.setdefault(row["name"], []).append(rep.finished_run(out, cfg, True))
+    return by_row
 
 
 @app.command()

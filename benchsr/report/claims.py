@@ -73,14 +73,39 @@ def _interval(values: list | None, digits: int) -> str:
     return "" if not values else f" [{values[0]:.{digits}f}, {values[1]:.{digits}f}]"
 
 
-def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
+def _mde(c: uncertainty.Comparison, digits: int) -> str:
+    """The smallest effect this test detects (power 0.8, alpha 0.05 before Holm), with its runs."""
+    runs = " v ".join(str(r) if r else "untrained" for r in c.runs)
+    return f"{c.mde:.{digits}f} ({runs} runs, {c.n_volumes} volumes)"
+
+
+def _claim_line(better: str, than: str, recs: dict, m, group: str, paper: dict, ua, ub,
+                c: uncertainty.Comparison | None) -> dict:
+    """One claim's line before Holm: the paper's numbers, ours, the effect and P(A better)."""
+    return {"Claim": f"{_tagged(better, recs)} > {_tagged(than, recs)}", "Metric": m.title,
+            "Evaluation set": group or "primary",
+            "Paper": f"{paper[better][m.name]:.2f} vs {paper[than][m.name]:.2f}",
+            "Ours": f"{describe(ua, m.digits)} vs {describe(ub, m.digits)}",
+            "_effect": "n/a" if c is None else f"{c.effect:+.{m.digits}f}",
+            "95 % CI before Holm": "n/a" if c is None or c.ci95 is None else
+            _interval(c.ci95, m.digits).strip(),
+            "P(A better) [95 % CI]": "n/a" if c is None or c.p_better is None else
+            f"{c.p_better:.2f}" + (_interval(c.p_better_ci95, 2) if c.p_better_ci95
+                                   else f" ({c.p_better_note})" if c.p_better_note else ""),
+            "_digits": m.digits}
+
+
+def verdicts(spec: dict, runs_by_row: dict[str, list], same: dict[str, str] | None = None) -> pd.DataFrame:
     """One line per (claim, metric, evaluation set): paper, ours, effect, P(better), adjusted p,
-    verdict and what it rests on."""
+    verdict and what it rests on. `same`: row -> the row whose config it is at this profile (a
+    claim between them compares a config with itself: untestable, and said so)."""
     paper = {row["name"]: row.get("paper", {}) for row in spec["rows"]}
     recs = {name: records(runs) for name, runs in runs_by_row.items()}
-    lines, tests = [], []
+    same = same or {}
+    lines, tests, why_not = [], [], []
     for claim in spec.get("claims", []):
         better, than = claim["better"], claim["than"]
+        itself = same.get(better, better) == same.get(than, than)
         for metric in paper[better]:
             if metric not in paper[than]:
                 continue
@@ -88,20 +113,11 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
             for group in evaluation_sets(runs_by_row.get(better, []) + runs_by_row.get(than, []), metric):
                 ua, ub = (_units(recs.get(name, []), metric, group) for name in (better, than))
                 c = (uncertainty.compare(ua, ub, m.direction == "higher", (better, than))
-                     if ua is not None and ub is not None else None)
+                     if ua is not None and ub is not None and not itself else None)
                 tests.append(c)
-                lines.append({
-                    "Claim": f"{_tagged(better, recs)} > {_tagged(than, recs)}", "Metric": m.title,
-                    "Evaluation set": group or "primary",
-                    "Paper": f"{paper[better][metric]:.2f} vs {paper[than][metric]:.2f}",
-                    "Ours": f"{describe(ua, m.digits)} vs {describe(ub, m.digits)}",
-                    "_effect": "n/a" if c is None else f"{c.effect:+.{m.digits}f}",
-                    "95 % CI before Holm": "n/a" if c is None or c.ci95 is None else
-                    _interval(c.ci95, m.digits).strip(),
-                    "P(A better) [95 % CI]": "n/a" if c is None or c.p_better is None else
-                    f"{c.p_better:.2f}" + (_interval(c.p_better_ci95, 2) if c.p_better_ci95
-                                           else f" ({c.p_better_note})" if c.p_better_note else ""),
-                    "_digits": m.digits})
+                why_not.append("the same config at this profile: nothing to compare" if itself
+                               else "runs missing")
+                lines.append(_claim_line(better, than, recs, m, group, paper, ua, ub, c))
     frame = pd.DataFrame(lines)
     if frame.empty:
         return frame
@@ -116,6 +132,8 @@ def verdicts(spec: dict, runs_by_row: dict[str, list]) -> pd.DataFrame:
     frame = frame.drop(columns="_effect")
     frame["p (Holm)"] = ["n/a" if np.isnan(p) else f"{p:.3g}" for p in adjusted]
     frame["Verdict"] = words
-    frame["Why"] = ["runs missing" if c is None else uncertainty.detail(c, w, d)
-                    for c, w, d in zip(tests, words, frame["_digits"])]
+    frame["MDE at these seeds"] = ["n/a" if c is None or c.mde is None else _mde(c, d)
+                                   for c, d in zip(tests, frame["_digits"])]
+    frame["Why"] = [reason if c is None else uncertainty.detail(c, w, d)
+                    for c, w, d, reason in zip(tests, words, frame["_digits"], why_not)]
     return frame.drop(columns="_digits")

@@ -235,3 +235,37 @@ def curves_plot(rows: list[dict], png: Path, title: str, metric: str = "psnr") -
     ax.grid(alpha=0.3)
     save_png(fig, png, palette=True)
     return True
+
+
+def curve_panels(rows: list[dict], png: Path, title: str, metric: str = "psnr",
+                 reference: str | None = None) -> bool:
+    """One panel per row (a paper table's condition): each seed's validation curve, thin, and
+    their mean, thick; every panel on the same axes, with the `reference` row's mean dashed in
+    grey, so a reader sees whether a condition changes where the curve goes or only how fast it
+    gets there. False when no run wrote curve.csv."""
+    drawn = [(row, seed_curves(row, metric)) for row in rows]
+    drawn = [(row, frames) for row, frames in drawn if frames]
+    if not drawn:
+        return False
+    means = {row["manifest"]["label"]: pd.concat(f, axis=1).mean(axis=1).sort_index() for row, f in drawn}
+    cols = min(GRID_COLUMNS, len(drawn))
+    nrows = -(-len(drawn) // cols)
+    fig = Figure(figsize=(2.6 * cols, 2.1 * nrows + 0.4), dpi=100)
+    axes = fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax, (row, frames) in zip(axes, drawn):
+        label = row["manifest"]["label"]
+        for curve in frames:
+            ax.plot(curve.index, curve.values, lw=0.7, alpha=0.6, color="tab:blue")
+        if reference in means and reference != label:
+            ax.plot(means[reference].index, means[reference].values, "--", lw=1, color="0.45")
+        ax.plot(means[label].index, means[label].values, lw=1.8, color="tab:blue")
+        ax.set_title(f"{label} ({len(frames)} seed{'s' * (len(frames) > 1)})", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(drawn):]:
+        ax.set_visible(False)
+    fig.supxlabel("step", fontsize=8)
+    fig.supylabel(f"{metric} on the validation images", fontsize=8)
+    fig.suptitle(title + (f" (dashed: {reference}, mean)" if reference in means else ""), fontsize=9)
+    save_png(fig, png, palette=True)
+    return True

@@ -1,14 +1,16 @@
 """`benchsr reproduce TABLE`: a paper's table as runs, printed beside the published numbers.
 
-A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, dataset,
-rows (name, METHOD[:PRESET], optional `set` overrides, the published metric values) and claims
-(orderings the paper states, judged by claims.py). Each row is run once per config and seed: a
+A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, an
+optional note (printed under it), dataset, rows (name, METHOD[:PRESET], optional `set`
+overrides, the published metric values) and claims (orderings the paper states, judged by
+claims.py). Each row is run once per config and seed: a
 finished run with the same config under <out>/runs is reused. `--dataset` runs a table's rows on
 another dataset, at that dataset's scale, and says so.
 """
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -54,6 +56,49 @@ def row_configs(spec: dict, profile: str, extra: list[str], dataset: str | None 
             seeded = overrides + ([f"seed={seed}"] if seed is not None else [])
             out.append((row, cls, config.resolve(cls, preset or "default", ds_cls, profile, seeded)))
     return out
+
+
+def same_config_rows(rows: list[tuple[dict, type, dict]]) -> dict[str, str]:
+    """Row name -> the earlier row whose resolved config it equals (its variant label aside). A
+    profile may already set what a row changes (quick trains 6 res-blocks on 24 px patches, as
+    Table 7's rows 2 and 6 ask): such rows are one condition here, run once, never two."""
+    owner: dict[str, str] = {}
+    same = {}
+    for row, _, cfg in rows:
+        key = json.dumps({k: v for k, v in cfg.items() if k != "variant"}, sort_keys=True, default=str)
+        first = owner.setdefault(key, row["name"])
+        if first != row["name"]:
+            same[row["name"]] = first
+    return same
+
+
+def settings_here(spec: dict, rows: list[tuple[dict, type, dict]]) -> dict[str, str]:
+    """Row name -> the values, at this profile, of every key a row of the table sets: what each
+    condition really trained with (a profile may shrink the paper's setting)."""
+    keys = list(dict.fromkeys(k for row in spec["rows"] for k in (row.get("set") or {})))
+    out: dict[str, str] = {}
+    if not keys:
+        return out
+    for row, _, cfg in rows:
+        values = []
+        for key in keys:
+            node = cfg
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            values.append(f"{key.split('.')[-1]}={node}")
+        out.setdefault(row["name"], ", ".join(values))
+    return out
+
+
+def same_config_lines(same: dict[str, str], profile: str, here: dict[str, str]) -> list[str]:
+    """The report's header lines for rows that are another row's config at this profile."""
+    by_owner: dict[str, list[str]] = {}
+    for row, first in same.items():
+        by_owner.setdefault(first, []).append(row)
+    return [f"SAME CONFIG at profile '{profile}': {', '.join(rows)} {'is' if len(rows) == 1 else 'are'} "
+            f"row {first}'s config here ({here.get(first, '')}): one condition, shown with that "
+            f"row's runs; the claims between them are untestable at this profile"
+            for first, rows in by_owner.items()]
 
 
 def finished_run(root: Path, cfg: dict, failed_too: bool = False) -> Path | None:
@@ -151,15 +196,17 @@ def _ours(summaries: list[dict], metric: str, digits: int, group: str = "") -> s
     return f"{np.mean(means):.{digits}f} ± {np.std(means, ddof=1):.{digits}f} ({len(means)} seeds)"
 
 
-def compare(rows: list[tuple[dict, list[Path]]]) -> pd.DataFrame:
+def compare(rows: list[tuple[dict, list[Path]]], here: dict[str, str] | None = None) -> pd.DataFrame:
     """Published vs measured, one line per row of the paper's table (its runs: one per seed),
     with the paper's metrics on every secondary evaluation set the runs have (e.g. ct-uct's true
-    cross-modality pairs beside the primary bicubic proxy)."""
+    cross-modality pairs beside the primary bicubic proxy); `here`: what each row trained with."""
     lines = []
     for row, runs in rows:
         summaries = [results.read_json(r / "summary.json") for r in runs]
         line = {"Row": row["name"],
                 "Run label": results.display_label(results.read_json(runs[0] / "manifest.json"))}
+        if here:
+            line["Trained with"] = here.get(row["name"], "")
         for metric, paper in row["paper"].items():
             digits, title = METRICS[metric].digits, METRICS[metric].title
             line[f"{title}: paper"] = f"{paper:.2f}"
@@ -209,7 +256,8 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
                                   f"{dataset}'s scale" if elsewhere else "")
             + f". Profile '{profile}'"
             + ("" if profile == "paper" and not elsewhere else
-               ": not the paper's setting, so compare the ranking, not the absolute values") + ".")
+               ": not the paper's setting, so compare the ranking, not the absolute values") + "."
+            + (f" {spec['note']}" if spec.get("note") else ""))
     rows = [row["name"].split()[0] for row in spec["rows"]] if spec.get("left_out") else []
     command = " ".join(["benchsr reproduce", table, "--profile", profile,
                         *(["--dataset", dataset] if dataset else []),
@@ -246,6 +294,31 @@ def report(table: str, spec: dict, frame: pd.DataFrame, profile: str, sets: list
                "whose images carry the metric.\n\n"
                + claims.to_markdown(index=False, disable_numparse=True) + "\n")
     return note, md
+
+
+def curve_rows(done: list[tuple[dict, list[Path]]]) -> list[dict]:
+    """Each row's runs in the shape the learning-curve readers take (curves.py)."""
+    return [{"manifest": {"label": row["name"]}, "seed_runs": [{"dir": Path(r)} for r in runs]}
+            for row, runs in done]
+
+
+def curves_section(spec: dict, done: list[tuple[dict, list[Path]]], png: Path) -> str:
+    """The report's learning curves: a figure with one panel per row (the row most claims hold
+    up as better dashed in each) and where each row's mean curve stops, by curves.TREND_RULE."""
+    from collections import Counter
+
+    from benchsr.report.curves import TREND_RULE, stops_frame
+    from benchsr.report.figures import curve_panels
+    rows = curve_rows(done)
+    favoured = Counter(c["better"] for c in spec.get("claims", [])).most_common(1)
+    reference = favoured[0][0] if favoured else None
+    if not curve_panels(rows, png, f"{spec['title']}: validation PSNR per condition", "psnr", reference):
+        return "\n## Learning curves\n\nNo run of this table wrote curve.csv.\n"
+    return (f"\n## Learning curves\n\n![learning curves]({png.name})\n\nValidation PSNR against the "
+            f"training step, one panel per row: each seed thin, their mean thick"
+            + (f", {reference}'s mean dashed" if reference else "") + ". Where each mean curve "
+            f"stops ({TREND_RULE}):\n\n"
+            + stops_frame(rows).rename(columns={"Method": "Row"}).to_markdown(index=False, disable_numparse=True) + "\n")
 
 
 def select_rows(spec: dict, wanted: str | None) -> dict:

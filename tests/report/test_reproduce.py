@@ -62,6 +62,16 @@ tableY:
   rows:
     - {name: nearest, method: blocky, paper: {psnr: 20.0}}
     - {name: inverted, method: blocky, set: {model.mode: inverted}, paper: {psnr: 21.0}}
+tableZ:
+  title: "Toy table with a row that is the preset's own setting"
+  dataset: lung-ct
+  rows:
+    - {name: nearest, method: blocky, paper: {psnr: 20.0}}
+    - {name: nearest again, method: blocky, set: {model.mode: nearest}, paper: {psnr: 19.0}}
+    - {name: bilinear, method: blocky, set: {model.mode: bilinear}, paper: {psnr: 21.0}}
+  claims:
+    - {better: nearest, than: nearest again}
+    - {better: bilinear, than: nearest again}
 '''
 
 
@@ -209,3 +219,55 @@ def test_a_stopped_run_is_continued_not_started_again(toy_plugin, tmp_path):
     assert res.exit_code == 0, res.output
     assert list((out / "runs" / "lung-ct" / "blocky-mode=bilinear").iterdir()) == [run]
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_row_that_is_another_rows_config_runs_once_and_its_claim_is_untestable(toy_plugin, tmp_path):
+    """At quick, Table 7's rows 2 (6 blocks) and 6 (24 px patch) are row 1's config: the profile
+    already trains 6 blocks on 24 px patches. They were run and judged as three conditions."""
+    spec = reproduce.paper_tables()["table7"]
+    same = reproduce.same_config_rows(reproduce.row_configs(spec, "quick", [], "lung-ct", [0, 1]))
+    assert same == {"2 (6 blocks)": "1 (9, 3+7, 32)", "6 (24 px patch)": "1 (9, 3+7, 32)"}
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["reproduce", "tableZ", "--profile", "smoke", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(r.parent.name for r in (out / "runs" / "lung-ct").glob("*/*")) == [
+        "blocky", "blocky-mode=bilinear"]
+    md = (out / "reproduce" / "tableZ-smoke.md").read_text()
+    assert "SAME CONFIG at profile 'smoke': nearest again is row nearest's config here (mode=nearest)" in md
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")]
+            for line in md.split("## Clinical")[0].splitlines() if line.startswith("| ")}
+    col = rows["Row"].index("Trained with")
+    assert (rows["nearest again"][col], rows["bilinear"][col]) == ("mode=nearest", "mode=bilinear")
+    assert rows["nearest again"][rows["Row"].index("Runs")] == rows["nearest"][rows["Row"].index("Runs")]
+    claims = {line.split("|")[1].strip(): line for line in md.split("## Claims")[1].splitlines()
+              if line.startswith("| ")}
+    assert "untestable" in claims["nearest > nearest again"]
+    assert "the same config at this profile" in claims["nearest > nearest again"]
+    assert "untestable" not in claims["bilinear > nearest again"]
+    assert "MDE at these seeds" in claims["Claim"]
+    assert "No run of this table wrote curve.csv" in md       # the toy trains nothing
+
+
+def test_learning_curves_one_panel_per_row_with_where_each_stops(tmp_path):
+    done = []
+    for name, slope in (("M (11111)", 0.01), ("C (1----)", 0.0002)):
+        runs = []
+        for seed in range(2):
+            run = tmp_path / f"{name[0]}{seed}"
+            run.mkdir()
+            steps = [75 * k for k in range(1, 7)]
+            (run / "curve.csv").write_text("step,metric,value\n" + "".join(
+                f"{s},psnr,{12 + slope * s + 0.1 * seed}\n" for s in steps))
+            runs.append(run)
+        done.append(({"name": name}, runs))
+    spec = {"title": "Toy", "claims": [{"better": "M (11111)", "than": "C (1----)"}]}
+    png = tmp_path / "curves.png"
+    md = reproduce.curves_section(spec, done, png)
+    assert png.is_file() and "![learning curves](curves.png)" in md
+    assert "M (11111)'s mean dashed" in md
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")]
+             for line in md.splitlines() if line.startswith("| ")}
+    # mean of the two seeds at step 450: 12 + 0.01 * 450 + 0.05 = 16.55, rising 1.1 dB over the
+    # second half; C gains 0.045 dB there, within RISE_DB: level
+    assert lines["M (11111)"][4] == "16.55 (450)" and lines["M (11111)"][-2] == "rising"
+    assert lines["C (1----)"][4] == "12.14 (450)" and lines["C (1----)"][-2] == "level"
