@@ -4,7 +4,8 @@ A group's *task* is what a reader chooses a method for: its dataset (and whose s
 (plane, factor), design (replicate keys), profile and checkpoint kind. Within a task, the
 protocol of the newest run is current; a group on an older protocol is superseded, and goes to
 the archive under what changed. The current ones are read in this order: the default dataset's
-first, real data before simulated, axial before through-plane, the longest profile first, last
+first, real data before simulated, methods as shipped before their config variants (a paper
+table's ablations), axial before through-plane, the longest profile first, last
 checkpoints before best-on-validation ones, smoke runs (plumbing checks) at the end.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def task(group: Group) -> tuple:
     p = group.protocol
     return (group.dataset, group.own_data, group.simulated, p.get("plane", "axial"),
             p.get("z_factor"), p.get("scale"), str(p.get("replicate_keys")), group.profile,
-            group.checkpoint)
+            group.checkpoint, group.variants)
 
 
 def newest(group: Group) -> str:
@@ -53,7 +54,7 @@ def changes(old: dict, new: dict) -> str:
 
 def _rank(group: Group) -> tuple:
     profile = PROFILES.index(group.profile) if group.profile in PROFILES else -1
-    return (group.profile == "smoke", group.simulated, group.dataset != DEFAULT_DATASET,
+    return (group.profile == "smoke", group.simulated, group.variants, group.dataset != DEFAULT_DATASET,
             bool(group.own_data), group.dataset, bool(group.protocol.get("replicate_keys")),
             group.protocol.get("plane") == "through",
             group.protocol.get("z_factor") or 0, -profile, group.checkpoint != "last")

@@ -61,6 +61,7 @@ class Group:
     clinical_absent: list[str] = field(default_factory=list)   # measures no row has here
     checkpoint: str = "last"                           # results.checkpoint_kind of its runs
     profile: str = ""                                  # a profile's rows are never ranked with another's
+    variants: bool = False                             # config variants (a paper table's ablations)
 
     @property
     def title(self) -> str:
@@ -71,7 +72,8 @@ class Group:
         design = (", " + str(self.protocol.get("split", "by " + str(self.protocol["replicate_keys"])))
                   .split(":")[0] if self.protocol.get("replicate_keys") else "")
         return (self.dataset + through + (" (SIMULATED)" if self.simulated else "")
-                + self.own_data + design + (f", {self.profile}" if self.profile else "") + best)
+                + self.own_data + design + (f", {self.profile}" if self.profile else "")
+                + (", config variants" if self.variants else "") + best)
 
     @property
     def own_data(self) -> str:
@@ -83,7 +85,7 @@ class Group:
     @property
     def stem(self) -> str:
         return (f"{self.dataset}-{self.key}" + (f"-{self.profile}" if self.profile else "")
-                + ("-best-val" if self.checkpoint == "best" else ""))
+                + ("-variants" if self.variants else "") + ("-best-val" if self.checkpoint == "best" else ""))
 
 
 # -------------------------------------------------------------------------------------------
@@ -488,26 +490,34 @@ def _provenance_row(label, rec, m, p, commit, status) -> dict:
             "Finished": m.get("finished", "?")}
 
 
+VARIANTS_NOTE = ("Config variants of a method (e.g. the rows of a paper's ablation table, run by "
+                 "`benchsr reproduce`): ranked here among themselves; the methods as shipped are "
+                 "ranked in their own section, and each reproduced table, with its claims, is in "
+                 "reproduce/ beside the runs")
+
+
 def groups(recs: list[dict]) -> list[Group]:
     """Rows are only compared within one dataset, protocol and profile, and last checkpoints
-    apart from best-on-validation ones."""
+    apart from best-on-validation ones; a method's config variants (`variant`: the rows of a
+    paper's ablation table) apart from the methods as shipped, which a reader chooses among."""
     by_key: dict[tuple, list[dict]] = {}
     for rec in recs:
         m = rec["manifest"]
         # best-on-validation checkpoints (best.py) are a protocol of their own: never ranked
         # beside the last checkpoints the leaderboard ranks
         by_key.setdefault((m["dataset"], protocol_key(m.get("protocol", {})), m["profile"],
-                           checkpoint_kind(m)), []).append(rec)
+                           checkpoint_kind(m), bool(m.get("variant"))), []).append(rec)
     out = []
-    for (dataset, key, profile, checkpoint), members in sorted(by_key.items(), key=lambda kv: (
+    for (dataset, key, profile, checkpoint, variants), members in sorted(by_key.items(), key=lambda kv: (
             kv[0][0], kv[0][1], PROFILES.index(kv[0][2]) if kv[0][2] in PROFILES else 99,
-            kv[0][2], kv[0][3] != "last")):
+            kv[0][2], kv[0][3] != "last", kv[0][4])):
         protocol = members[0]["manifest"].get("protocol", {})
         clinical, absent = clinical_table(members, protocol.get("hr_units", "HU"))
         out.append(Group(dataset, key, protocol, any(r["manifest"].get("simulated") for r in members),
                          members, quality_table(members), cost_table(members),
-                         provenance_table(members), caveats(members), clinical, absent,
-                         checkpoint, profile))
+                         provenance_table(members), caveats(members) + (
+                             [VARIANTS_NOTE] if variants else []), clinical, absent,
+                         checkpoint, profile, variants))
     return out
 
 

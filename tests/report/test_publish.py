@@ -319,3 +319,21 @@ def test_the_newest_complete_run_of_a_seed_wins_and_failed_seeds_are_counted(smo
     assert cells["Seeds"] == "2 of 3 (1 failed)"
     prov = group.provenance.cells.set_index("Run")
     assert prov.loc["20261204-000000-smoke-040", "Status"] == "superseded by 20261201-000000-smoke-010"
+
+
+def test_config_variants_are_ranked_apart_after_the_methods_as_shipped(smoke_out, tmp_path):
+    """Table 3 and 7's 16 SR-CycleGAN variants sat among the 9 methods a reader chooses from."""
+    root = tmp_path / "r"
+    shutil.copytree(smoke_out / "runs", root / "runs")
+    runs = root / "runs" / "lung-ct"
+    variant = runs / "nearest-mode=other" / "zz-variant"
+    shutil.copytree(next((runs / "nearest").iterdir()), variant)
+    manifest = json.loads((variant / "manifest.json").read_text())
+    (variant / "manifest.json").write_text(json.dumps(
+        manifest | {"variant": "mode=other", "label": "nearest [mode=other]"}))
+    found = publish.build([root / "runs"], root)
+    assert [(g.title, len(g.quality.cells)) for g in found] == [
+        ("lung-ct, smoke", 8), ("lung-ct, smoke, config variants", 1)]
+    assert tables.VARIANTS_NOTE in found[1].caveats and found[1].stem.endswith("-variants")
+    board = (root / "leaderboard.md").read_text()
+    assert board.index("## lung-ct, smoke\n") < board.index("## lung-ct, smoke, config variants\n")
