@@ -1,7 +1,8 @@
 """Writes the leaderboard from run folders: Markdown, CSV, LaTeX (booktabs, best value in bold)
 and one static HTML page with the comparison grids and loss curves embedded.
 
-<root>/leaderboard.md, <root>/leaderboard.html and, per dataset, protocol, profile and checkpoint
+<root>/README.md (front.py: the answer first, unless a README.md benchsr did not write is
+there), <root>/leaderboard.md, <root>/leaderboard.html and, per dataset, protocol, profile and checkpoint
 kind, <root>/leaderboard/<dataset>-<protocol>-<profile>[-best-val]-{quality,stats,cost,provenance}.csv,
 -{quality,cost}.tex and -grid.png.
 """
@@ -19,13 +20,13 @@ import pandas as pd
 
 from benchsr.evaluation.clinical import LUNG_MASK_RULE, MIN_TISSUE_PIXELS, TISSUES_HU
 from benchsr.evaluation.metrics import METRICS
-from benchsr.report import figures, layout, planes
+from benchsr.report import figures, front, layout, planes
 from benchsr.report.order import reading_order
 from benchsr.report.curves import TREND_RULE, stops_frame
 from benchsr.report.rows import load_runs
 from benchsr.report.tables import (SIGNIFICANCE, WORSE_MARK, Group, Table, direction_sentence,
                                    groups, ranked_titles, tests_table)
-from benchsr.results import staging_folder, write_text
+from benchsr.results import code_version, staging_folder, write_text
 
 
 def legend() -> str:
@@ -338,7 +339,20 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     write_text(out_root / "leaderboard.md", "\n".join(md) + "\n")
     write_text(out_root / ARCHIVE, "\n".join(archive) + "\n")
     write_text(out_root / "leaderboard.html", page)
+    if front.ours(out_root / "README.md"):
+        write_text(out_root / "README.md", front_page(found, out_root))
     return found
+
+
+def front_page(found: list[Group], folder: Path) -> str:
+    """README.md: each task's ranking (last checkpoints of the methods as shipped, smoke runs
+    only where nothing longer ran), then links to the other current sections."""
+    current, _ = reading_order(found)
+    ranked = [g for g in current if g.checkpoint == "last" and not g.variants]
+    shown = [g for g in ranked if g.profile != "smoke"] or ranked
+    anchors = {id(g): f"leaderboard.md#{anchor(g.title)}" for g in current}
+    return front.page(shown, [g for g in current if g not in shown], anchors, folder,
+                      code_version())
 
 
 INTRO = ("Built by `benchsr leaderboard` from run folders only (per-image values and provenance "

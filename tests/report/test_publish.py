@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from benchsr.report import publish, tables
+from benchsr.report import front, publish, tables
 from benchsr.results import finished_runs
 
 TRAINED = ["srcyclegan", "cincgan", "esrgan", "pseudosr"]
@@ -321,19 +321,50 @@ def test_the_newest_complete_run_of_a_seed_wins_and_failed_seeds_are_counted(smo
     assert prov.loc["20261204-000000-smoke-040", "Status"] == "superseded by 20261201-000000-smoke-010"
 
 
+def _with_a_copy(smoke_out, root, method: str, folder: str, changes: dict):
+    """The smoke runs under root/runs, and a copy of `method`'s run in runs/lung-ct/`folder`
+    with its manifest changed by `changes`: the copy's folder."""
+    shutil.copytree(smoke_out / "runs", root / "runs")
+    runs = root / "runs" / "lung-ct"
+    copy = runs / folder / "zz-copy"
+    shutil.copytree(next((runs / method).iterdir()), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(manifest | changes))
+    return copy
+
+
 def test_config_variants_are_ranked_apart_after_the_methods_as_shipped(smoke_out, tmp_path):
     """Table 3 and 7's 16 SR-CycleGAN variants sat among the 9 methods a reader chooses from."""
     root = tmp_path / "r"
-    shutil.copytree(smoke_out / "runs", root / "runs")
-    runs = root / "runs" / "lung-ct"
-    variant = runs / "nearest-mode=other" / "zz-variant"
-    shutil.copytree(next((runs / "nearest").iterdir()), variant)
-    manifest = json.loads((variant / "manifest.json").read_text())
-    (variant / "manifest.json").write_text(json.dumps(
-        manifest | {"variant": "mode=other", "label": "nearest [mode=other]"}))
+    _with_a_copy(smoke_out, root, "nearest", "nearest-mode=other",
+                 {"variant": "mode=other", "label": "nearest [mode=other]"})
     found = publish.build([root / "runs"], root)
     assert [(g.title, len(g.quality.cells)) for g in found] == [
         ("lung-ct, smoke", 8), ("lung-ct, smoke, config variants", 1)]
     assert tables.VARIANTS_NOTE in found[1].caveats and found[1].stem.endswith("-variants")
     board = (root / "leaderboard.md").read_text()
     assert board.index("## lung-ct, smoke\n") < board.index("## lung-ct, smoke, config variants\n")
+
+
+def test_the_front_page_ranks_each_task_and_never_overwrites_a_readme_of_yours(smoke_out, tmp_path):
+    root = tmp_path / "r"
+    longer = _with_a_copy(smoke_out, root, "bicubic", "bicubic", {"profile": "quick"})
+    found = publish.build([root / "runs"], root)
+    page = (root / "README.md").read_text()
+    assert page.startswith(front.MARK) and len(page.splitlines()) < 150
+    # the longer profile is the answer; the smoke runs are a link under it
+    assert page.index("## lung-ct, quick\n") < page.index("- [lung-ct, smoke](leaderboard.md#lung-ct-smoke)")
+    assert "## lung-ct, smoke\n" not in page
+    psnr = json.loads((longer / "summary.json").read_text())["psnr"]
+    (line,) = [line for line in page.splitlines() if line.startswith("| 1 ")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:3] == ["1", "bicubic", f"{psnr['mean']:.2f} ± {psnr['std']:.2f}"]
+    assert cells[4] == "best" and cells[5] == "no training"
+    flat = " ".join(page.split())                  # prose is wrapped
+    assert "Evidence: 3 volumes (" in flat and "no method here trains; profile quick." in flat
+    assert "[leaderboard.md#lung-ct-quick](leaderboard.md#lung-ct-quick)" in page
+    # a front page that benchsr did not write stays as it is
+    (root / "README.md").write_text("# my notes\n")
+    publish.build([root / "runs"], root)
+    assert (root / "README.md").read_text() == "# my notes\n"
+    assert len(found) == 2
