@@ -60,24 +60,22 @@ def _render(table: Table, escape, bold) -> pd.DataFrame:
     return out.mask(table.best, out.map(bold))
 
 
-def _shown(cells: pd.DataFrame) -> pd.DataFrame:
-    """A group's table as a page shows it: every row has the group's profile, so no column
-    says it; a metric no row could compute is one note (in the Notes column's list), not a
-    column of the same words."""
+def _shown(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """A group's table as a page shows it, and a note for under it: every row has the group's
+    profile, so no column says it; a metric no row could compute is one note ("every row:
+    LPIPS: n/a: weights not found"), not a column of the same words, nor a row of the table."""
     cells = cells.drop(columns=[c for c in ("Profile",) if c in cells.columns])
     absent = [c for c in cells.columns[1:] if cells[c].nunique() == 1
               and str(cells[c].iloc[0]).startswith("n/a") and len(cells) > 1]
-    if absent:
-        said = "; ".join(f"{c}: {cells[c].iloc[0]}" for c in absent)
-        cells = cells.drop(columns=absent)
-        cells.loc[len(cells)] = {cells.columns[0]: "every row", "Notes": said}
-        cells = cells.fillna("")
-    return cells
+    said = "; ".join(f"{c}: {cells[c].iloc[0]}" for c in absent)
+    return cells.drop(columns=absent), said
 
 
 def markdown(table: Table) -> str:
-    cells = _render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**")
-    return layout.table(_shown(cells))
+    cells, said = _shown(_render(table, lambda s: s.replace("|", "\\|"), lambda s: f"**{s}**"))
+    text = layout.table(cells)
+    gap = "\n\n" if text.splitlines()[-1].startswith("|") else "\n"   # a list after a table, or in its list
+    return text + (gap + layout.bullet("every row", said) if said else "")
 
 
 def latex(table: Table, caption: str) -> str:
@@ -110,12 +108,13 @@ def paper_latex(table: Table, caption: str) -> str:
 def html_table(table: Table) -> str:
     """The table, its cells on one line each (the page scrolls sideways instead), with a
     `Notes` column as a list under it."""
-    cells = _shown(_render(table, html.escape, lambda s: f"<strong>{s}</strong>"))
+    cells, said = _shown(_render(table, html.escape, lambda s: f"<strong>{s}</strong>"))
     notes = []
     if "Notes" in cells.columns:
         notes = [(row[cells.columns[0]], row["Notes"]) for _, row in cells.iterrows()
                  if str(row["Notes"]).strip() not in ("", "-")]
         cells = cells.drop(columns=["Notes"])
+    notes += [("every row", said)] if said else []
     out = ('<div class="scroll">' + cells.to_html(index=False, escape=False, border=0,
                                                   classes="board") + "</div>")
     if notes:

@@ -88,6 +88,9 @@ def test_markdown_reads_in_any_viewer(smoke_out):
     ranking = board.split("### Ranking")[1].split("###")[0]
     if "LPIPS: n/a" in ranking:
         assert "| LPIPS" not in ranking
+        # ... and a note under the table, never an empty row of it
+        assert "- **every row**: LPIPS: n/a" in ranking and "| every row" not in ranking
+        assert "<td>every row</td>" not in (smoke_out / "leaderboard.html").read_text()
 
 
 def test_paper_latex_has_values_ranks_and_markers_only(smoke_out):
