@@ -24,8 +24,9 @@ def bullet(head: str, text: str) -> str:
 
 
 def _width(cells: pd.DataFrame) -> int:
-    """Characters of the widest line pandas' to_markdown gives these columns."""
-    return 1 + sum(max([len(str(c)), *cells[c].map(lambda v: len(str(v)))]) + 3 for c in cells.columns)
+    """Characters of the widest line pandas' to_markdown gives these columns (measured: its
+    padding is not a fixed 3 per column)."""
+    return longest_line(cells.to_markdown(index=False, disable_numparse=True))
 
 
 def _chunks(cells: pd.DataFrame) -> list[pd.DataFrame]:

@@ -371,3 +371,14 @@ def test_the_front_page_ranks_each_task_and_never_overwrites_a_readme_of_yours(s
     publish.build([root / "runs"], root)
     assert (root / "README.md").read_text() == "# my notes\n"
     assert len(found) == 2
+
+
+def test_a_wide_table_of_narrow_columns_is_split_within_the_line_limit():
+    """pandas pads a column to at least 3 characters: the clinical table of the published
+    leaderboard (short counts beside long cells) came out at 302 characters a line."""
+    from benchsr.report import layout
+    cells = pd.DataFrame({"Method": ["esrgan:psnr"],
+                          **{f"{k}": ["1"] for k in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+                          **{f"measure {k}": ["160.2 ± 65.0 [-423.5, 744.0] #5"] for k in range(5)}})
+    text = layout.table(cells)
+    assert layout.longest_line(text) <= layout.MAX_LINE and text.count("| esrgan:psnr") >= 2
