@@ -3,9 +3,9 @@
 A method plugin may ship `paper_tables.yaml` beside its module: table name -> title, an
 optional note (printed under it), dataset, rows (name, METHOD[:PRESET], optional `set`
 overrides, the published metric values) and claims (orderings the paper states, judged by
-claims.py). Each row is run once per config and seed: a
-finished run with the same config under <out>/runs is reused. `--dataset` runs a table's rows on
-another dataset, at that dataset's scale, and says so.
+claims.py). Each row is run once per config and seed: a finished run with the same config under
+<out>/runs is reused, and rows whose configs coincide at the profile run are one condition.
+`--dataset` runs a table's rows on another dataset, at that dataset's scale, and says so.
 """
 from __future__ import annotations
 
@@ -318,7 +318,8 @@ def curves_section(spec: dict, done: list[tuple[dict, list[Path]]], png: Path) -
             f"training step, one panel per row: each seed thin, their mean thick"
             + (f", {reference}'s mean dashed" if reference else "") + ". Where each mean curve "
             f"stops ({TREND_RULE}):\n\n"
-            + stops_frame(rows).rename(columns={"Method": "Row"}).to_markdown(index=False, disable_numparse=True) + "\n")
+            + stops_frame(rows).rename(columns={"Method": "Row"}).to_markdown(
+                index=False, disable_numparse=True) + "\n")
 
 
 def select_rows(spec: dict, wanted: str | None) -> dict:
