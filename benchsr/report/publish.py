@@ -2,8 +2,8 @@
 and one static HTML page with the comparison grids and loss curves embedded.
 
 <root>/README.md (front.py: the answer first, unless a README.md benchsr did not write is
-there), <root>/leaderboard.md, <root>/leaderboard.html and, per dataset, protocol, profile and checkpoint
-kind, <root>/leaderboard/<dataset>-<protocol>-<profile>[-best-val]-{quality,stats,cost,provenance}.csv,
+there), <root>/leaderboard.md, <root>/leaderboard.html and, per dataset, protocol, profile and
+checkpoint kind, <root>/leaderboard/<dataset>-<protocol>-<profile>[-best-val]-{quality,stats,cost,provenance}.csv,
 -{quality,cost}.tex and -grid.png.
 """
 from __future__ import annotations
