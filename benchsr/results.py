@@ -236,7 +236,8 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """This machine's CPU model (/proc/cpuinfo), else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -261,7 +262,7 @@ def provenance(device, packages: tuple[str, ...] = ()) -> dict:
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in (*PACKAGES, *packages)},
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "host": platform.node(),
     }

@@ -7,7 +7,6 @@ overwritten.
 from __future__ import annotations
 
 import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from benchsr.report import layout
 from benchsr.report.tables import Group, seeds_text
+from benchsr.results import cpu_name
 
 MARK = "<!-- written by `benchsr leaderboard`; edits are lost at the next build -->"
 
@@ -74,8 +74,7 @@ def ranked(group: Group) -> pd.DataFrame:
 
 def evidence(group: Group) -> str:
     """One sentence: the patients, the training runs, the profile, and what to beware of."""
-    volumes = next((c.split(":", 1)[1].strip() for c in group.caveats if c.startswith("Evaluation:")),
-                   "volumes not recorded.")
+    volumes = group.evaluation or "volumes not recorded."
     psnr = group.quality.numbers[group.quality.numbers["metric"] == "psnr"]
     seeds = sorted({int(n) for n in psnr["n_seeds"].dropna() if n})
     runs = ((f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}")
@@ -93,12 +92,7 @@ def _section(group: Group, link: str) -> list[str]:
 
 
 def _machine() -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), "")
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def page(shown: list[Group], elsewhere: list[Group], anchors: dict[int, str], folder: Path,

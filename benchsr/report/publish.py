@@ -241,7 +241,7 @@ def _curves(group: Group, folder: Path) -> Path | None:
 
 def evidence(group: Group) -> str:
     """One sentence on what the group's numbers stand on."""
-    volumes = next((c.split(":", 1)[1].strip() for c in group.caveats if c.startswith("Evaluation:")), "")
+    volumes = group.evaluation
     return (f"{len(group.quality.cells)} rows at profile {group.profile or '?'}, protocol {group.key}"
             + (" (SIMULATED data)" if group.simulated else "") + (f". Evaluation: {volumes}"
                                                                     if volumes else "."))
@@ -330,7 +330,7 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     folder = staging_folder(out_root, ".leaderboard-new-")
     os.chmod(folder, 0o755)             # mkdtemp makes it private; a leaderboard is to be read
     try:
-        found, md, archive, page = _build_into(paths, folder)
+        found, current, md, archive, page = _build_into(paths, folder)
         _swap(folder, out_root / "leaderboard")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -339,14 +339,14 @@ def build(paths: list[Path], out_root: Path) -> list[Group]:
     write_text(out_root / ARCHIVE, "\n".join(archive) + "\n")
     write_text(out_root / "leaderboard.html", page)
     if front.ours(out_root / "README.md"):
-        write_text(out_root / "README.md", front_page(found, out_root))
+        write_text(out_root / "README.md", front_page(current, out_root))
     return found
 
 
-def front_page(found: list[Group], folder: Path) -> str:
-    """README.md: each task's ranking (last checkpoints of the methods as shipped, smoke runs
-    only where nothing longer ran), then links to the other current sections."""
-    current, _ = reading_order(found)
+def front_page(current: list[Group], folder: Path) -> str:
+    """README.md from the current groups in reading order: each task's ranking (last
+    checkpoints of the methods as shipped, smoke runs only where nothing longer ran), then links
+    to the other current sections."""
     ranked = [g for g in current if g.checkpoint == "last" and not g.variants]
     shown = [g for g in ranked if g.profile != "smoke"] or ranked
     anchors = {id(g): f"leaderboard.md#{anchor(g.title)}" for g in current}
@@ -360,9 +360,10 @@ INTRO = ("Built by `benchsr leaderboard` from run folders only (per-image values
          f"superseded protocols are in {ARCHIVE}.")
 
 
-def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str], list[str], str]:
-    """The group files written into `folder`; leaderboard.md's lines, the archive's lines and
-    the HTML page."""
+def _build_into(paths: list[Path], folder: Path
+                ) -> tuple[list[Group], list[Group], list[str], list[str], str]:
+    """The group files written into `folder`; every group, the current ones in reading order,
+    leaderboard.md's lines, the archive's lines and the HTML page."""
     found = groups(load_runs(paths))
     current, superseded = reading_order(found)
     md = ["# benchsr leaderboard", "", layout.prose(INTRO), ""]
@@ -400,7 +401,7 @@ def _build_into(paths: list[Path], folder: Path) -> tuple[list[Group], list[str]
               '<li><a href="#reading">how to read the cells</a></li>']
     page = PAGE.format(title="benchsr leaderboard", intro=html.escape(INTRO), toc="".join(items),
                        sections="\n".join(sections), legend=html.escape(legend()))
-    return found, md, archive, page
+    return found, current, md, archive, page
 
 
 def _swap(new: Path, final: Path) -> None:

@@ -83,6 +83,11 @@ class Group:
         return f" on your data ({', '.join(folders)})" if folders else ""
 
     @property
+    def evaluation(self) -> str:
+        """What the group was scored on ("3 volumes (A, B, C)."), from its caveats; '' if unsaid."""
+        return next((c.split(":", 1)[1].strip() for c in self.caveats if c.startswith("Evaluation:")), "")
+
+    @property
     def stem(self) -> str:
         return (f"{self.dataset}-{self.key}" + (f"-{self.profile}" if self.profile else "")
                 + ("-variants" if self.variants else "") + ("-best-val" if self.checkpoint == "best" else ""))
