@@ -7,6 +7,7 @@ backend is touched.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -106,6 +107,18 @@ def bicubic_reference(lr: np.ndarray, scale: int) -> np.ndarray:
 
 
 GRID_COLUMNS = 5
+TITLE_CHARS = 30        # a panel's title wraps here: a 250 px panel holds about this many at 8 pt
+
+
+def panel_title(name: str, width: int = TITLE_CHARS) -> str:
+    """A method's label on lines of at most `width` characters where it can break: after a
+    comma or a space (a config variant's label is one long word of key=value pairs)."""
+    lines = [""]
+    for part in re.split(r"(?<=[, ])", name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[str, np.ndarray]],
@@ -127,10 +140,11 @@ def comparison_grid(lr: np.ndarray, hr: np.ndarray | None, methods: list[tuple[s
     # at most GRID_COLUMNS panels a row, each 250 px wide: the page shows them at full size
     cols = min(GRID_COLUMNS, len(panels))
     bands = -(-len(panels) // cols)
-    fig = Figure(figsize=(2.5 * cols, 5.0 * bands + 0.3), dpi=100)
+    # constrained layout leaves each title the height it needs (a wrapped label: 3 or 4 lines)
+    fig = Figure(figsize=(2.5 * cols, 5.0 * bands + 0.3), dpi=100, layout="constrained")
     axes = fig.subplots(2 * bands, cols, squeeze=False)
     for i, (name, img) in enumerate(panels):
-        label = name
+        label = panel_title(name)
         if hr is not None and i > 0 and name != "HR reference":
             label += (f"\n{metrics.psnr(hr, img):.2f} dB / "
                       f"{metrics.ssim_windowed(hr, img):.3f}")

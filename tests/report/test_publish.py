@@ -382,3 +382,17 @@ def test_a_wide_table_of_narrow_columns_is_split_within_the_line_limit():
                           **{f"measure {k}": ["160.2 ± 65.0 [-423.5, 744.0] #5"] for k in range(5)}})
     text = layout.table(cells)
     assert layout.longest_line(text) <= layout.MAX_LINE and text.count("| esrgan:psnr") >= 2
+
+
+def test_a_long_label_wraps_within_its_panel():
+    """Table 3's variant labels ran into their neighbours' titles on the grid (one long word
+    of key=value pairs, 56 characters over a 250 px panel)."""
+    from benchsr.report.figures import TITLE_CHARS, panel_title
+    for label in ("srcyclegan [lambda_down=0,lambda_ssim_x=0,lambda_ssim_y=0]",
+                  "srcyclegan [lambda_up=0,lambda_down=0,lambda_ssim_x=0]",
+                  "esrgan:paired [perceptual=off]", "bicubic"):
+        title = panel_title(label)
+        assert all(len(line) <= TITLE_CHARS for line in title.splitlines()), title
+        assert title.replace("\n", "") == label, title     # broken after commas only
+    assert panel_title("srcyclegan [lambda_down=0,lambda_ssim_x=0,lambda_ssim_y=0]") == (
+        "srcyclegan [lambda_down=0,\nlambda_ssim_x=0,\nlambda_ssim_y=0]")
